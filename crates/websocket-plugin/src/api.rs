@@ -1,0 +1,353 @@
+//! The safe side of the plugin ABI: what a Rust plugin implements and what it is handed.
+
+use std::ffi::{c_int, CStr, CString};
+use std::fmt;
+use std::sync::{Arc, PoisonError, RwLock};
+
+use crate::ffi::{
+    self, server_fn, WebSocketServer, MESSAGE_TYPE_BINARY, MESSAGE_TYPE_TEXT,
+};
+
+/// A WebSocket application, loaded by mod_websocket through [`export_plugin!`](crate::export_plugin).
+///
+/// One value serves every connection of the `WebSocketHandler` directives that name its
+/// init function, concurrently on many threads; per-connection state lives in
+/// [`Plugin::Session`]. The value is dropped when the last configuration that uses it is
+/// torn down and its last connection has ended.
+pub trait Plugin: Send + Sync + 'static {
+    /// Per-connection state. It must be `Send` because the server may run the callbacks
+    /// of one connection on different threads (never two at once).
+    type Session: Send + 'static;
+
+    /// Called during the opening handshake, before the 101 response.
+    ///
+    /// The response's subprotocol is preset to the first one the client offered;
+    /// [`Connection::set_protocol`] overrides it. Returning `None` (or panicking) refuses
+    /// the connection with 403 Forbidden, and then no other callback runs for it.
+    fn on_connect(&self, conn: &Connection<'_>) -> Option<Self::Session>;
+
+    /// Called on the connection's thread for each complete text or binary message.
+    ///
+    /// A panic is caught, written to the error log and otherwise ignored.
+    fn on_message(&self, session: &mut Self::Session, msg: Message<'_>, sender: &Sender);
+
+    /// Called exactly once when a connection that [`Plugin::on_connect`] accepted has ended.
+    ///
+    /// Every [`Sender`] of the connection is already closed when this runs, so threads
+    /// that use one fail fast and can be joined here.
+    fn on_disconnect(&self, session: Self::Session) {
+        drop(session);
+    }
+}
+
+/// A complete message received from the client.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Message<'a> {
+    Text(&'a str),
+    Binary(&'a [u8]),
+}
+
+impl<'a> Message<'a> {
+    /// The payload, whatever the type.
+    pub fn as_bytes(&self) -> &'a [u8] {
+        match *self {
+            Message::Text(text) => text.as_bytes(),
+            Message::Binary(bytes) => bytes,
+        }
+    }
+
+    /// The ABI's `MESSAGE_TYPE_*` value for this message.
+    pub fn message_type(&self) -> c_int {
+        match self {
+            Message::Text(_) => MESSAGE_TYPE_TEXT,
+            Message::Binary(_) => MESSAGE_TYPE_BINARY,
+        }
+    }
+}
+
+/// A string given to the server contained a byte it cannot carry (NUL, CR or LF).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InvalidString;
+
+impl fmt::Display for InvalidString {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("string contains NUL, CR or LF")
+    }
+}
+
+impl std::error::Error for InvalidString {}
+
+/// Converts a string for the server, refusing bytes that would end it early or let it
+/// inject further header lines.
+fn to_c_string(s: &str) -> Result<CString, InvalidString> {
+    if s.bytes().any(|b| b == b'\r' || b == b'\n') {
+        return Err(InvalidString);
+    }
+    CString::new(s).map_err(|_| InvalidString)
+}
+
+/// The handshake of one connection, as [`Plugin::on_connect`] sees it.
+///
+/// It borrows the server's per-connection struct and is therefore neither `Send` nor
+/// usable after `on_connect` returns; keep a [`Sender`] instead.
+pub struct Connection<'a> {
+    server: &'a WebSocketServer,
+    sender: &'a Sender,
+}
+
+impl<'a> Connection<'a> {
+    pub(crate) fn new(server: &'a WebSocketServer, sender: &'a Sender) -> Self {
+        Connection { server, sender }
+    }
+
+    /// A request header, or `None` if it is absent or not UTF-8.
+    pub fn header(&self, name: &str) -> Option<&'a str> {
+        self.header_raw(name)?.to_str().ok()
+    }
+
+    /// A request header as the client sent it.
+    pub fn header_raw(&self, name: &str) -> Option<&'a CStr> {
+        let get = server_fn!(self.server, header_get)?;
+        let key = CString::new(name).ok()?;
+        // SAFETY: the server struct is valid for 'a (the duration of on_connect) and the
+        // key is NUL-terminated; the header contract says the returned string is owned by
+        // the server and valid at least as long as the server struct.
+        let value = unsafe { get(self.server, key.as_ptr()) };
+        if value.is_null() {
+            return None;
+        }
+        // SAFETY: non-NULL strings from header_get are NUL-terminated and outlive 'a (see above).
+        Some(unsafe { CStr::from_ptr(value) })
+    }
+
+    /// Sets a response header of the 101 response.
+    pub fn set_header(&self, name: &str, value: &str) -> Result<(), InvalidString> {
+        let (name, value) = (to_c_string(name)?, to_c_string(value)?);
+        if let Some(set) = server_fn!(self.server, header_set) {
+            // SAFETY: valid server struct during on_connect; both strings are NUL-terminated
+            // and the server copies them.
+            unsafe { set(self.server, name.as_ptr(), value.as_ptr()) };
+        }
+        Ok(())
+    }
+
+    /// The subprotocols the client offered, in its order of preference.
+    pub fn protocols(&self) -> Protocols<'a> {
+        let count = match server_fn!(self.server, protocol_count) {
+            // SAFETY: valid server struct during on_connect.
+            Some(count) => unsafe { count(self.server) },
+            None => 0,
+        };
+        Protocols {
+            server: self.server,
+            next: 0,
+            count,
+        }
+    }
+
+    /// Chooses the subprotocol named in the 101 response.
+    pub fn set_protocol(&self, protocol: &str) -> Result<(), InvalidString> {
+        let protocol = to_c_string(protocol)?;
+        if let Some(set) = server_fn!(self.server, protocol_set) {
+            // SAFETY: valid server struct during on_connect; the server copies the string.
+            unsafe { set(self.server, protocol.as_ptr()) };
+        }
+        Ok(())
+    }
+
+    /// Apache's `request_rec` of the handshake (NULL if the server does not provide it),
+    /// for plugins that need more than this API offers. Dereferencing it is up to the
+    /// caller, and only during `on_connect`.
+    pub fn request(&self) -> *mut ffi::request_rec {
+        match server_fn!(self.server, request) {
+            // SAFETY: valid server struct during on_connect.
+            Some(request) => unsafe { request(self.server) },
+            None => std::ptr::null_mut(),
+        }
+    }
+
+    /// A handle for sending on this connection, from any thread, for as long as it is open.
+    pub fn sender(&self) -> Sender {
+        self.sender.clone()
+    }
+
+    /// The raw server struct, valid until `on_connect` returns.
+    pub fn as_raw(&self) -> *const WebSocketServer {
+        self.server
+    }
+}
+
+/// The subprotocols offered by the client; see [`Connection::protocols`].
+pub struct Protocols<'a> {
+    server: &'a WebSocketServer,
+    next: usize,
+    count: usize,
+}
+
+impl<'a> Iterator for Protocols<'a> {
+    type Item = &'a str;
+
+    fn next(&mut self) -> Option<&'a str> {
+        let index = server_fn!(self.server, protocol_index)?;
+        while self.next < self.count {
+            let i = self.next;
+            self.next += 1;
+            // SAFETY: valid server struct during on_connect, index below protocol_count.
+            let p = unsafe { index(self.server, i) };
+            if p.is_null() {
+                continue;
+            }
+            // SAFETY: non-NULL strings from protocol_index are NUL-terminated and owned by
+            // the server for at least as long as the server struct.
+            if let Ok(s) = unsafe { CStr::from_ptr(p) }.to_str() {
+                return Some(s);
+            }
+        }
+        None
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        (0, Some(self.count - self.next))
+    }
+}
+
+/// Why a message was not sent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SendError {
+    /// The connection has ended; nothing was handed to the server.
+    Closed,
+    /// The server did not accept the message (it is closing the connection or failed).
+    Rejected,
+}
+
+impl fmt::Display for SendError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            SendError::Closed => "the WebSocket connection is closed",
+            SendError::Rejected => "the server did not accept the message",
+        })
+    }
+}
+
+impl std::error::Error for SendError {}
+
+/// The server struct of a live connection, or NULL once it has ended.
+#[derive(Clone, Copy)]
+struct ServerPtr(*const WebSocketServer);
+
+// SAFETY: the pointer is only dereferenced under the read lock of `SenderShared::server`,
+// while the connection is live, and the plugin contract lets `send` and `close` be called
+// from any thread; the other callbacks are never reached through a Sender.
+unsafe impl Send for ServerPtr {}
+// SAFETY: as above; sharing the pointer only allows the same thread-safe calls.
+unsafe impl Sync for ServerPtr {}
+
+struct SenderShared {
+    server: RwLock<ServerPtr>,
+}
+
+/// Sends on one connection, from any thread, even after the connection is gone.
+///
+/// Sends take a read lock for the duration of the server's `send`; when the connection
+/// ends, the plugin glue takes the write lock and forgets the server pointer before
+/// `on_disconnect`, so a send that races with the end of the connection either completes
+/// before the server struct is released or returns [`SendError::Closed`] without touching it.
+#[derive(Clone)]
+pub struct Sender {
+    shared: Arc<SenderShared>,
+}
+
+impl fmt::Debug for Sender {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Sender")
+            .field("closed", &self.is_closed())
+            .finish()
+    }
+}
+
+impl Sender {
+    pub(crate) fn new(server: *const WebSocketServer) -> Self {
+        Sender {
+            shared: Arc::new(SenderShared {
+                server: RwLock::new(ServerPtr(server)),
+            }),
+        }
+    }
+
+    /// Forgets the server pointer. Waits for sends in progress, which is why the server
+    /// must have made them return before calling `on_disconnect`.
+    pub(crate) fn disconnect(&self) {
+        let mut server = self
+            .shared
+            .server
+            .write()
+            .unwrap_or_else(PoisonError::into_inner);
+        *server = ServerPtr(std::ptr::null());
+    }
+
+    /// Whether the connection has ended; a `false` can be stale by the time it is read.
+    pub fn is_closed(&self) -> bool {
+        self.shared
+            .server
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .0
+            .is_null()
+    }
+
+    /// Sends a text message; returns the number of payload bytes accepted.
+    pub fn send_text(&self, text: &str) -> Result<usize, SendError> {
+        self.send_raw(MESSAGE_TYPE_TEXT, text.as_bytes())
+    }
+
+    /// Sends a binary message; returns the number of payload bytes accepted.
+    pub fn send_binary(&self, data: &[u8]) -> Result<usize, SendError> {
+        self.send_raw(MESSAGE_TYPE_BINARY, data)
+    }
+
+    /// Sends a message of the same type as `msg` (handy for echoing).
+    pub fn send(&self, msg: Message<'_>) -> Result<usize, SendError> {
+        self.send_raw(msg.message_type(), msg.as_bytes())
+    }
+
+    fn send_raw(&self, message_type: c_int, data: &[u8]) -> Result<usize, SendError> {
+        let guard = self
+            .shared
+            .server
+            .read()
+            .unwrap_or_else(PoisonError::into_inner);
+        let server = guard.0;
+        if server.is_null() {
+            return Err(SendError::Closed);
+        }
+        // SAFETY: non-NULL under the read lock means on_disconnect has not yet been
+        // entered, so the server struct is still valid (see the header's contract).
+        let send = server_fn!(unsafe { &*server }, send).ok_or(SendError::Rejected)?;
+        // SAFETY: as above; send may be called from any thread and copies the buffer.
+        let accepted = unsafe { send(server, message_type, data.as_ptr(), data.len()) };
+        drop(guard);
+        if accepted == 0 && !data.is_empty() {
+            Err(SendError::Rejected)
+        } else {
+            Ok(accepted)
+        }
+    }
+
+    /// Starts the closing handshake.
+    pub fn close(&self) -> Result<(), SendError> {
+        let guard = self
+            .shared
+            .server
+            .read()
+            .unwrap_or_else(PoisonError::into_inner);
+        let server = guard.0;
+        if server.is_null() {
+            return Err(SendError::Closed);
+        }
+        // SAFETY: non-NULL under the read lock: the server struct is still valid.
+        let close = server_fn!(unsafe { &*server }, close).ok_or(SendError::Rejected)?;
+        // SAFETY: as above; close may be called from any thread.
+        unsafe { close(server) };
+        Ok(())
+    }
+}
