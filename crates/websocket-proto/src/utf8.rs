@@ -104,6 +104,11 @@ impl Utf8Validator {
 
 /// Validates a complete text in one go.
 pub fn validate(data: &[u8]) -> Result<(), Utf8Error> {
+    // Short ASCII messages are the common case; the SIMD validator's setup
+    // costs more than the check itself at that size.
+    if data.len() < 64 && data.is_ascii() {
+        return Ok(());
+    }
     simdutf8::basic::from_utf8(data)
         .map(|_| ())
         .map_err(|_| Utf8Error)

@@ -1,0 +1,450 @@
+//! A fake server for testing plugins, Rust or C, without Apache (feature `testing`).
+//!
+//! [`FakeServer`] implements every `WebSocketServer` callback by recording what the
+//! plugin did; [`PluginUnderTest`] drives a plugin struct through a connection's life the
+//! way the module does, including making sends fail before `on_disconnect`, and counts
+//! any callback into the server that arrives after `on_disconnect` has returned.
+
+use std::collections::VecDeque;
+use std::ffi::{c_char, c_int, c_uint, c_void, CStr, CString};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Condvar, Mutex, PoisonError};
+use std::time::{Duration, Instant};
+
+use crate::ffi::{
+    request_rec, WebSocketPlugin, WebSocketServer, WebSocketState, MESSAGE_TYPE_BINARY,
+    MESSAGE_TYPE_TEXT, WEBSOCKET_PLUGIN_VERSION_0, WEBSOCKET_SERVER_VERSION_1,
+};
+
+struct Inner {
+    raw: WebSocketServer,
+    request_headers: Vec<(String, CString)>,
+    protocols: Vec<CString>,
+    response_headers: Mutex<Vec<(String, String)>>,
+    chosen_protocol: Mutex<Option<String>>,
+    sent: Mutex<VecDeque<(c_int, Vec<u8>)>>,
+    sent_changed: Condvar,
+    send_delay: Duration,
+    close_calls: AtomicUsize,
+    send_calls: AtomicUsize,
+    in_flight: AtomicUsize,
+    closing: AtomicBool,
+    gone: AtomicBool,
+    late_calls: AtomicUsize,
+    request_marker: u8,
+}
+
+/// A connection's server side, recording everything the plugin asks of it.
+pub struct FakeServer {
+    // Boxed so that the server struct and `state` keep their address.
+    inner: Box<Inner>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// The fake behind a server pointer; counts calls made after the connection ended.
+///
+/// # Safety
+/// `server` must be the `raw` field of a live `Inner` (the plugin contract makes it so).
+unsafe fn inner<'a>(server: *const WebSocketServer) -> &'a Inner {
+    // SAFETY: `state` points to the Inner that contains `*server` (see FakeServer::new).
+    let inner = unsafe { &*((*server).state as *const Inner) };
+    if inner.gone.load(Ordering::SeqCst) {
+        inner.late_calls.fetch_add(1, Ordering::SeqCst);
+    }
+    inner
+}
+
+unsafe extern "system" fn fake_request(server: *const WebSocketServer) -> *mut request_rec {
+    // SAFETY: called by the plugin with the server pointer it was given.
+    let inner = unsafe { inner(server) };
+    // Any non-NULL pointer will do: plugins under test must not dereference it.
+    (&inner.request_marker as *const u8).cast_mut().cast()
+}
+
+unsafe extern "system" fn fake_header_get(
+    server: *const WebSocketServer,
+    key: *const c_char,
+) -> *const c_char {
+    // SAFETY: called by the plugin with its server pointer and a NUL-terminated key.
+    let (inner, key) = unsafe { (inner(server), CStr::from_ptr(key)) };
+    let key = key.to_string_lossy();
+    inner
+        .request_headers
+        .iter()
+        .find(|(name, _)| name.eq_ignore_ascii_case(&key))
+        .map_or(std::ptr::null(), |(_, value)| value.as_ptr())
+}
+
+unsafe extern "system" fn fake_header_set(
+    server: *const WebSocketServer,
+    key: *const c_char,
+    value: *const c_char,
+) {
+    // SAFETY: called by the plugin with its server pointer and NUL-terminated strings.
+    let (inner, key, value) = unsafe { (inner(server), CStr::from_ptr(key), CStr::from_ptr(value)) };
+    lock(&inner.response_headers).push((
+        key.to_string_lossy().into_owned(),
+        value.to_string_lossy().into_owned(),
+    ));
+}
+
+unsafe extern "system" fn fake_protocol_count(server: *const WebSocketServer) -> usize {
+    // SAFETY: called by the plugin with its server pointer.
+    unsafe { inner(server) }.protocols.len()
+}
+
+unsafe extern "system" fn fake_protocol_index(
+    server: *const WebSocketServer,
+    index: usize,
+) -> *const c_char {
+    // SAFETY: called by the plugin with its server pointer.
+    let inner = unsafe { inner(server) };
+    inner
+        .protocols
+        .get(index)
+        .map_or(std::ptr::null(), |p| p.as_ptr())
+}
+
+unsafe extern "system" fn fake_protocol_set(server: *const WebSocketServer, protocol: *const c_char) {
+    // SAFETY: called by the plugin with its server pointer and a NUL-terminated string.
+    let (inner, protocol) = unsafe { (inner(server), CStr::from_ptr(protocol)) };
+    *lock(&inner.chosen_protocol) = Some(protocol.to_string_lossy().into_owned());
+}
+
+unsafe extern "system" fn fake_send(
+    server: *const WebSocketServer,
+    message_type: c_int,
+    buffer: *const u8,
+    buffer_size: usize,
+) -> usize {
+    // SAFETY: called by the plugin with its server pointer.
+    let inner = unsafe { inner(server) };
+    inner.send_calls.fetch_add(1, Ordering::SeqCst);
+    inner.in_flight.fetch_add(1, Ordering::SeqCst);
+    if !inner.send_delay.is_zero() {
+        std::thread::sleep(inner.send_delay);
+    }
+    let accepted = if inner.closing.load(Ordering::SeqCst) {
+        0
+    } else {
+        let data = if buffer_size == 0 {
+            Vec::new()
+        } else {
+            // SAFETY: the plugin passes buffer_size readable bytes.
+            unsafe { std::slice::from_raw_parts(buffer, buffer_size) }.to_vec()
+        };
+        lock(&inner.sent).push_back((message_type, data));
+        inner.sent_changed.notify_all();
+        buffer_size
+    };
+    // Checked again on the way out: a send still running when on_disconnect returned is
+    // as wrong as one that started afterwards.
+    if inner.gone.load(Ordering::SeqCst) {
+        inner.late_calls.fetch_add(1, Ordering::SeqCst);
+    }
+    inner.in_flight.fetch_sub(1, Ordering::SeqCst);
+    accepted
+}
+
+unsafe extern "system" fn fake_close(server: *const WebSocketServer) {
+    // SAFETY: called by the plugin with its server pointer.
+    unsafe { inner(server) }.close_calls.fetch_add(1, Ordering::SeqCst);
+}
+
+impl Default for FakeServer {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl FakeServer {
+    /// A server with no request headers and no offered subprotocols.
+    pub fn new() -> Self {
+        let mut inner = Box::new(Inner {
+            raw: WebSocketServer {
+                size: std::mem::size_of::<WebSocketServer>() as c_uint,
+                version: WEBSOCKET_SERVER_VERSION_1,
+                state: std::ptr::null_mut(),
+                request: Some(fake_request),
+                header_get: Some(fake_header_get),
+                header_set: Some(fake_header_set),
+                protocol_count: Some(fake_protocol_count),
+                protocol_index: Some(fake_protocol_index),
+                protocol_set: Some(fake_protocol_set),
+                send: Some(fake_send),
+                close: Some(fake_close),
+            },
+            request_headers: Vec::new(),
+            protocols: Vec::new(),
+            response_headers: Mutex::new(Vec::new()),
+            chosen_protocol: Mutex::new(None),
+            sent: Mutex::new(VecDeque::new()),
+            sent_changed: Condvar::new(),
+            send_delay: Duration::ZERO,
+            close_calls: AtomicUsize::new(0),
+            send_calls: AtomicUsize::new(0),
+            in_flight: AtomicUsize::new(0),
+            closing: AtomicBool::new(false),
+            gone: AtomicBool::new(false),
+            late_calls: AtomicUsize::new(0),
+            request_marker: 0,
+        });
+        let state: *mut Inner = &mut *inner;
+        inner.raw.state = state.cast::<WebSocketState>();
+        FakeServer { inner }
+    }
+
+    /// Adds a request header (names compare case-insensitively, as in Apache).
+    pub fn header(mut self, name: &str, value: &str) -> Self {
+        let value = CString::new(value).expect("header value without NUL");
+        self.inner.request_headers.push((name.to_owned(), value));
+        self
+    }
+
+    /// Sets the subprotocols the client offers.
+    pub fn protocols(mut self, protocols: &[&str]) -> Self {
+        self.inner.protocols = protocols
+            .iter()
+            .map(|p| CString::new(*p).expect("protocol without NUL"))
+            .collect();
+        self
+    }
+
+    /// Makes every `send` take this long, to widen race windows.
+    pub fn send_delay(mut self, delay: Duration) -> Self {
+        self.inner.send_delay = delay;
+        self
+    }
+
+    /// Overrides the size the server struct declares (to test plugins against shorter servers).
+    pub fn declared_size(mut self, size: usize) -> Self {
+        self.inner.raw.size = size as c_uint;
+        self
+    }
+
+    /// The pointer to hand to the plugin.
+    pub fn as_ptr(&self) -> *const WebSocketServer {
+        &self.inner.raw
+    }
+
+    /// Messages sent so far, oldest first.
+    pub fn sent(&self) -> Vec<(c_int, Vec<u8>)> {
+        lock(&self.inner.sent).iter().cloned().collect()
+    }
+
+    /// The text messages sent so far, oldest first.
+    pub fn sent_texts(&self) -> Vec<String> {
+        lock(&self.inner.sent)
+            .iter()
+            .filter(|(t, _)| *t == MESSAGE_TYPE_TEXT)
+            .map(|(_, d)| String::from_utf8_lossy(d).into_owned())
+            .collect()
+    }
+
+    /// Removes and returns the messages sent so far.
+    pub fn take_sent(&self) -> Vec<(c_int, Vec<u8>)> {
+        lock(&self.inner.sent).drain(..).collect()
+    }
+
+    /// Waits until `pred` holds for the sent messages, or `timeout` passes.
+    pub fn wait_for_sent(
+        &self,
+        timeout: Duration,
+        mut pred: impl FnMut(&[(c_int, Vec<u8>)]) -> bool,
+    ) -> bool {
+        let deadline = Instant::now() + timeout;
+        let mut sent = lock(&self.inner.sent);
+        loop {
+            if pred(sent.make_contiguous()) {
+                return true;
+            }
+            let now = Instant::now();
+            if now >= deadline {
+                return false;
+            }
+            sent = self
+                .inner
+                .sent_changed
+                .wait_timeout(sent, deadline - now)
+                .unwrap_or_else(PoisonError::into_inner)
+                .0;
+        }
+    }
+
+    /// Response headers set by the plugin, in order.
+    pub fn response_headers(&self) -> Vec<(String, String)> {
+        lock(&self.inner.response_headers).clone()
+    }
+
+    /// The subprotocol the plugin chose, if it called `protocol_set`.
+    pub fn chosen_protocol(&self) -> Option<String> {
+        lock(&self.inner.chosen_protocol).clone()
+    }
+
+    pub fn close_calls(&self) -> usize {
+        self.inner.close_calls.load(Ordering::SeqCst)
+    }
+
+    pub fn send_calls(&self) -> usize {
+        self.inner.send_calls.load(Ordering::SeqCst)
+    }
+
+    /// Sends running right now.
+    pub fn sends_in_flight(&self) -> usize {
+        self.inner.in_flight.load(Ordering::SeqCst)
+    }
+
+    /// Callbacks into the server made after `on_disconnect` returned (must stay 0).
+    pub fn late_calls(&self) -> usize {
+        self.inner.late_calls.load(Ordering::SeqCst)
+    }
+
+    /// From now on `send` returns 0, as the module's does once the connection is closing.
+    pub fn start_closing(&self) {
+        self.inner.closing.store(true, Ordering::SeqCst);
+    }
+
+    fn mark_gone(&self) {
+        self.inner.gone.store(true, Ordering::SeqCst);
+    }
+}
+
+/// A plugin struct driven the way the module drives it.
+pub struct PluginUnderTest {
+    raw: *mut WebSocketPlugin,
+    owned: bool,
+}
+
+impl PluginUnderTest {
+    /// Calls an init function (as generated by `export_plugin!`) and checks the result the
+    /// way the module does; `destroy` runs on drop.
+    ///
+    /// # Panics
+    /// If the plugin struct would be rejected.
+    pub fn init(init: extern "system" fn() -> *mut WebSocketPlugin) -> Self {
+        let raw = init();
+        assert!(!raw.is_null(), "init returned NULL");
+        let plugin = PluginUnderTest { raw, owned: true };
+        let p = plugin.raw();
+        assert_eq!(p.version, WEBSOCKET_PLUGIN_VERSION_0);
+        assert!(p.size as usize >= std::mem::size_of::<WebSocketPlugin>());
+        assert!(p.on_message.is_some());
+        plugin
+    }
+
+    /// Drives a plugin struct owned by someone else (e.g. a `LoadedPlugin`); no destroy.
+    ///
+    /// # Safety
+    /// `raw` must be a valid plugin struct that outlives the returned value.
+    pub unsafe fn from_raw(raw: *const WebSocketPlugin) -> Self {
+        PluginUnderTest {
+            raw: raw.cast_mut(),
+            owned: false,
+        }
+    }
+
+    /// The plugin struct.
+    pub fn raw(&self) -> &WebSocketPlugin {
+        // SAFETY: valid from init (or the from_raw contract) until drop.
+        unsafe { &*self.raw }
+    }
+
+    /// Runs `on_connect`; `None` means the plugin refused.
+    pub fn connect<'p, 's>(&'p self, server: &'s FakeServer) -> Option<TestSession<'p, 's>> {
+        let private = match self.raw().on_connect {
+            None => std::ptr::null_mut(),
+            // SAFETY: the fake server outlives the session, which ends with on_disconnect.
+            Some(on_connect) => match unsafe { on_connect(server.as_ptr()) } {
+                p if p.is_null() => {
+                    server.mark_gone();
+                    return None;
+                }
+                p => p,
+            },
+        };
+        Some(TestSession {
+            plugin: self,
+            server,
+            private,
+            ended: false,
+        })
+    }
+}
+
+impl Drop for PluginUnderTest {
+    fn drop(&mut self) {
+        if self.owned {
+            if let Some(destroy) = self.raw().destroy {
+                // SAFETY: the pointer init returned, destroyed once.
+                unsafe { destroy(self.raw) };
+            }
+        }
+    }
+}
+
+/// One accepted connection; ends (with `on_disconnect`) when dropped, if not before.
+pub struct TestSession<'p, 's> {
+    plugin: &'p PluginUnderTest,
+    server: &'s FakeServer,
+    private: *mut c_void,
+    ended: bool,
+}
+
+impl TestSession<'_, '_> {
+    /// Delivers a message of any type, as `on_message` would receive it.
+    pub fn message(&mut self, message_type: c_int, payload: &[u8]) {
+        let mut buffer = payload.to_vec();
+        let on_message = self.plugin.raw().on_message.expect("validated in init");
+        // SAFETY: private came from on_connect with this server; the buffer is valid for
+        // the call; the session's callbacks are never concurrent (&mut self).
+        unsafe {
+            on_message(
+                self.private,
+                self.server.as_ptr(),
+                message_type,
+                buffer.as_mut_ptr(),
+                buffer.len(),
+            )
+        };
+    }
+
+    pub fn text(&mut self, text: &str) {
+        self.message(MESSAGE_TYPE_TEXT, text.as_bytes());
+    }
+
+    pub fn binary(&mut self, data: &[u8]) {
+        self.message(MESSAGE_TYPE_BINARY, data);
+    }
+
+    /// The plugin_private returned by `on_connect`.
+    pub fn private(&self) -> *mut c_void {
+        self.private
+    }
+
+    /// Ends the connection as the module does: sends start failing, `on_disconnect`
+    /// runs, and from then on any call into the server is counted in `late_calls`.
+    pub fn disconnect(mut self) {
+        self.end();
+    }
+
+    fn end(&mut self) {
+        if std::mem::replace(&mut self.ended, true) {
+            return;
+        }
+        self.server.start_closing();
+        if let Some(on_disconnect) = self.plugin.raw().on_disconnect {
+            // SAFETY: exactly once, with the private on_connect returned.
+            unsafe { on_disconnect(self.private, self.server.as_ptr()) };
+        }
+        self.server.mark_gone();
+    }
+}
+
+impl Drop for TestSession<'_, '_> {
+    fn drop(&mut self) {
+        self.end();
+    }
+}
