@@ -250,11 +250,7 @@ unsafe extern "system" fn on_disconnect<P: Plugin>(
 
 /// Exports a [`Plugin`](crate::Plugin) under an init function name for `WebSocketHandler`.
 ///
-/// ```ignore
-/// websocket_plugin::export_plugin!(echo_init, Echo::default());
-/// ```
-///
-/// generates `#[no_mangle] pub extern "system" fn echo_init() -> *mut WebSocketPlugin`.
+/// `export_plugin!(echo_init, Echo::default());` generates `#[no_mangle] pub extern "system" fn echo_init() -> *mut WebSocketPlugin`.
 /// The expression is evaluated when init is called while no instance is alive; while
 /// one is (Apache reads its configuration more than once, and several directives may
 /// name the same function), every call returns a fresh `WebSocketPlugin` sharing it,
