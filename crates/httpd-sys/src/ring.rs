@@ -32,11 +32,11 @@ const _: () = {
     assert!(core::mem::size_of::<Link>() == 2 * core::mem::size_of::<*mut apr_bucket>());
 };
 
-/// The link pair of `e`, which may be a brigade's sentinel.
+/// The link pair of `e`, which may be a brigade's sentinel: both a bucket
+/// and a sentinel have a `Link` at this offset, and it is the only memory of
+/// a sentinel that may be addressed.
 #[inline]
-unsafe fn link(e: *mut apr_bucket) -> *mut Link {
-    // SAFETY: the caller passes a bucket or a sentinel; both have a Link at
-    // offset_of!(apr_bucket, link), which is the only memory we address.
+fn link(e: *mut apr_bucket) -> *mut Link {
     e.cast::<u8>()
         .wrapping_add(offset_of!(apr_bucket, link))
         .cast::<Link>()
@@ -44,6 +44,9 @@ unsafe fn link(e: *mut apr_bucket) -> *mut Link {
 
 /// `APR_BRIGADE_SENTINEL(b)`: the fake bucket that marks the end of the ring.
 /// Compare against it; never read anything but its link.
+///
+/// # Safety
+/// `b` must point to a live brigade.
 #[inline]
 pub unsafe fn APR_BRIGADE_SENTINEL(b: *mut apr_bucket_brigade) -> *mut apr_bucket {
     // SAFETY: the caller guarantees `b` is a live brigade; we compute the
@@ -57,6 +60,9 @@ pub unsafe fn APR_BRIGADE_SENTINEL(b: *mut apr_bucket_brigade) -> *mut apr_bucke
 }
 
 /// `APR_BRIGADE_FIRST(b)`.
+///
+/// # Safety
+/// `b` must point to a live brigade.
 #[inline]
 pub unsafe fn APR_BRIGADE_FIRST(b: *mut apr_bucket_brigade) -> *mut apr_bucket {
     // SAFETY: `b` is a live brigade (caller's contract).
@@ -64,6 +70,9 @@ pub unsafe fn APR_BRIGADE_FIRST(b: *mut apr_bucket_brigade) -> *mut apr_bucket {
 }
 
 /// `APR_BRIGADE_LAST(b)`.
+///
+/// # Safety
+/// `b` must point to a live brigade.
 #[inline]
 pub unsafe fn APR_BRIGADE_LAST(b: *mut apr_bucket_brigade) -> *mut apr_bucket {
     // SAFETY: `b` is a live brigade (caller's contract).
@@ -71,6 +80,9 @@ pub unsafe fn APR_BRIGADE_LAST(b: *mut apr_bucket_brigade) -> *mut apr_bucket {
 }
 
 /// `APR_BRIGADE_EMPTY(b)`.
+///
+/// # Safety
+/// `b` must point to a live brigade.
 #[inline]
 pub unsafe fn APR_BRIGADE_EMPTY(b: *mut apr_bucket_brigade) -> bool {
     // SAFETY: `b` is a live brigade (caller's contract).
@@ -78,6 +90,9 @@ pub unsafe fn APR_BRIGADE_EMPTY(b: *mut apr_bucket_brigade) -> bool {
 }
 
 /// `APR_BUCKET_NEXT(e)`.
+///
+/// # Safety
+/// `e` must be a bucket in a ring, or a brigade's sentinel.
 #[inline]
 pub unsafe fn APR_BUCKET_NEXT(e: *mut apr_bucket) -> *mut apr_bucket {
     // SAFETY: `e` is a bucket or sentinel in a ring (caller's contract).
@@ -85,6 +100,9 @@ pub unsafe fn APR_BUCKET_NEXT(e: *mut apr_bucket) -> *mut apr_bucket {
 }
 
 /// `APR_BUCKET_PREV(e)`.
+///
+/// # Safety
+/// `e` must be a bucket in a ring, or a brigade's sentinel.
 #[inline]
 pub unsafe fn APR_BUCKET_PREV(e: *mut apr_bucket) -> *mut apr_bucket {
     // SAFETY: `e` is a bucket or sentinel in a ring (caller's contract).
@@ -116,6 +134,9 @@ unsafe fn splice_after(lep: *mut apr_bucket, ep1: *mut apr_bucket, epn: *mut apr
 }
 
 /// `APR_BUCKET_INSERT_BEFORE(a, b)`: puts `b` just before `a`.
+///
+/// # Safety
+/// `a` must be in a ring (or be a sentinel) and `b` a live bucket in no ring; both owned by the calling thread.
 #[inline]
 pub unsafe fn APR_BUCKET_INSERT_BEFORE(a: *mut apr_bucket, b: *mut apr_bucket) {
     // SAFETY: forwarded caller contract.
@@ -123,6 +144,9 @@ pub unsafe fn APR_BUCKET_INSERT_BEFORE(a: *mut apr_bucket, b: *mut apr_bucket) {
 }
 
 /// `APR_BUCKET_INSERT_AFTER(a, b)`: puts `b` just after `a`.
+///
+/// # Safety
+/// `a` must be in a ring (or be a sentinel) and `b` a live bucket in no ring; both owned by the calling thread.
 #[inline]
 pub unsafe fn APR_BUCKET_INSERT_AFTER(a: *mut apr_bucket, b: *mut apr_bucket) {
     // SAFETY: forwarded caller contract.
@@ -130,6 +154,9 @@ pub unsafe fn APR_BUCKET_INSERT_AFTER(a: *mut apr_bucket, b: *mut apr_bucket) {
 }
 
 /// `APR_BRIGADE_INSERT_TAIL(b, e)`.
+///
+/// # Safety
+/// `b` must be a live brigade and `e` a live bucket in no ring, both owned by the calling thread.
 #[inline]
 pub unsafe fn APR_BRIGADE_INSERT_TAIL(b: *mut apr_bucket_brigade, e: *mut apr_bucket) {
     // Inserting before the sentinel is appending; it keeps one code path for
@@ -139,6 +166,9 @@ pub unsafe fn APR_BRIGADE_INSERT_TAIL(b: *mut apr_bucket_brigade, e: *mut apr_bu
 }
 
 /// `APR_BRIGADE_INSERT_HEAD(b, e)`.
+///
+/// # Safety
+/// `b` must be a live brigade and `e` a live bucket in no ring, both owned by the calling thread.
 #[inline]
 pub unsafe fn APR_BRIGADE_INSERT_HEAD(b: *mut apr_bucket_brigade, e: *mut apr_bucket) {
     // SAFETY: forwarded caller contract.
@@ -146,6 +176,9 @@ pub unsafe fn APR_BRIGADE_INSERT_HEAD(b: *mut apr_bucket_brigade, e: *mut apr_bu
 }
 
 /// `APR_BUCKET_REMOVE(e)`: unlinks `e` from its brigade without freeing it.
+///
+/// # Safety
+/// `e` must be a bucket (not a sentinel) in a ring owned by the calling thread.
 #[inline]
 pub unsafe fn APR_BUCKET_REMOVE(e: *mut apr_bucket) {
     // SAFETY: `e` is a bucket in a ring (caller's contract).
@@ -169,6 +202,9 @@ unsafe fn ring_init(b: *mut apr_bucket_brigade) {
 }
 
 /// `APR_BRIGADE_CONCAT(a, b)`: moves all of `b` to the end of `a`.
+///
+/// # Safety
+/// `a` and `b` must be distinct live brigades owned by the calling thread.
 #[inline]
 pub unsafe fn APR_BRIGADE_CONCAT(a: *mut apr_bucket_brigade, b: *mut apr_bucket_brigade) {
     // SAFETY: both are live brigades from the same thread (caller's contract).
@@ -185,6 +221,9 @@ pub unsafe fn APR_BRIGADE_CONCAT(a: *mut apr_bucket_brigade, b: *mut apr_bucket_
 }
 
 /// `APR_BRIGADE_PREPEND(a, b)`: moves all of `b` to the front of `a`.
+///
+/// # Safety
+/// `a` and `b` must be distinct live brigades owned by the calling thread.
 #[inline]
 pub unsafe fn APR_BRIGADE_PREPEND(a: *mut apr_bucket_brigade, b: *mut apr_bucket_brigade) {
     // SAFETY: both are live brigades from the same thread (caller's contract).
@@ -202,6 +241,9 @@ pub unsafe fn APR_BRIGADE_PREPEND(a: *mut apr_bucket_brigade, b: *mut apr_bucket
 
 /// `apr_bucket_read(e, str, len, block)`: the data of `e`, which may morph
 /// `e` (file, pipe and socket buckets split off what they read).
+///
+/// # Safety
+/// `e` must be a live bucket (not a sentinel) and the out-pointers writable; the data stays valid until the bucket is destroyed or changed.
 #[inline]
 pub unsafe fn apr_bucket_read(
     e: *mut apr_bucket,
@@ -215,6 +257,9 @@ pub unsafe fn apr_bucket_read(
 }
 
 /// `apr_bucket_setaside(e, p)`.
+///
+/// # Safety
+/// `e` must be a live bucket (not a sentinel) and `p` a live pool.
 #[inline]
 pub unsafe fn apr_bucket_setaside(e: *mut apr_bucket, p: *mut apr_pool_t) -> apr_status_t {
     // SAFETY: as for apr_bucket_read; `setaside` is never null.
@@ -223,6 +268,9 @@ pub unsafe fn apr_bucket_setaside(e: *mut apr_bucket, p: *mut apr_pool_t) -> apr
 
 /// `apr_bucket_split(e, point)`: `e` keeps the first `point` bytes, a new
 /// bucket after it holds the rest.
+///
+/// # Safety
+/// `e` must be a live bucket (not a sentinel) with at least `point` bytes.
 #[inline]
 pub unsafe fn apr_bucket_split(e: *mut apr_bucket, point: apr_size_t) -> apr_status_t {
     // SAFETY: as for apr_bucket_read; `split` is never null.
@@ -230,6 +278,9 @@ pub unsafe fn apr_bucket_split(e: *mut apr_bucket, point: apr_size_t) -> apr_sta
 }
 
 /// `apr_bucket_copy(e, c)`.
+///
+/// # Safety
+/// `e` must be a live bucket (not a sentinel) and `c` writable.
 #[inline]
 pub unsafe fn apr_bucket_copy(e: *mut apr_bucket, c: *mut *mut apr_bucket) -> apr_status_t {
     // SAFETY: as for apr_bucket_read; `copy` is never null.
@@ -237,6 +288,9 @@ pub unsafe fn apr_bucket_copy(e: *mut apr_bucket, c: *mut *mut apr_bucket) -> ap
 }
 
 /// `apr_bucket_destroy(e)`: frees a bucket that is not in a brigade.
+///
+/// # Safety
+/// `e` must be a live bucket in no ring; it is freed.
 #[inline]
 pub unsafe fn apr_bucket_destroy(e: *mut apr_bucket) {
     // SAFETY: `e` is a live bucket no longer linked anywhere; `destroy` and
@@ -248,6 +302,9 @@ pub unsafe fn apr_bucket_destroy(e: *mut apr_bucket) {
 }
 
 /// `apr_bucket_delete(e)`: unlinks and frees `e`.
+///
+/// # Safety
+/// `e` must be a live bucket (not a sentinel) in a ring; it is freed.
 #[inline]
 pub unsafe fn apr_bucket_delete(e: *mut apr_bucket) {
     // SAFETY: forwarded caller contract.
@@ -264,6 +321,9 @@ unsafe fn is_type(e: *mut apr_bucket, t: *const apr_bucket_type_t) -> bool {
 }
 
 /// `APR_BUCKET_IS_METADATA(e)`: FLUSH, EOS, EOC, error buckets: no data.
+///
+/// # Safety
+/// `e` must be a live bucket (not a sentinel).
 #[inline]
 pub unsafe fn APR_BUCKET_IS_METADATA(e: *mut apr_bucket) -> bool {
     // SAFETY: `e` is a live bucket (caller's contract).
@@ -271,6 +331,9 @@ pub unsafe fn APR_BUCKET_IS_METADATA(e: *mut apr_bucket) -> bool {
 }
 
 /// `APR_BUCKET_IS_FLUSH(e)`.
+///
+/// # Safety
+/// `e` must be a live bucket (not a sentinel).
 #[inline]
 pub unsafe fn APR_BUCKET_IS_FLUSH(e: *mut apr_bucket) -> bool {
     // SAFETY: the type table is a static of libaprutil; only its address is
@@ -279,6 +342,9 @@ pub unsafe fn APR_BUCKET_IS_FLUSH(e: *mut apr_bucket) -> bool {
 }
 
 /// `APR_BUCKET_IS_EOS(e)`.
+///
+/// # Safety
+/// `e` must be a live bucket (not a sentinel).
 #[inline]
 pub unsafe fn APR_BUCKET_IS_EOS(e: *mut apr_bucket) -> bool {
     // SAFETY: as for APR_BUCKET_IS_FLUSH.
@@ -286,6 +352,9 @@ pub unsafe fn APR_BUCKET_IS_EOS(e: *mut apr_bucket) -> bool {
 }
 
 /// `APR_BUCKET_IS_HEAP(e)`.
+///
+/// # Safety
+/// `e` must be a live bucket (not a sentinel).
 #[inline]
 pub unsafe fn APR_BUCKET_IS_HEAP(e: *mut apr_bucket) -> bool {
     // SAFETY: as for APR_BUCKET_IS_FLUSH.
@@ -293,6 +362,9 @@ pub unsafe fn APR_BUCKET_IS_HEAP(e: *mut apr_bucket) -> bool {
 }
 
 /// `APR_BUCKET_IS_TRANSIENT(e)`.
+///
+/// # Safety
+/// `e` must be a live bucket (not a sentinel).
 #[inline]
 pub unsafe fn APR_BUCKET_IS_TRANSIENT(e: *mut apr_bucket) -> bool {
     // SAFETY: as for APR_BUCKET_IS_FLUSH.
@@ -300,6 +372,9 @@ pub unsafe fn APR_BUCKET_IS_TRANSIENT(e: *mut apr_bucket) -> bool {
 }
 
 /// `APR_BUCKET_IS_IMMORTAL(e)`.
+///
+/// # Safety
+/// `e` must be a live bucket (not a sentinel).
 #[inline]
 pub unsafe fn APR_BUCKET_IS_IMMORTAL(e: *mut apr_bucket) -> bool {
     // SAFETY: as for APR_BUCKET_IS_FLUSH.
@@ -307,6 +382,9 @@ pub unsafe fn APR_BUCKET_IS_IMMORTAL(e: *mut apr_bucket) -> bool {
 }
 
 /// `APR_BUCKET_IS_POOL(e)`.
+///
+/// # Safety
+/// `e` must be a live bucket (not a sentinel).
 #[inline]
 pub unsafe fn APR_BUCKET_IS_POOL(e: *mut apr_bucket) -> bool {
     // SAFETY: as for APR_BUCKET_IS_FLUSH.

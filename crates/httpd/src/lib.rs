@@ -1,1 +1,27 @@
+//! The thin safe layer over `httpd-sys` that the WebSocket modules use:
+//! request and table access, logging with a module's own index, brigades for
+//! reading and writing a connection, and pool-owned Rust values.
+//!
+//! Everything here borrows objects whose lifetime Apache controls (a request
+//! lives until its pool is destroyed), so the wrappers are created from raw
+//! pointers by `unsafe` constructors whose contract is exactly that.
 
+pub use httpd_sys as sys;
+
+pub mod brigade;
+pub mod log;
+pub mod pool;
+pub mod request;
+pub mod table;
+
+/// Apache's `const char *` to `&str`; `None` for NULL or non-UTF-8 text.
+///
+/// # Safety
+/// `p` is NULL or a NUL-terminated string that outlives `'a`.
+pub unsafe fn cstr<'a>(p: *const std::os::raw::c_char) -> Option<&'a str> {
+    if p.is_null() {
+        return None;
+    }
+    // SAFETY: non-null and NUL-terminated per the caller's contract.
+    unsafe { std::ffi::CStr::from_ptr(p) }.to_str().ok()
+}

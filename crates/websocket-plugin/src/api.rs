@@ -4,9 +4,7 @@ use std::ffi::{c_int, CStr, CString};
 use std::fmt;
 use std::sync::{Arc, PoisonError, RwLock};
 
-use crate::ffi::{
-    self, server_fn, WebSocketServer, MESSAGE_TYPE_BINARY, MESSAGE_TYPE_TEXT,
-};
+use crate::ffi::{self, server_fn, WebSocketServer, MESSAGE_TYPE_BINARY, MESSAGE_TYPE_TEXT};
 
 /// A WebSocket application, loaded by mod_websocket through [`export_plugin!`](crate::export_plugin).
 ///

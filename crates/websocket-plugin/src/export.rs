@@ -250,7 +250,8 @@ unsafe extern "system" fn on_disconnect<P: Plugin>(
 
 /// Exports a [`Plugin`](crate::Plugin) under an init function name for `WebSocketHandler`.
 ///
-/// `export_plugin!(echo_init, Echo::default());` generates `#[no_mangle] pub extern "system" fn echo_init() -> *mut WebSocketPlugin`.
+/// `export_plugin!(echo_init, Echo::default());` generates
+/// `#[no_mangle] pub extern "system" fn echo_init() -> *mut WebSocketPlugin`.
 /// The expression is evaluated when init is called while no instance is alive; while
 /// one is (Apache reads its configuration more than once, and several directives may
 /// name the same function), every call returns a fresh `WebSocketPlugin` sharing it,
@@ -260,17 +261,20 @@ unsafe extern "system" fn on_disconnect<P: Plugin>(
 #[macro_export]
 macro_rules! export_plugin {
     ($init:ident, $make:expr $(,)?) => {
+        #[doc = concat!("Init function for `WebSocketHandler <library> ", stringify!($init), "`.")]
         #[no_mangle]
         pub extern "system" fn $init() -> *mut $crate::ffi::WebSocketPlugin {
-            struct Slot;
-            impl $crate::__private::HasSlot for Slot {
+            // An unlikely name: `$make` is evaluated in this scope and must still see
+            // the caller's items.
+            struct __WebSocketPluginSlot;
+            impl $crate::__private::HasSlot for __WebSocketPluginSlot {
                 fn slot() -> &'static $crate::__private::InstanceSlot {
                     static SLOT: $crate::__private::InstanceSlot =
                         $crate::__private::InstanceSlot::new();
                     &SLOT
                 }
             }
-            $crate::__private::init::<Slot, _>(|| $make)
+            $crate::__private::init::<__WebSocketPluginSlot, _>(|| $make)
         }
     };
 }

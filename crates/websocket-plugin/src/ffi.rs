@@ -61,10 +61,12 @@ pub type WS_Header_Set = Option<
     ),
 >;
 /// `size_t (CALLBACK *)(const WebSocketServer *server)`
-pub type WS_Protocol_Count = Option<unsafe extern "system" fn(server: *const WebSocketServer) -> usize>;
+pub type WS_Protocol_Count =
+    Option<unsafe extern "system" fn(server: *const WebSocketServer) -> usize>;
 /// `const char *(CALLBACK *)(const WebSocketServer *server, const size_t index)`
-pub type WS_Protocol_Index =
-    Option<unsafe extern "system" fn(server: *const WebSocketServer, index: usize) -> *const c_char>;
+pub type WS_Protocol_Index = Option<
+    unsafe extern "system" fn(server: *const WebSocketServer, index: usize) -> *const c_char,
+>;
 /// `void (CALLBACK *)(const WebSocketServer *server, const char *protocol)`
 pub type WS_Protocol_Set =
     Option<unsafe extern "system" fn(server: *const WebSocketServer, protocol: *const c_char)>;
@@ -116,9 +118,8 @@ pub type WS_OnMessage = Option<
     ) -> usize,
 >;
 /// `void (CALLBACK *)(void *plugin_private, const WebSocketServer *server)`
-pub type WS_OnDisconnect = Option<
-    unsafe extern "system" fn(plugin_private: *mut c_void, server: *const WebSocketServer),
->;
+pub type WS_OnDisconnect =
+    Option<unsafe extern "system" fn(plugin_private: *mut c_void, server: *const WebSocketServer)>;
 
 /// What a plugin's init function returns (`struct _WebSocketPlugin`, version 0).
 #[repr(C)]

@@ -264,7 +264,10 @@ impl LoadedPlugin {
     /// `server` must point to a `WebSocketServer` that stays valid, with the same
     /// address, until `on_disconnect` returns (until this returns, if it refused), and
     /// the server must honour the threading contract of `websocket_plugin.h`.
-    pub unsafe fn on_connect(&self, server: *const WebSocketServer) -> Result<*mut c_void, Refused> {
+    pub unsafe fn on_connect(
+        &self,
+        server: *const WebSocketServer,
+    ) -> Result<*mut c_void, Refused> {
         match self.plugin().on_connect {
             None => Ok(std::ptr::null_mut()),
             // SAFETY: the caller upholds the ABI's contract for server.
@@ -307,7 +310,11 @@ impl LoadedPlugin {
     ///
     /// # Safety
     /// As for [`LoadedPlugin::on_message`]; `plugin_private` is dead afterwards.
-    pub unsafe fn on_disconnect(&self, plugin_private: *mut c_void, server: *const WebSocketServer) {
+    pub unsafe fn on_disconnect(
+        &self,
+        plugin_private: *mut c_void,
+        server: *const WebSocketServer,
+    ) {
         if let Some(on_disconnect) = self.plugin().on_disconnect {
             // SAFETY: the caller upholds the ABI's contract.
             unsafe { on_disconnect(plugin_private, server) };
@@ -341,12 +348,18 @@ mod tests {
 
     #[test]
     fn plain_name_then_stdcall_spelling() {
-        assert_eq!(init_symbol_candidates("echo_init"), ["echo_init", "_echo_init@0"]);
+        assert_eq!(
+            init_symbol_candidates("echo_init"),
+            ["echo_init", "_echo_init@0"]
+        );
     }
 
     #[test]
     fn decorated_name_then_stripped() {
-        assert_eq!(init_symbol_candidates("_echo_init@0"), ["_echo_init@0", "echo_init"]);
+        assert_eq!(
+            init_symbol_candidates("_echo_init@0"),
+            ["_echo_init@0", "echo_init"]
+        );
         assert_eq!(init_symbol_candidates("_f@12"), ["_f@12", "f"]);
     }
 
@@ -385,7 +398,10 @@ mod tests {
         let err = LoadedPlugin::load(Path::new("/nonexistent/plugin.so"), "x").unwrap_err();
         assert!(matches!(err, LoadError::Open { .. }));
         let text = err.to_string();
-        assert!(text.starts_with("cannot open WebSocket plugin library /nonexistent/plugin.so: "), "{text}");
+        assert!(
+            text.starts_with("cannot open WebSocket plugin library /nonexistent/plugin.so: "),
+            "{text}"
+        );
         assert!(std::error::Error::source(&err).is_some());
     }
 }

@@ -84,7 +84,8 @@ unsafe extern "system" fn fake_header_set(
     value: *const c_char,
 ) {
     // SAFETY: called by the plugin with its server pointer and NUL-terminated strings.
-    let (inner, key, value) = unsafe { (inner(server), CStr::from_ptr(key), CStr::from_ptr(value)) };
+    let (inner, key, value) =
+        unsafe { (inner(server), CStr::from_ptr(key), CStr::from_ptr(value)) };
     lock(&inner.response_headers).push((
         key.to_string_lossy().into_owned(),
         value.to_string_lossy().into_owned(),
@@ -108,7 +109,10 @@ unsafe extern "system" fn fake_protocol_index(
         .map_or(std::ptr::null(), |p| p.as_ptr())
 }
 
-unsafe extern "system" fn fake_protocol_set(server: *const WebSocketServer, protocol: *const c_char) {
+unsafe extern "system" fn fake_protocol_set(
+    server: *const WebSocketServer,
+    protocol: *const c_char,
+) {
     // SAFETY: called by the plugin with its server pointer and a NUL-terminated string.
     let (inner, protocol) = unsafe { (inner(server), CStr::from_ptr(protocol)) };
     *lock(&inner.chosen_protocol) = Some(protocol.to_string_lossy().into_owned());
@@ -151,7 +155,9 @@ unsafe extern "system" fn fake_send(
 
 unsafe extern "system" fn fake_close(server: *const WebSocketServer) {
     // SAFETY: called by the plugin with its server pointer.
-    unsafe { inner(server) }.close_calls.fetch_add(1, Ordering::SeqCst);
+    unsafe { inner(server) }
+        .close_calls
+        .fetch_add(1, Ordering::SeqCst);
 }
 
 impl Default for FakeServer {

@@ -90,8 +90,10 @@ impl Plugin for TestPlugin {
     }
 
     fn on_disconnect(&self, session: Session) {
-        self.log
-            .push(format!("{} disconnect after {}", session.id, session.messages));
+        self.log.push(format!(
+            "{} disconnect after {}",
+            session.id, session.messages
+        ));
     }
 }
 
@@ -124,7 +126,11 @@ fn init_returns_a_valid_fresh_struct_each_time() {
     // SAFETY: each pointer destroyed once, with its own destroy.
     unsafe {
         ((*a).destroy.unwrap())(a);
-        assert_eq!(STRUCT_LOG.drops.load(Ordering::SeqCst), 0, "b still uses the instance");
+        assert_eq!(
+            STRUCT_LOG.drops.load(Ordering::SeqCst),
+            0,
+            "b still uses the instance"
+        );
         ((*b).destroy.unwrap())(b);
     }
     assert_eq!(STRUCT_LOG.drops.load(Ordering::SeqCst), 1);

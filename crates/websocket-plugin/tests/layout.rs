@@ -64,8 +64,14 @@ fn fields_are_packed_in_declaration_order() {
 
 fn rust_layout() -> HashMap<String, String> {
     let mut map = HashMap::new();
-    map.insert("sizeof WebSocketServer".into(), size_of::<WebSocketServer>().to_string());
-    map.insert("sizeof WebSocketPlugin".into(), size_of::<WebSocketPlugin>().to_string());
+    map.insert(
+        "sizeof WebSocketServer".into(),
+        size_of::<WebSocketServer>().to_string(),
+    );
+    map.insert(
+        "sizeof WebSocketPlugin".into(),
+        size_of::<WebSocketPlugin>().to_string(),
+    );
     for (name, offset, size) in server_fields().into_iter().chain(plugin_fields()) {
         map.insert(format!("field {name}"), format!("{offset} {size}"));
     }
@@ -76,8 +82,14 @@ fn rust_layout() -> HashMap<String, String> {
         ("MESSAGE_TYPE_CLOSE", MESSAGE_TYPE_CLOSE as i64),
         ("MESSAGE_TYPE_PING", MESSAGE_TYPE_PING as i64),
         ("MESSAGE_TYPE_PONG", MESSAGE_TYPE_PONG as i64),
-        ("WEBSOCKET_SERVER_VERSION_1", WEBSOCKET_SERVER_VERSION_1 as i64),
-        ("WEBSOCKET_PLUGIN_VERSION_0", WEBSOCKET_PLUGIN_VERSION_0 as i64),
+        (
+            "WEBSOCKET_SERVER_VERSION_1",
+            WEBSOCKET_SERVER_VERSION_1 as i64,
+        ),
+        (
+            "WEBSOCKET_PLUGIN_VERSION_0",
+            WEBSOCKET_PLUGIN_VERSION_0 as i64,
+        ),
     ] {
         map.insert(format!("macro {name}"), value.to_string());
     }
@@ -96,7 +108,11 @@ fn c_layout(language_flags: &[&str]) -> HashMap<String, String> {
         .map(|line| {
             // "kind name rest..."
             let mut parts = line.splitn(3, ' ');
-            let (kind, name, rest) = (parts.next().unwrap(), parts.next().unwrap(), parts.next().unwrap());
+            let (kind, name, rest) = (
+                parts.next().unwrap(),
+                parts.next().unwrap(),
+                parts.next().unwrap(),
+            );
             (format!("{kind} {name}"), rest.to_owned())
         })
         .collect()
@@ -104,7 +120,11 @@ fn c_layout(language_flags: &[&str]) -> HashMap<String, String> {
 
 #[test]
 fn c_compiler_agrees_with_rust() {
-    let flags: &[&str] = if cfg!(target_env = "msvc") { &[] } else { &["-std=c99", "-pedantic"] };
+    let flags: &[&str] = if cfg!(target_env = "msvc") {
+        &[]
+    } else {
+        &["-std=c99", "-pedantic"]
+    };
     assert_eq!(c_layout(flags), rust_layout());
 }
 
@@ -127,6 +147,10 @@ fn header_is_c89_clean() {
 
 #[test]
 fn cplusplus_agrees_with_rust() {
-    let flags: &[&str] = if cfg!(target_env = "msvc") { &["/TP"] } else { &["-x", "c++"] };
+    let flags: &[&str] = if cfg!(target_env = "msvc") {
+        &["/TP"]
+    } else {
+        &["-x", "c++"]
+    };
     assert_eq!(c_layout(flags), rust_layout());
 }

@@ -26,7 +26,9 @@ fn utf8(c: &mut Criterion) {
     let mut g = c.benchmark_group("utf8");
     for (name, text) in [("ascii", &ascii), ("mixed", &mixed)] {
         g.throughput(Throughput::Bytes(text.len() as u64));
-        g.bench_function(format!("{name}/whole"), |b| b.iter(|| validate(black_box(text.as_bytes())).unwrap()));
+        g.bench_function(format!("{name}/whole"), |b| {
+            b.iter(|| validate(black_box(text.as_bytes())).unwrap())
+        });
         g.bench_function(format!("{name}/streaming_4k_chunks"), |b| {
             b.iter(|| {
                 let mut v = Utf8Validator::new();
@@ -44,7 +46,13 @@ fn decode_small_frames(c: &mut Criterion) {
     const FRAMES: usize = 4096;
     let mut stream = Vec::new();
     for i in 0..FRAMES {
-        write_masked_frame(&mut stream, Opcode::Binary, true, &[i as u8; 16], [9, 8, 7, 6]);
+        write_masked_frame(
+            &mut stream,
+            Opcode::Binary,
+            true,
+            &[i as u8; 16],
+            [9, 8, 7, 6],
+        );
     }
     let mut g = c.benchmark_group("decode");
     g.throughput(Throughput::Elements(FRAMES as u64));
@@ -67,7 +75,13 @@ fn decode_small_frames(c: &mut Criterion) {
     });
     let mut text_stream = Vec::new();
     for _ in 0..FRAMES {
-        write_masked_frame(&mut text_stream, Opcode::Text, true, b"sixteen bytes!!!", [9, 8, 7, 6]);
+        write_masked_frame(
+            &mut text_stream,
+            Opcode::Text,
+            true,
+            b"sixteen bytes!!!",
+            [9, 8, 7, 6],
+        );
     }
     g.bench_function("16_byte_text_frames", |b| {
         let mut work = text_stream.clone();

@@ -55,13 +55,13 @@ impl<K: AsRef<str>, V: AsRef<str>> HeaderSource for [(K, V)] {
 
 impl<K: AsRef<str>, V: AsRef<str>, const N: usize> HeaderSource for [(K, V); N] {
     fn get(&self, name: &str) -> Option<&str> {
-        self.as_slice().get(name)
+        HeaderSource::get(self.as_slice(), name)
     }
 }
 
 impl<K: AsRef<str>, V: AsRef<str>> HeaderSource for Vec<(K, V)> {
     fn get(&self, name: &str) -> Option<&str> {
-        self.as_slice().get(name)
+        HeaderSource::get(self.as_slice(), name)
     }
 }
 
@@ -119,8 +119,7 @@ pub fn classify(headers: &dyn HeaderSource) -> RequestKind {
     {
         return RequestKind::NotWebSocket;
     }
-    if headers.get("Sec-WebSocket-Key1").is_some() || headers.get("Sec-WebSocket-Key2").is_some()
-    {
+    if headers.get("Sec-WebSocket-Key1").is_some() || headers.get("Sec-WebSocket-Key2").is_some() {
         return RequestKind::Legacy;
     }
     if headers.get("Sec-WebSocket-Version").is_some() || headers.get("Sec-WebSocket-Key").is_some()
@@ -192,8 +191,9 @@ impl Handshake {
         {
             return Err(HandshakeError::MissingConnectionUpgrade);
         }
-        if headers.get("Host").map_or(true, |h| trim_ows(h).is_empty()) {
-            return Err(HandshakeError::MissingHost);
+        match headers.get("Host").map(trim_ows) {
+            Some(h) if !h.is_empty() => {}
+            _ => return Err(HandshakeError::MissingHost),
         }
         let key = headers
             .get("Sec-WebSocket-Key")
@@ -329,10 +329,16 @@ impl fmt::Display for HandshakeError {
                 f.write_str("not a WebSocket request (no \"Upgrade: websocket\")")
             }
             HandshakeError::MethodNotAllowed(m) => {
-                write!(f, "WebSocket upgrade with method \"{m}\" (only GET is allowed)")
+                write!(
+                    f,
+                    "WebSocket upgrade with method \"{m}\" (only GET is allowed)"
+                )
             }
             HandshakeError::HttpVersion((major, minor)) => {
-                write!(f, "WebSocket upgrade over HTTP/{major}.{minor} (HTTP/1.1 or later required)")
+                write!(
+                    f,
+                    "WebSocket upgrade over HTTP/{major}.{minor} (HTTP/1.1 or later required)"
+                )
             }
             HandshakeError::MissingConnectionUpgrade => {
                 f.write_str("WebSocket upgrade without \"Connection: Upgrade\"")
@@ -635,7 +641,11 @@ mod tests {
         h
     }
 
-    fn run(method: &str, version: (u32, u32), headers: &Headers) -> Result<Handshake, HandshakeError> {
+    fn run(
+        method: &str,
+        version: (u32, u32),
+        headers: &Headers,
+    ) -> Result<Handshake, HandshakeError> {
         Handshake::from_request(&HandshakeRequest {
             method,
             http_version: version,
@@ -653,15 +663,19 @@ mod tests {
 
     #[test]
     fn rfc_6455_sample_accept_key() {
-        assert_eq!(accept_key(KEY), "s3pPLMBiTxaYxePtWTFMoOGgzbo=");
+        assert_eq!(accept_key(KEY), "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=");
     }
 
     #[test]
     fn accepts_the_rfc_sample_request() {
-        let hs = get(&with(&base_headers(), "Sec-WebSocket-Protocol", Some("chat, superchat")))
-            .unwrap();
+        let hs = get(&with(
+            &base_headers(),
+            "Sec-WebSocket-Protocol",
+            Some("chat, superchat"),
+        ))
+        .unwrap();
         assert_eq!(hs.version, ProtocolVersion::V13);
-        assert_eq!(hs.accept, "s3pPLMBiTxaYxePtWTFMoOGgzbo=");
+        assert_eq!(hs.accept, "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=");
         assert_eq!(hs.protocols, ["chat", "superchat"]);
         assert!(hs.extensions.is_empty());
         assert_eq!(hs.origin.as_deref(), Some("http://example.com"));
@@ -699,14 +713,24 @@ mod tests {
 
     #[test]
     fn key_and_version_tolerate_surrounding_whitespace() {
-        let h = with(&base_headers(), "Sec-WebSocket-Key", Some(" \tdGhlIHNhbXBsZSBub25jZQ== "));
+        let h = with(
+            &base_headers(),
+            "Sec-WebSocket-Key",
+            Some(" \tdGhlIHNhbXBsZSBub25jZQ== "),
+        );
         let h = with(&h, "Sec-WebSocket-Version", Some(" 13\t"));
-        assert_eq!(get(&h).unwrap().accept, "s3pPLMBiTxaYxePtWTFMoOGgzbo=");
+        assert_eq!(get(&h).unwrap().accept, "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=");
     }
 
     #[test]
     fn not_an_upgrade_is_not_an_error() {
-        for upgrade in [None, Some("h2c"), Some("websockets"), Some(""), Some("web socket")] {
+        for upgrade in [
+            None,
+            Some("h2c"),
+            Some("websockets"),
+            Some(""),
+            Some("web socket"),
+        ] {
             let e = err_with("Upgrade", upgrade);
             assert_eq!(e, HandshakeError::NotUpgrade, "{upgrade:?}");
             assert!(e.is_not_websocket());
@@ -714,7 +738,10 @@ mod tests {
         }
         // Even a POST over HTTP/1.0 is merely "not ours" without the upgrade.
         let h = with(&base_headers(), "Upgrade", None);
-        assert_eq!(run("POST", (1, 0), &h).unwrap_err(), HandshakeError::NotUpgrade);
+        assert_eq!(
+            run("POST", (1, 0), &h).unwrap_err(),
+            HandshakeError::NotUpgrade
+        );
     }
 
     #[test]
@@ -768,16 +795,16 @@ mod tests {
         assert_eq!(e.http_status(), 400);
         for bad in [
             "",
-            "dGhlIHNhbXBsZSBub25jZQ",     // padding missing
-            "dGhlIHNhbXBsZSBub25jZQ=",    // padding short
-            "dGhlIHNhbXBsZSBub25jZQ===",  // padding long
-            "dGhlIHNhbXBsZSBub25jZR==",   // non-canonical trailing bits
-            "dGhlIHNhbXBsZSBub25j",       // 15 bytes
-            "dGhlIHNhbXBsZSBub25jZTEy",   // 18 bytes
-            "dGhlIHNhbXBsZSBub25jZQ-_",   // URL-safe alphabet
-            "dGhlIHNhbXBsZSBub25j ZQ==",  // inner space
+            "dGhlIHNhbXBsZSBub25jZQ",    // padding missing
+            "dGhlIHNhbXBsZSBub25jZQ=",   // padding short
+            "dGhlIHNhbXBsZSBub25jZQ===", // padding long
+            "dGhlIHNhbXBsZSBub25jZR==",  // non-canonical trailing bits
+            "dGhlIHNhbXBsZSBub25j",      // 15 bytes
+            "dGhlIHNhbXBsZSBub25jZTEy",  // 18 bytes
+            "dGhlIHNhbXBsZSBub25jZQ-_",  // URL-safe alphabet
+            "dGhlIHNhbXBsZSBub25j ZQ==", // inner space
             "dGhlIHNhbXBsZSBub25jZQ==, dGhlIHNhbXBsZSBub25jZQ==", // sent twice
-            "ZGhlIHNhbXBsZSBub25jZWU=",   // 17 bytes
+            "ZGhlIHNhbXBsZSBub25jZWU=",  // 17 bytes
         ] {
             let e = err_with("Sec-WebSocket-Key", Some(bad));
             assert!(matches!(e, HandshakeError::BadKey(_)), "{bad:?}: {e:?}");
@@ -807,11 +834,19 @@ mod tests {
 
     #[test]
     fn version_syntax_errors() {
-        for bad in ["", " ", "+13", "-13", "13a", "1 3", "13, 8", "0x0d", "١٣", "13.0"] {
+        for bad in [
+            "", " ", "+13", "-13", "13a", "1 3", "13, 8", "0x0d", "١٣", "13.0",
+        ] {
             let e = err_with("Sec-WebSocket-Version", Some(bad));
-            assert!(matches!(e, HandshakeError::BadVersionSyntax(_)), "{bad:?}: {e:?}");
+            assert!(
+                matches!(e, HandshakeError::BadVersionSyntax(_)),
+                "{bad:?}: {e:?}"
+            );
             assert_eq!(e.http_status(), 400);
-            assert_eq!(e.response_header(), Some(("Sec-WebSocket-Version", "13, 8, 7")));
+            assert_eq!(
+                e.response_header(),
+                Some(("Sec-WebSocket-Version", "13, 8, 7"))
+            );
         }
     }
 
@@ -839,13 +874,26 @@ mod tests {
 
     #[test]
     fn origin_header_depends_on_version() {
-        let h = with(&base_headers(), "Sec-WebSocket-Origin", Some("http://old.example"));
-        assert_eq!(get(&h).unwrap().origin.as_deref(), Some("http://example.com"));
+        let h = with(
+            &base_headers(),
+            "Sec-WebSocket-Origin",
+            Some("http://old.example"),
+        );
+        assert_eq!(
+            get(&h).unwrap().origin.as_deref(),
+            Some("http://example.com")
+        );
         let h8 = with(&h, "Sec-WebSocket-Version", Some("8"));
-        assert_eq!(get(&h8).unwrap().origin.as_deref(), Some("http://old.example"));
+        assert_eq!(
+            get(&h8).unwrap().origin.as_deref(),
+            Some("http://old.example")
+        );
         // Version 7/8 clients that sent only Origin.
         let h7 = with(&base_headers(), "Sec-WebSocket-Version", Some("7"));
-        assert_eq!(get(&h7).unwrap().origin.as_deref(), Some("http://example.com"));
+        assert_eq!(
+            get(&h7).unwrap().origin.as_deref(),
+            Some("http://example.com")
+        );
         let none = with(&base_headers(), "Origin", None);
         assert_eq!(get(&none).unwrap().origin, None);
     }
@@ -866,7 +914,17 @@ mod tests {
 
     #[test]
     fn bad_protocol_lists() {
-        for bad in ["a b", "a;b", "chat, \"chat\"", "a/b", "é", "a, a", "x=1", "a,(b)", "a\u{1}"] {
+        for bad in [
+            "a b",
+            "a;b",
+            "chat, \"chat\"",
+            "a/b",
+            "é",
+            "a, a",
+            "x=1",
+            "a,(b)",
+            "a\u{1}",
+        ] {
             let e = parse_protocols(bad).unwrap_err();
             assert!(matches!(e, HandshakeError::BadProtocolList(_)), "{bad:?}");
             assert_eq!(e.http_status(), 400);
@@ -899,7 +957,10 @@ mod tests {
         assert_eq!(
             parse_extensions("foo;a=1 ; b = \"2\";c=\"x\\yz\",\tbar ,,").unwrap(),
             [
-                ext("foo", &[("a", Some("1")), ("b", Some("2")), ("c", Some("xyz"))]),
+                ext(
+                    "foo",
+                    &[("a", Some("1")), ("b", Some("2")), ("c", Some("xyz"))]
+                ),
                 ext("bar", &[]),
             ]
         );
@@ -914,21 +975,21 @@ mod tests {
     #[test]
     fn bad_extension_lists() {
         for bad in [
-            ";a",                // no name
-            "foo;",              // empty parameter
-            "foo;;a",            // empty parameter
-            "foo;a=",            // no value
-            "foo;a=\"1",         // unterminated
-            "foo;a=\"1 2\"",     // unquoted value is not a token
-            "foo;a=\"\"",        // empty value is not a token
-            "foo;a=\"x,y\"",     // comma is not a tchar
-            "foo;a=\"x\\\"",     // escape eats the closing quote
-            "foo;a=\"x\u{1}\"",  // control character
-            "foo bar",           // two names
-            "foo;a=1 2",         // two values
-            "foo;a b",           // parameter followed by junk
-            "foo=1",             // value on the extension itself
-            "f(o)",              // non-token name
+            ";a",               // no name
+            "foo;",             // empty parameter
+            "foo;;a",           // empty parameter
+            "foo;a=",           // no value
+            "foo;a=\"1",        // unterminated
+            "foo;a=\"1 2\"",    // unquoted value is not a token
+            "foo;a=\"\"",       // empty value is not a token
+            "foo;a=\"x,y\"",    // comma is not a tchar
+            "foo;a=\"x\\\"",    // escape eats the closing quote
+            "foo;a=\"x\u{1}\"", // control character
+            "foo bar",          // two names
+            "foo;a=1 2",        // two values
+            "foo;a b",          // parameter followed by junk
+            "foo=1",            // value on the extension itself
+            "f(o)",             // non-token name
             "foo;a=\"é\"",      // non-ASCII
             "foo;a=b=c",
         ] {
@@ -949,7 +1010,10 @@ mod tests {
         );
         assert_eq!(
             get(&h).unwrap().extensions,
-            [ext("permessage-deflate", &[("server_no_context_takeover", None)])]
+            [ext(
+                "permessage-deflate",
+                &[("server_no_context_takeover", None)]
+            )]
         );
     }
 
@@ -961,13 +1025,19 @@ mod tests {
             [
                 ("Upgrade", "websocket".to_owned()),
                 ("Connection", "Upgrade".to_owned()),
-                ("Sec-WebSocket-Accept", "s3pPLMBiTxaYxePtWTFMoOGgzbo=".to_owned()),
+                (
+                    "Sec-WebSocket-Accept",
+                    "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=".to_owned()
+                ),
             ]
         );
         let full = hs.response_headers(Some("chat"), Some("permessage-deflate"));
         assert_eq!(full.len(), 5);
         assert_eq!(full[3], ("Sec-WebSocket-Protocol", "chat".to_owned()));
-        assert_eq!(full[4], ("Sec-WebSocket-Extensions", "permessage-deflate".to_owned()));
+        assert_eq!(
+            full[4],
+            ("Sec-WebSocket-Extensions", "permessage-deflate".to_owned())
+        );
     }
 
     #[test]
@@ -975,11 +1045,27 @@ mod tests {
         let rfc = base_headers();
         assert_eq!(classify(&rfc), RequestKind::Rfc6455);
         // A broken RFC request is still RFC 6455, so it gets its 400.
-        assert_eq!(classify(&with(&rfc, "Sec-WebSocket-Version", None)), RequestKind::Rfc6455);
-        assert_eq!(classify(&with(&rfc, "Sec-WebSocket-Key", None)), RequestKind::Rfc6455);
-        assert_eq!(classify(&with(&rfc, "Upgrade", None)), RequestKind::NotWebSocket);
-        assert_eq!(classify(&with(&rfc, "Upgrade", Some("h2c"))), RequestKind::NotWebSocket);
-        let no_version = with(&with(&rfc, "Sec-WebSocket-Version", None), "Sec-WebSocket-Key", None);
+        assert_eq!(
+            classify(&with(&rfc, "Sec-WebSocket-Version", None)),
+            RequestKind::Rfc6455
+        );
+        assert_eq!(
+            classify(&with(&rfc, "Sec-WebSocket-Key", None)),
+            RequestKind::Rfc6455
+        );
+        assert_eq!(
+            classify(&with(&rfc, "Upgrade", None)),
+            RequestKind::NotWebSocket
+        );
+        assert_eq!(
+            classify(&with(&rfc, "Upgrade", Some("h2c"))),
+            RequestKind::NotWebSocket
+        );
+        let no_version = with(
+            &with(&rfc, "Sec-WebSocket-Version", None),
+            "Sec-WebSocket-Key",
+            None,
+        );
         let draft75 = with(&no_version, "Upgrade", Some("WebSocket"));
         assert_eq!(classify(&draft75), RequestKind::Legacy);
         let draft76 = with(&draft75, "Sec-WebSocket-Key1", Some("4 @1  46546xW%0l 1 5"));
@@ -1030,11 +1116,12 @@ mod tests {
 
     #[test]
     fn borrowed_header_lists_work_too() {
-        let borrowed: Vec<(&str, &str)> = base_headers()
+        let owned = base_headers();
+        let borrowed: Vec<(&str, &str)> = owned
             .iter()
             .map(|(n, v)| (n.as_str(), v.as_str()))
             .collect();
-        assert_eq!(borrowed.get("sec-websocket-key"), Some(KEY));
+        assert_eq!(HeaderSource::get(&borrowed, "sec-websocket-key"), Some(KEY));
         let slice: &[(&str, &str)] = &borrowed;
         assert!(Handshake::from_request(&HandshakeRequest {
             method: "GET",

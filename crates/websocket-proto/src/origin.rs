@@ -151,9 +151,9 @@ fn is_scheme(s: &str) -> bool {
         && bytes.all(|b| b.is_ascii_alphanumeric() || matches!(b, b'+' | b'-' | b'.'))
 }
 
-/// Splits `host[:port]` into its raw parts, IPv6 literals keeping their
-/// brackets, without normalizing anything. The draft-76 handshake needs the
-/// host as the client wrote it to echo it back in the location.
+/// Splits `host[:port]` (a `Host` header) into its parts, IPv6 literals
+/// keeping their brackets. The host is validated like an origin's host but
+/// returned as written: the draft-76 handshake echoes it in the location.
 pub fn split_host_port(authority: &str) -> Result<(&str, Option<u16>), OriginError> {
     let (host, port) = if authority.starts_with('[') {
         let end = authority.find(']').ok_or(OriginError::BadHost)?;
@@ -173,6 +173,7 @@ pub fn split_host_port(authority: &str) -> Result<(&str, Option<u16>), OriginErr
         Some(p) => Some(parse_port(p)?),
         None => None,
     };
+    normalize_host(host)?;
     Ok((host, port))
 }
 
@@ -427,7 +428,14 @@ mod tests {
             ("http://:80", OriginError::BadHost),
             ("http://exa mple.com", OriginError::BadHost),
             ("http://exämple.com", OriginError::BadHost),
-            ("http://a.example, http://b.example", OriginError::BadHost),
+            (
+                "http://a.example, http://b.example",
+                OriginError::NotAnOrigin,
+            ),
+            (
+                "http://a.example http://b.example",
+                OriginError::NotAnOrigin,
+            ),
             ("http://a.example:", OriginError::BadPort),
             ("http://a.example:65536", OriginError::BadPort),
             ("http://a.example:123456", OriginError::BadPort),
@@ -457,36 +465,111 @@ mod tests {
     #[test]
     fn same_origin_checks() {
         assert!(same_origin("http://example.com", "http", "example.com", 80));
-        assert!(same_origin("http://example.com:80", "http", "EXAMPLE.com", 80));
-        assert!(same_origin("https://example.com", "https", "example.com:443", 443));
-        assert!(same_origin("http://example.com:8080", "http", "example.com:8080", 80));
+        assert!(same_origin(
+            "http://example.com:80",
+            "http",
+            "EXAMPLE.com",
+            80
+        ));
+        assert!(same_origin(
+            "https://example.com",
+            "https",
+            "example.com:443",
+            443
+        ));
+        assert!(same_origin(
+            "http://example.com:8080",
+            "http",
+            "example.com:8080",
+            80
+        ));
         // No port in Host: the server's port is assumed.
-        assert!(same_origin("http://example.com:8080", "http", "example.com", 8080));
+        assert!(same_origin(
+            "http://example.com:8080",
+            "http",
+            "example.com",
+            8080
+        ));
         assert!(same_origin("ws://example.com", "http", "example.com", 80));
-        assert!(same_origin("https://example.com", "wss", "example.com", 443));
-        assert!(same_origin("http://[::1]:8080", "http", "[0:0::1]:8080", 80));
-        assert!(same_origin("http://example.com", "HTTP", " example.com ", 80));
+        assert!(same_origin(
+            "https://example.com",
+            "wss",
+            "example.com",
+            443
+        ));
+        assert!(same_origin(
+            "http://[::1]:8080",
+            "http",
+            "[0:0::1]:8080",
+            80
+        ));
+        assert!(same_origin(
+            "http://example.com",
+            "HTTP",
+            " example.com ",
+            80
+        ));
 
-        assert!(!same_origin("https://example.com", "http", "example.com", 80));
-        assert!(!same_origin("http://example.com", "https", "example.com", 443));
+        assert!(!same_origin(
+            "https://example.com",
+            "http",
+            "example.com",
+            80
+        ));
+        assert!(!same_origin(
+            "http://example.com",
+            "https",
+            "example.com",
+            443
+        ));
         assert!(!same_origin("http://evil.com", "http", "example.com", 80));
-        assert!(!same_origin("http://example.com:8080", "http", "example.com", 80));
-        assert!(!same_origin("http://example.com", "http", "example.com:8080", 80));
-        assert!(!same_origin("http://example.com.evil.com", "http", "example.com", 80));
+        assert!(!same_origin(
+            "http://example.com:8080",
+            "http",
+            "example.com",
+            80
+        ));
+        assert!(!same_origin(
+            "http://example.com",
+            "http",
+            "example.com:8080",
+            80
+        ));
+        assert!(!same_origin(
+            "http://example.com.evil.com",
+            "http",
+            "example.com",
+            80
+        ));
         assert!(!same_origin("garbage", "http", "example.com", 80));
-        assert!(!same_origin("http://example.com", "http", "exa mple.com", 80));
+        assert!(!same_origin(
+            "http://example.com",
+            "http",
+            "exa mple.com",
+            80
+        ));
         assert!(!same_origin("http://example.com", "http", "", 80));
-        assert!(!same_origin("http://example.com", "http", "example.com:x", 80));
+        assert!(!same_origin(
+            "http://example.com",
+            "http",
+            "example.com:x",
+            80
+        ));
     }
 
     #[test]
     fn split_host_port_keeps_the_raw_host() {
         assert_eq!(split_host_port("Example.com"), Ok(("Example.com", None)));
-        assert_eq!(split_host_port("example.com:81"), Ok(("example.com", Some(81))));
+        assert_eq!(
+            split_host_port("example.com:81"),
+            Ok(("example.com", Some(81)))
+        );
         assert_eq!(split_host_port("[::1]:81"), Ok(("[::1]", Some(81))));
         assert_eq!(split_host_port("[::1]"), Ok(("[::1]", None)));
         assert_eq!(split_host_port("[::1"), Err(OriginError::BadHost));
         assert_eq!(split_host_port("a:b"), Err(OriginError::BadPort));
+        assert_eq!(split_host_port("a\u{1}b"), Err(OriginError::BadHost));
+        assert_eq!(split_host_port(""), Err(OriginError::BadHost));
     }
 
     #[test]
@@ -510,8 +593,15 @@ mod tests {
         assert!(!list.matches_header(""));
         assert!(list.matches(&Origin::Null));
 
-        let err = OriginList::parse(["https://ok.example", "https://bad.example/path"]).unwrap_err();
-        assert_eq!(err, ("https://bad.example/path".to_owned(), OriginError::NotAnOrigin));
+        let err =
+            OriginList::parse(["https://ok.example", "https://bad.example/path"]).unwrap_err();
+        assert_eq!(
+            err,
+            (
+                "https://bad.example/path".to_owned(),
+                OriginError::NotAnOrigin
+            )
+        );
 
         let mut merged = OriginList::new();
         assert!(merged.is_empty());
@@ -519,7 +609,10 @@ mod tests {
         assert_eq!(merged.add("nope"), Err(OriginError::BadScheme));
         merged.extend(&list);
         assert_eq!(merged.len(), 4);
-        assert_eq!(merged.iter().next().unwrap().to_string(), "https://a.example");
+        assert_eq!(
+            merged.iter().next().unwrap().to_string(),
+            "https://a.example"
+        );
         merged.extend(&list);
         assert_eq!(merged.len(), 4);
     }

@@ -1,0 +1,133 @@
+//! Bucket brigades: how data moves through Apache's filter chains.
+
+use std::os::raw::c_char;
+
+use crate::sys;
+
+/// A brigade owned by the caller (created in a pool, emptied and reused).
+pub struct Brigade {
+    raw: *mut sys::apr_bucket_brigade,
+    alloc: *mut sys::apr_bucket_alloc_t,
+}
+
+/// What a nonblocking read produced.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReadOutcome {
+    /// This many bytes were appended.
+    Data(usize),
+    /// Nothing available right now.
+    WouldBlock,
+    /// The peer closed the connection (or it failed).
+    Closed(sys::apr_status_t),
+}
+
+impl Brigade {
+    /// # Safety
+    /// `pool` and `alloc` are live and belong to the connection the brigade
+    /// is used with; the brigade is used on one thread only.
+    pub unsafe fn new(pool: *mut sys::apr_pool_t, alloc: *mut sys::apr_bucket_alloc_t) -> Self {
+        // SAFETY: live pool and allocator per the contract.
+        let raw = unsafe { sys::apr_brigade_create(pool, alloc) };
+        Brigade { raw, alloc }
+    }
+
+    pub fn as_raw(&self) -> *mut sys::apr_bucket_brigade {
+        self.raw
+    }
+
+    /// Destroys every bucket, keeping the brigade for reuse.
+    pub fn cleanup(&self) {
+        // SAFETY: the brigade is live (created by new, pool not yet destroyed).
+        unsafe { sys::apr_brigade_cleanup(self.raw.cast()) };
+    }
+
+    /// Reads up to `max` bytes from a filter chain without blocking and
+    /// appends them to `out`.
+    ///
+    /// # Safety
+    /// `filters` is the live input filter chain of the brigade's connection.
+    pub unsafe fn read_nonblocking(&self, filters: *mut sys::ap_filter_t, max: usize, out: &mut Vec<u8>) -> ReadOutcome {
+        self.cleanup();
+        // SAFETY: live filter chain and brigade (contract).
+        let rv = unsafe {
+            sys::ap_get_brigade(filters, self.raw, sys::AP_MODE_READBYTES, sys::APR_NONBLOCK_READ, max as sys::apr_off_t)
+        };
+        if sys::APR_STATUS_IS_EAGAIN(rv) {
+            return ReadOutcome::WouldBlock;
+        }
+        if rv != sys::APR_SUCCESS as sys::apr_status_t {
+            return ReadOutcome::Closed(rv);
+        }
+        let before = out.len();
+        let mut eos = false;
+        // SAFETY: walking a live brigade's ring; each bucket is read before
+        // the brigade is cleaned up, and the data is copied out at once.
+        unsafe {
+            let sentinel = sys::APR_BRIGADE_SENTINEL(self.raw);
+            let mut b = sys::APR_BRIGADE_FIRST(self.raw);
+            while b != sentinel {
+                if sys::APR_BUCKET_IS_EOS(b) {
+                    eos = true;
+                    break;
+                }
+                if !sys::APR_BUCKET_IS_METADATA(b) {
+                    let mut data: *const c_char = std::ptr::null();
+                    let mut len: sys::apr_size_t = 0;
+                    let rv = sys::apr_bucket_read(b, &mut data, &mut len, sys::APR_BLOCK_READ);
+                    if rv != sys::APR_SUCCESS as sys::apr_status_t {
+                        self.cleanup();
+                        return ReadOutcome::Closed(rv);
+                    }
+                    if len > 0 {
+                        out.extend_from_slice(std::slice::from_raw_parts(data.cast::<u8>(), len as usize));
+                    }
+                }
+                b = sys::APR_BUCKET_NEXT(b);
+            }
+        }
+        self.cleanup();
+        let n = out.len() - before;
+        if n > 0 {
+            ReadOutcome::Data(n)
+        } else if eos {
+            ReadOutcome::Closed(sys::APR_EOF as sys::apr_status_t)
+        } else {
+            ReadOutcome::WouldBlock
+        }
+    }
+
+    /// Sends `data` followed by a FLUSH down an output filter chain and waits
+    /// until the chain has taken it (the core filter writes or sets it aside).
+    ///
+    /// # Safety
+    /// `filters` is the live output filter chain of the brigade's connection,
+    /// and it is only ever used from the calling thread.
+    pub unsafe fn write_and_flush(&self, filters: *mut sys::ap_filter_t, data: &[u8]) -> Result<(), sys::apr_status_t> {
+        self.cleanup();
+        // SAFETY: live brigade and allocator; a transient bucket points at
+        // `data`, which stays valid until ap_pass_brigade returns, and any
+        // filter that keeps it longer must set it aside (copy) by contract.
+        let rv = unsafe {
+            if !data.is_empty() {
+                let b = sys::apr_bucket_transient_create(data.as_ptr().cast(), data.len() as sys::apr_size_t, self.alloc);
+                sys::APR_BRIGADE_INSERT_TAIL(self.raw, b);
+            }
+            sys::APR_BRIGADE_INSERT_TAIL(self.raw, sys::apr_bucket_flush_create(self.alloc));
+            sys::ap_pass_brigade(filters, self.raw)
+        };
+        self.cleanup();
+        if rv == sys::APR_SUCCESS as sys::apr_status_t {
+            Ok(())
+        } else {
+            Err(rv)
+        }
+    }
+}
+
+impl Drop for Brigade {
+    fn drop(&mut self) {
+        // SAFETY: the brigade is live until its pool goes; destroying it
+        // early also unregisters its pool cleanup.
+        unsafe { sys::apr_brigade_destroy(self.raw) };
+    }
+}

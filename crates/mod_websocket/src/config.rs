@@ -1,0 +1,281 @@
+//! Per-directory configuration: the directives, their parsing, and the merge
+//! that lets nested `<Location>` blocks inherit what they do not set.
+
+use std::ffi::CStr;
+use std::os::raw::{c_char, c_void};
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use httpd::sys;
+use websocket_plugin::LoadedPlugin;
+use websocket_proto::origin::OriginList;
+
+/// `MaxMessageSize` when none is configured: 32 MiB, as in the C module.
+pub const DEFAULT_MAX_MESSAGE_SIZE: u64 = 32 * 1024 * 1024;
+
+/// How a handshake's `Origin` is checked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OriginCheck {
+    /// The origin must be the request's own scheme, host and port.
+    Same,
+    /// Only origins listed with `WebSocketTrustedOrigin`.
+    Trusted,
+    /// Any origin.
+    Off,
+}
+
+/// A loaded plugin and how the configuration named it.
+pub struct PluginHandle {
+    pub plugin: LoadedPlugin,
+    pub library: String,
+    pub init: String,
+}
+
+/// One directory's settings; `None` means "inherit".
+#[derive(Default, Clone)]
+pub struct DirConfig {
+    pub plugin: Option<Arc<PluginHandle>>,
+    pub max_message_size: Option<u64>,
+    pub origin_check: Option<OriginCheck>,
+    pub trusted_origins: Option<OriginList>,
+}
+
+impl DirConfig {
+    /// The settings of `add` on top of those of `base`.
+    pub fn merge(base: &DirConfig, add: &DirConfig) -> DirConfig {
+        DirConfig {
+            plugin: add.plugin.clone().or_else(|| base.plugin.clone()),
+            max_message_size: add.max_message_size.or(base.max_message_size),
+            origin_check: add.origin_check.or(base.origin_check),
+            trusted_origins: add.trusted_origins.clone().or_else(|| base.trusted_origins.clone()),
+        }
+    }
+
+    pub fn max_message_size(&self) -> u64 {
+        self.max_message_size.unwrap_or(DEFAULT_MAX_MESSAGE_SIZE)
+    }
+
+    pub fn origin_check(&self) -> OriginCheck {
+        self.origin_check.unwrap_or(OriginCheck::Same)
+    }
+}
+
+/// Parses a byte count: digits with an optional K, M or G suffix (powers of
+/// 1024). Zero, negative numbers and anything else are refused.
+pub fn parse_size(value: &str) -> Option<u64> {
+    let v = value.trim();
+    let (digits, unit) = match v.char_indices().last()? {
+        (i, 'k' | 'K') => (&v[..i], 1u64 << 10),
+        (i, 'm' | 'M') => (&v[..i], 1 << 20),
+        (i, 'g' | 'G') => (&v[..i], 1 << 30),
+        _ => (v, 1),
+    };
+    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let n: u64 = digits.parse().ok()?;
+    let bytes = n.checked_mul(unit)?;
+    (bytes > 0 && bytes <= i64::MAX as u64).then_some(bytes)
+}
+
+pub fn parse_origin_check(value: &str) -> Option<OriginCheck> {
+    match value.to_ascii_lowercase().as_str() {
+        "same" => Some(OriginCheck::Same),
+        "trusted" => Some(OriginCheck::Trusted),
+        "off" => Some(OriginCheck::Off),
+        _ => None,
+    }
+}
+
+pub(crate) unsafe extern "C" fn create_dir_config(pool: *mut sys::apr_pool_t, _dir: *mut c_char) -> *mut c_void {
+    // SAFETY: Apache passes the live pool the record must live in.
+    unsafe { httpd::pool::attach(pool, DirConfig::default()) }.cast()
+}
+
+pub(crate) unsafe extern "C" fn merge_dir_config(pool: *mut sys::apr_pool_t, base: *mut c_void, add: *mut c_void) -> *mut c_void {
+    // SAFETY: both records were made by create_dir_config/merge_dir_config
+    // and live in pools that outlive this merge.
+    let merged = unsafe { DirConfig::merge(&*base.cast::<DirConfig>(), &*add.cast::<DirConfig>()) };
+    // SAFETY: live pool from Apache.
+    unsafe { httpd::pool::attach(pool, merged) }.cast()
+}
+
+/// The configuration in effect for a request.
+///
+/// # Safety
+/// `r` is a live request.
+pub(crate) unsafe fn for_request<'a>(r: *const sys::request_rec) -> Option<&'a DirConfig> {
+    // SAFETY: live request; our slot holds a DirConfig made by us (or NULL).
+    unsafe {
+        let p = sys::get_module_config((*r).per_dir_config, crate::module_ptr()).cast::<DirConfig>();
+        p.as_ref()
+    }
+}
+
+/// Runs a directive handler body, turning its error text into the string
+/// Apache prints (allocated in the command pool), with the directive's name.
+unsafe fn directive(
+    cmd: *mut sys::cmd_parms,
+    conf: *mut c_void,
+    body: impl FnOnce(&mut DirConfig, *mut sys::cmd_parms) -> Result<(), String>,
+) -> *const c_char {
+    // SAFETY: Apache passes the live cmd_parms and our per-dir record.
+    let (conf, name) = unsafe { (&mut *conf.cast::<DirConfig>(), httpd::cstr((*(*cmd).cmd).name).unwrap_or("?")) };
+    match body(conf, cmd) {
+        Ok(()) => std::ptr::null(),
+        // SAFETY: the command pool is live for the whole configuration pass.
+        Err(msg) => unsafe { httpd::pool::strdup((*cmd).pool, &format!("{name}: {msg}")) },
+    }
+}
+
+unsafe fn arg<'a>(p: *const c_char) -> Result<&'a str, String> {
+    // SAFETY: Apache passes NUL-terminated argument words.
+    unsafe { httpd::cstr(p) }.ok_or_else(|| "argument is not valid UTF-8".to_owned())
+}
+
+unsafe extern "C" fn set_handler(cmd: *mut sys::cmd_parms, conf: *mut c_void, library: *const c_char, init: *const c_char) -> *const c_char {
+    // SAFETY: forwarded Apache arguments.
+    unsafe {
+        directive(cmd, conf, |conf, cmd| {
+            let library = arg(library)?;
+            let init = arg(init)?;
+            let lib_c = std::ffi::CString::new(library).map_err(|_| "library path contains NUL".to_owned())?;
+            let resolved = httpd::cstr(sys::ap_server_root_relative((*cmd).pool, lib_c.as_ptr()))
+                .ok_or_else(|| format!("invalid library path '{library}'"))?;
+            let path = PathBuf::from(resolved);
+            let plugin = LoadedPlugin::load(&path, init).map_err(|e| format!("cannot load plugin '{library}' '{init}': {e}"))?;
+            conf.plugin = Some(Arc::new(PluginHandle {
+                plugin,
+                library: library.to_owned(),
+                init: init.to_owned(),
+            }));
+            Ok(())
+        })
+    }
+}
+
+unsafe extern "C" fn set_max_message_size(cmd: *mut sys::cmd_parms, conf: *mut c_void, value: *const c_char) -> *const c_char {
+    // SAFETY: forwarded Apache arguments.
+    unsafe {
+        directive(cmd, conf, |conf, _| {
+            let v = arg(value)?;
+            let size = parse_size(v).ok_or_else(|| {
+                format!("invalid size '{v}' (expected a positive number of bytes, optionally with K, M or G)")
+            })?;
+            conf.max_message_size = Some(size);
+            Ok(())
+        })
+    }
+}
+
+unsafe extern "C" fn set_origin_check(cmd: *mut sys::cmd_parms, conf: *mut c_void, value: *const c_char) -> *const c_char {
+    // SAFETY: forwarded Apache arguments.
+    unsafe {
+        directive(cmd, conf, |conf, _| {
+            let v = arg(value)?;
+            conf.origin_check = Some(parse_origin_check(v).ok_or_else(|| format!("invalid value '{v}' (expected Same, Trusted or Off)"))?);
+            Ok(())
+        })
+    }
+}
+
+unsafe extern "C" fn add_trusted_origin(cmd: *mut sys::cmd_parms, conf: *mut c_void, value: *const c_char) -> *const c_char {
+    // SAFETY: forwarded Apache arguments.
+    unsafe {
+        directive(cmd, conf, |conf, _| {
+            let v = arg(value)?;
+            let list = conf.trusted_origins.get_or_insert_with(OriginList::new);
+            list.add(v).map_err(|e| format!("invalid origin '{v}': {e}"))
+        })
+    }
+}
+
+const HERE: std::os::raw::c_int = sys::RSRC_CONF as std::os::raw::c_int | sys::ACCESS_CONF as std::os::raw::c_int;
+const HERE_OR_HTACCESS: std::os::raw::c_int = HERE | sys::OR_AUTHCFG as std::os::raw::c_int;
+
+const fn help(s: &'static CStr) -> &'static CStr {
+    s
+}
+
+/// The directive table Apache reads (terminated by an empty entry).
+pub(crate) static mut COMMANDS: [sys::command_rec; 6] = [
+    sys::AP_INIT_TAKE2(
+        c"WebSocketHandler",
+        set_handler,
+        std::ptr::null_mut(),
+        HERE,
+        help(c"the plugin's shared library (relative to ServerRoot) and its init function"),
+    ),
+    sys::AP_INIT_TAKE1(
+        c"MaxMessageSize",
+        set_max_message_size,
+        std::ptr::null_mut(),
+        HERE_OR_HTACCESS,
+        help(c"largest message accepted, in bytes (K, M, G suffixes allowed); default 33554432"),
+    ),
+    sys::AP_INIT_TAKE1(
+        c"WebSocketMaxMessageSize",
+        set_max_message_size,
+        std::ptr::null_mut(),
+        HERE_OR_HTACCESS,
+        help(c"alias of MaxMessageSize"),
+    ),
+    sys::AP_INIT_TAKE1(
+        c"WebSocketOriginCheck",
+        set_origin_check,
+        std::ptr::null_mut(),
+        HERE_OR_HTACCESS,
+        help(c"Same (default), Trusted or Off: which Origin headers are accepted"),
+    ),
+    sys::AP_INIT_ITERATE(
+        c"WebSocketTrustedOrigin",
+        add_trusted_origin,
+        std::ptr::null_mut(),
+        HERE_OR_HTACCESS,
+        help(c"origins (scheme://host[:port]) accepted under WebSocketOriginCheck Trusted"),
+    ),
+    sys::AP_INIT_END(),
+];
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes() {
+        assert_eq!(parse_size("33554432"), Some(33554432));
+        assert_eq!(parse_size("64K"), Some(65536));
+        assert_eq!(parse_size("32m"), Some(32 << 20));
+        assert_eq!(parse_size("1G"), Some(1 << 30));
+        for bad in ["", "0", "-1", "abc", "1.5M", "12KB", "K", "99999999999999999999", " "] {
+            assert_eq!(parse_size(bad), None, "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn origin_checks() {
+        assert_eq!(parse_origin_check("same"), Some(OriginCheck::Same));
+        assert_eq!(parse_origin_check("Trusted"), Some(OriginCheck::Trusted));
+        assert_eq!(parse_origin_check("OFF"), Some(OriginCheck::Off));
+        assert_eq!(parse_origin_check("maybe"), None);
+    }
+
+    #[test]
+    fn merge_inherits_unset_fields() {
+        let base = DirConfig {
+            max_message_size: Some(100),
+            origin_check: Some(OriginCheck::Off),
+            ..DirConfig::default()
+        };
+        let add = DirConfig {
+            origin_check: Some(OriginCheck::Trusted),
+            ..DirConfig::default()
+        };
+        let m = DirConfig::merge(&base, &add);
+        assert_eq!(m.max_message_size(), 100);
+        assert_eq!(m.origin_check(), OriginCheck::Trusted);
+        let empty = DirConfig::merge(&DirConfig::default(), &DirConfig::default());
+        assert_eq!(empty.max_message_size(), DEFAULT_MAX_MESSAGE_SIZE);
+        assert_eq!(empty.origin_check(), OriginCheck::Same);
+    }
+}

@@ -1,0 +1,276 @@
+//! The server side of the plugin ABI: the `WebSocketServer` callbacks and
+//! the per-connection state behind them.
+//!
+//! Plugins may call `send` from any thread. Frames are encoded straight into
+//! a byte queue shared with the connection's owner thread, which alone
+//! touches Apache's filters (DESIGN.md §3). The queue is bounded: a sender on
+//! another thread waits while it is full, and every sender gets 0 at once
+//! once the session has ended.
+
+use std::ffi::CString;
+use std::os::raw::{c_char, c_int};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Condvar, Mutex, MutexGuard};
+use std::thread::ThreadId;
+
+use httpd::sys;
+use websocket_plugin::ffi::{
+    WebSocketServer, WebSocketState, MESSAGE_TYPE_BINARY, MESSAGE_TYPE_CLOSE, MESSAGE_TYPE_PING, MESSAGE_TYPE_PONG,
+    MESSAGE_TYPE_TEXT, WEBSOCKET_SERVER_VERSION_1,
+};
+use websocket_proto::close::{CloseCode, ClosePayload};
+use websocket_proto::encoder::FrameHeaderBuf;
+use websocket_proto::frame::MAX_CONTROL_PAYLOAD;
+use websocket_proto::Opcode;
+
+/// Bytes other threads may queue before `send` waits for the owner to
+/// write them out. One message larger than this still goes through alone.
+pub(crate) const QUEUE_LIMIT: usize = 1 << 20;
+
+/// The owner's pollset, woken when another thread queues a frame.
+struct Waker(*mut sys::apr_pollset_t);
+
+// SAFETY: apr_pollset_wakeup is documented thread-safe; the pointer is only
+// used under the outbox lock and removed (under that lock) before the
+// pollset is destroyed.
+unsafe impl Send for Waker {}
+
+#[derive(Default)]
+struct Queue {
+    bytes: Vec<u8>,
+    /// The session is over: every send fails.
+    closed: bool,
+    /// A close frame is queued: nothing may follow it on the wire.
+    close_queued: bool,
+    waker: Option<Waker>,
+}
+
+/// Encoded frames waiting for the owner thread.
+#[derive(Default)]
+pub(crate) struct Outbox {
+    queue: Mutex<Queue>,
+    space: Condvar,
+}
+
+impl Outbox {
+    fn lock(&self) -> MutexGuard<'_, Queue> {
+        // A plugin thread that panicked while holding the lock leaves only
+        // bytes behind; the queue stays usable.
+        self.queue.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Queues one frame. `from_owner` senders never wait (the owner is the
+    /// one that would drain the queue). Returns false if nothing can be sent.
+    pub(crate) fn push(&self, from_owner: bool, opcode: Opcode, payload: &[u8]) -> bool {
+        let header = FrameHeaderBuf::new(opcode, true, false, payload.len() as u64);
+        let size = header.as_bytes().len() + payload.len();
+        let mut q = self.lock();
+        if !from_owner {
+            while !q.closed && !q.close_queued && !q.bytes.is_empty() && q.bytes.len() + size > QUEUE_LIMIT {
+                q = self.space.wait(q).unwrap_or_else(|e| e.into_inner());
+            }
+        }
+        if q.closed || q.close_queued {
+            return false;
+        }
+        q.bytes.extend_from_slice(header.as_bytes());
+        q.bytes.extend_from_slice(payload);
+        if opcode == Opcode::Close {
+            q.close_queued = true;
+        }
+        if !from_owner {
+            if let Some(w) = &q.waker {
+                // SAFETY: the pollset is live while it is registered here
+                // (see Waker); wakeup is thread-safe.
+                unsafe { sys::apr_pollset_wakeup(w.0) };
+            }
+        }
+        true
+    }
+
+    /// Moves everything queued to the end of `out`; returns whether a close
+    /// frame is among what has been queued so far.
+    pub(crate) fn take(&self, out: &mut Vec<u8>) -> bool {
+        let mut q = self.lock();
+        if out.is_empty() {
+            std::mem::swap(out, &mut q.bytes);
+        } else {
+            out.extend_from_slice(&q.bytes);
+            q.bytes.clear();
+        }
+        let close_queued = q.close_queued;
+        drop(q);
+        self.space.notify_all();
+        close_queued
+    }
+
+    pub(crate) fn set_waker(&self, pollset: *mut sys::apr_pollset_t) {
+        self.lock().waker = if pollset.is_null() { None } else { Some(Waker(pollset)) };
+    }
+
+    /// Ends the session for senders: pending and future sends return 0.
+    pub(crate) fn close(&self) {
+        let mut q = self.lock();
+        q.closed = true;
+        q.waker = None;
+        q.bytes = Vec::new();
+        drop(q);
+        self.space.notify_all();
+    }
+}
+
+/// What `WebSocketServer::state` points at.
+pub(crate) struct ConnState {
+    pub(crate) r: *mut sys::request_rec,
+    pub(crate) protocols: Vec<CString>,
+    pub(crate) owner: ThreadId,
+    pub(crate) outbox: Outbox,
+    /// Response headers may only change before the 101 is sent.
+    pub(crate) handshake_open: AtomicBool,
+}
+
+/// The struct handed to plugins, with the state it points at. Boxed so its
+/// address stays put for the whole connection.
+pub(crate) struct Connection {
+    pub(crate) server: WebSocketServer,
+    pub(crate) state: ConnState,
+}
+
+// SAFETY: plugins use the server from their own threads. Everything they can
+// reach from another thread goes through the Mutex'd outbox or reads data
+// that is immutable once the session runs (request headers, protocols).
+unsafe impl Sync for Connection {}
+
+impl Connection {
+    pub(crate) fn new(r: *mut sys::request_rec, protocols: Vec<CString>) -> Box<Connection> {
+        let mut conn = Box::new(Connection {
+            server: WebSocketServer {
+                size: std::mem::size_of::<WebSocketServer>() as _,
+                version: WEBSOCKET_SERVER_VERSION_1,
+                state: std::ptr::null_mut(),
+                request: Some(request),
+                header_get: Some(header_get),
+                header_set: Some(header_set),
+                protocol_count: Some(protocol_count),
+                protocol_index: Some(protocol_index),
+                protocol_set: Some(protocol_set),
+                send: Some(send),
+                close: Some(close),
+            },
+            state: ConnState {
+                r,
+                protocols,
+                owner: std::thread::current().id(),
+                outbox: Outbox::default(),
+                handshake_open: AtomicBool::new(true),
+            },
+        });
+        conn.server.state = (&conn.state as *const ConnState).cast_mut().cast::<WebSocketState>();
+        conn
+    }
+
+    pub(crate) fn server_ptr(&self) -> *const WebSocketServer {
+        &self.server
+    }
+}
+
+/// # Safety
+/// `server` is NULL or a server made by [`Connection::new`] that is still alive.
+unsafe fn state<'a>(server: *const WebSocketServer) -> Option<&'a ConnState> {
+    // SAFETY: per the contract; the state pointer was set by Connection::new.
+    unsafe { server.as_ref().and_then(|s| s.state.cast::<ConnState>().cast_const().as_ref()) }
+}
+
+unsafe extern "system" fn request(server: *const WebSocketServer) -> *mut websocket_plugin::ffi::request_rec {
+    // SAFETY: the plugin passes back the server it was given.
+    unsafe { state(server) }.map_or(std::ptr::null_mut(), |s| s.r.cast())
+}
+
+unsafe extern "system" fn header_get(server: *const WebSocketServer, key: *const c_char) -> *const c_char {
+    // SAFETY: the plugin passes its server and a C string (or NULL).
+    unsafe {
+        match state(server) {
+            Some(s) if !key.is_null() => sys::apr_table_get((*s.r).headers_in, key),
+            _ => std::ptr::null(),
+        }
+    }
+}
+
+unsafe extern "system" fn header_set(server: *const WebSocketServer, key: *const c_char, value: *const c_char) {
+    // SAFETY: as for header_get. headers_out is only touched on the owner
+    // thread before the 101 goes out, which handshake_open enforces.
+    unsafe {
+        if let Some(s) = state(server) {
+            if !key.is_null() && !value.is_null() && s.handshake_open.load(Ordering::Acquire) && s.owner == std::thread::current().id() {
+                sys::apr_table_set((*s.r).headers_out, key, value);
+            }
+        }
+    }
+}
+
+unsafe extern "system" fn protocol_count(server: *const WebSocketServer) -> usize {
+    // SAFETY: the plugin passes back its server.
+    unsafe { state(server) }.map_or(0, |s| s.protocols.len())
+}
+
+unsafe extern "system" fn protocol_index(server: *const WebSocketServer, index: usize) -> *const c_char {
+    // SAFETY: the plugin passes back its server.
+    unsafe { state(server) }
+        .and_then(|s| s.protocols.get(index))
+        .map_or(std::ptr::null(), |p| p.as_ptr())
+}
+
+unsafe extern "system" fn protocol_set(server: *const WebSocketServer, protocol: *const c_char) {
+    if protocol.is_null() {
+        return;
+    }
+    // SAFETY: the plugin passes back its server and a C string.
+    unsafe { header_set(server, c"Sec-WebSocket-Protocol".as_ptr(), protocol) }
+}
+
+unsafe extern "system" fn send(server: *const WebSocketServer, message_type: c_int, buffer: *const u8, size: usize) -> usize {
+    // SAFETY: the plugin passes back its server.
+    let Some(s) = (unsafe { state(server) }) else {
+        return 0;
+    };
+    let payload: &[u8] = if buffer.is_null() || size == 0 {
+        &[]
+    } else {
+        // SAFETY: the plugin promises `size` readable bytes at `buffer`.
+        unsafe { std::slice::from_raw_parts(buffer, size) }
+    };
+    let opcode = match message_type {
+        MESSAGE_TYPE_TEXT => {
+            // Invalid text would make every conforming client fail the connection.
+            if websocket_proto::utf8::validate(payload).is_err() {
+                return 0;
+            }
+            Opcode::Text
+        }
+        MESSAGE_TYPE_BINARY => Opcode::Binary,
+        MESSAGE_TYPE_PING | MESSAGE_TYPE_PONG | MESSAGE_TYPE_CLOSE if payload.len() > MAX_CONTROL_PAYLOAD => return 0,
+        MESSAGE_TYPE_PING => Opcode::Ping,
+        MESSAGE_TYPE_PONG => Opcode::Pong,
+        MESSAGE_TYPE_CLOSE => Opcode::Close,
+        _ => return 0,
+    };
+    let from_owner = s.owner == std::thread::current().id();
+    if s.outbox.push(from_owner, opcode, payload) {
+        payload.len()
+    } else {
+        0
+    }
+}
+
+unsafe extern "system" fn close(server: *const WebSocketServer) {
+    // SAFETY: the plugin passes back its server.
+    if let Some(s) = unsafe { state(server) } {
+        let from_owner = s.owner == std::thread::current().id();
+        s.outbox.push(from_owner, Opcode::Close, ClosePayload::new(CloseCode::NORMAL, "").as_bytes());
+    }
+}
+
+/// Owned copies of the offered subprotocols, for `protocol_index`.
+pub(crate) fn protocol_list(protocols: &[String]) -> Vec<CString> {
+    protocols.iter().filter_map(|p| CString::new(p.as_str()).ok()).collect()
+}

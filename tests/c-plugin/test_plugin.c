@@ -1,0 +1,250 @@
+/*
+ * A plugin written in C against websocket_plugin.h alone, as third-party plugins are.
+ * The integration tests load it to prove that the module speaks the C ABI; every
+ * behaviour below exists only to be observed by a test.
+ *
+ *   on_connect   refuses (403) if the request has X-Refuse; copies X-Echo-Header into
+ *                the response as X-Echo-Header-Reply; picks subprotocol chat.v2 if
+ *                offered and remembers the offered list.
+ *   on_message   "protocols"        -> the offered subprotocols, comma-separated
+ *                "request"          -> "yes" if request() is not NULL, else "no"
+ *                "header:<name>"    -> that request header, or "(null)"
+ *                "threads:<n>:<m>"  -> n threads each send m texts "t<i>:<k>" at once,
+ *                                      then "threads-done" once all have finished
+ *                "close"            -> close()
+ *                anything else      -> echoed with the same type
+ *   on_disconnect joins every thread and frees the connection's state.
+ */
+
+#include <pthread.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "websocket_plugin.h"
+
+#define MAX_BATCHES 16
+
+struct connection;
+
+struct batch {
+    struct connection *conn;
+    unsigned long threads;
+    unsigned long messages;
+    pthread_t coordinator;
+};
+
+struct worker {
+    const WebSocketServer *server;
+    unsigned long index;
+    unsigned long messages;
+};
+
+struct connection {
+    const WebSocketServer *server;
+    char *protocols;
+    /* Only touched by callbacks, which never run concurrently for one connection. */
+    struct batch batches[MAX_BATCHES];
+    int batch_count;
+};
+
+static size_t send_text(const WebSocketServer *server, const char *text)
+{
+    return server->send(server, MESSAGE_TYPE_TEXT, (const unsigned char *)text, strlen(text));
+}
+
+static void *worker_main(void *arg)
+{
+    struct worker *w = arg;
+    unsigned long k;
+    char text[64];
+
+    for (k = 0; k < w->messages; k++) {
+        snprintf(text, sizeof text, "t%lu:%lu", w->index, k);
+        if (send_text(w->server, text) == 0) {
+            break; /* closing: the rest would fail too */
+        }
+    }
+    return NULL;
+}
+
+/* Runs a batch off the connection's thread, so that on_message returns and the server
+ * can keep draining what the workers queue. */
+static void *coordinator_main(void *arg)
+{
+    struct batch *b = arg;
+    struct worker *workers = calloc(b->threads, sizeof *workers);
+    pthread_t *ids = calloc(b->threads, sizeof *ids);
+    unsigned long started = 0, i;
+
+    if (workers != NULL && ids != NULL) {
+        for (i = 0; i < b->threads; i++) {
+            workers[i].server = b->conn->server;
+            workers[i].index = i;
+            workers[i].messages = b->messages;
+            if (pthread_create(&ids[i], NULL, worker_main, &workers[i]) != 0) {
+                break;
+            }
+            started++;
+        }
+        for (i = 0; i < started; i++) {
+            pthread_join(ids[i], NULL);
+        }
+    }
+    send_text(b->conn->server, started == b->threads ? "threads-done" : "threads-failed");
+    free(workers);
+    free(ids);
+    return NULL;
+}
+
+static void start_batch(struct connection *conn, const char *spec)
+{
+    unsigned long threads, messages;
+    struct batch *b;
+
+    if (sscanf(spec, "%lu:%lu", &threads, &messages) != 2 || threads == 0 ||
+        conn->batch_count == MAX_BATCHES) {
+        send_text(conn->server, "threads-failed");
+        return;
+    }
+    b = &conn->batches[conn->batch_count];
+    b->conn = conn;
+    b->threads = threads;
+    b->messages = messages;
+    if (pthread_create(&b->coordinator, NULL, coordinator_main, b) != 0) {
+        send_text(conn->server, "threads-failed");
+        return;
+    }
+    conn->batch_count++;
+}
+
+/* Whether a (not NUL-terminated) message equals a string. */
+static int is(const unsigned char *buffer, size_t size, const char *text)
+{
+    return size == strlen(text) && memcmp(buffer, text, size) == 0;
+}
+
+static int starts_with(const unsigned char *buffer, size_t size, const char *prefix)
+{
+    return size >= strlen(prefix) && memcmp(buffer, prefix, strlen(prefix)) == 0;
+}
+
+static void *CALLBACK on_connect(const WebSocketServer *server)
+{
+    struct connection *conn;
+    const char *echo;
+    size_t count, i, length = 1;
+
+    if (server->header_get(server, "X-Refuse") != NULL) {
+        return NULL;
+    }
+    echo = server->header_get(server, "X-Echo-Header");
+    if (echo != NULL) {
+        server->header_set(server, "X-Echo-Header-Reply", echo);
+    }
+
+    conn = calloc(1, sizeof *conn);
+    if (conn == NULL) {
+        return NULL;
+    }
+    conn->server = server;
+    count = server->protocol_count(server);
+    for (i = 0; i < count; i++) {
+        const char *p = server->protocol_index(server, i);
+        length += (p != NULL ? strlen(p) : 0) + 1;
+    }
+    conn->protocols = calloc(1, length);
+    if (conn->protocols == NULL) {
+        free(conn);
+        return NULL;
+    }
+    for (i = 0; i < count; i++) {
+        const char *p = server->protocol_index(server, i);
+        if (p == NULL) {
+            continue;
+        }
+        if (conn->protocols[0] != '\0') {
+            strcat(conn->protocols, ",");
+        }
+        strcat(conn->protocols, p);
+        if (strcmp(p, "chat.v2") == 0) {
+            server->protocol_set(server, "chat.v2");
+        }
+    }
+    return conn;
+}
+
+static size_t CALLBACK on_message(void *plugin_private, const WebSocketServer *server,
+                                  const int type, unsigned char *buffer,
+                                  const size_t buffer_size)
+{
+    struct connection *conn = plugin_private;
+
+    if (type == MESSAGE_TYPE_TEXT) {
+        if (is(buffer, buffer_size, "protocols")) {
+            send_text(server, conn->protocols);
+            return 0;
+        }
+        if (is(buffer, buffer_size, "request")) {
+            send_text(server, server->request(server) != NULL ? "yes" : "no");
+            return 0;
+        }
+        if (is(buffer, buffer_size, "close")) {
+            server->close(server);
+            return 0;
+        }
+        if (starts_with(buffer, buffer_size, "header:") ||
+            starts_with(buffer, buffer_size, "threads:")) {
+            char *text = malloc(buffer_size + 1);
+            if (text == NULL) {
+                return 0;
+            }
+            memcpy(text, buffer, buffer_size);
+            text[buffer_size] = '\0';
+            if (text[0] == 'h') {
+                const char *value = server->header_get(server, text + strlen("header:"));
+                send_text(server, value != NULL ? value : "(null)");
+            } else {
+                start_batch(conn, text + strlen("threads:"));
+            }
+            free(text);
+            return 0;
+        }
+    }
+    server->send(server, type, buffer, buffer_size);
+    return 0;
+}
+
+static void CALLBACK on_disconnect(void *plugin_private, const WebSocketServer *server)
+{
+    struct connection *conn = plugin_private;
+    int i;
+
+    (void)server;
+    for (i = 0; i < conn->batch_count; i++) {
+        pthread_join(conn->batches[i].coordinator, NULL);
+    }
+    free(conn->protocols);
+    free(conn);
+}
+
+EXPORT WebSocketPlugin *CALLBACK test_plugin_init(void);
+
+static void CALLBACK destroy(WebSocketPlugin *plugin)
+{
+    free(plugin);
+}
+
+EXPORT WebSocketPlugin *CALLBACK test_plugin_init(void)
+{
+    WebSocketPlugin *plugin = calloc(1, sizeof *plugin);
+
+    if (plugin != NULL) {
+        plugin->size = sizeof *plugin;
+        plugin->version = WEBSOCKET_PLUGIN_VERSION_0;
+        plugin->destroy = destroy;
+        plugin->on_connect = on_connect;
+        plugin->on_message = on_message;
+        plugin->on_disconnect = on_disconnect;
+    }
+    return plugin;
+}
