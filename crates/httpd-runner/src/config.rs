@@ -45,7 +45,10 @@ impl std::fmt::Display for Mpm {
 pub(crate) enum Identity {
     /// As root: `www-data` (or `nobody`/`daemon`); otherwise no directive.
     Auto,
-    Named { user: String, group: String },
+    Named {
+        user: String,
+        group: String,
+    },
 }
 
 /// A server to run: a root directory, a port and what to load. Every path in
@@ -291,7 +294,8 @@ impl ServerConfig {
         let _ = writeln!(w, "Listen 127.0.0.1:{}", self.port);
         let _ = writeln!(w, "PidFile {}", q(&self.pid_file()));
         let _ = writeln!(w, "DefaultRuntimeDir {}", q(&root.join("run")));
-        let _ = writeln!(w, "Mutex file:{} default", q(&root.join("run")));
+        // The quotes go around the whole `file:<dir>` word.
+        let _ = writeln!(w, "Mutex \"file:{}\" default", root.join("run").display());
         let _ = writeln!(w, "ErrorLog {}", q(&self.error_log_path()));
         let _ = writeln!(w);
 
@@ -395,13 +399,26 @@ mod tests {
         (tmp, install)
     }
 
-    const DEBIAN_BUILTINS: &[&str] = &["core.c", "mod_so.c", "http_core.c", "mod_log_config.c", "mod_unixd.c"];
+    const DEBIAN_BUILTINS: &[&str] = &[
+        "core.c",
+        "mod_so.c",
+        "http_core.c",
+        "mod_log_config.c",
+        "mod_unixd.c",
+    ];
 
     #[test]
     fn debian_layout_loads_shared_mpm_and_base_modules() {
         let (_tmp, install) = fake_install(
             DEBIAN_BUILTINS,
-            &["mpm_event", "mpm_worker", "mpm_prefork", "authz_core", "mime", "dir"],
+            &[
+                "mpm_event",
+                "mpm_worker",
+                "mpm_prefork",
+                "authz_core",
+                "mime",
+                "dir",
+            ],
         );
         let mut cfg = ServerConfig::new("/srv/t")
             .port(8123)
@@ -410,12 +427,14 @@ mod tests {
             .log_level("warn websocket:debug")
             .extra_config("<Location /echo>\n    SetHandler websocket-handler\n</Location>");
         cfg.install = Some(install.clone());
-        let text = cfg.render(&install, Some(("www-data", "www-data"))).unwrap();
+        let text = cfg
+            .render(&install, Some(("www-data", "www-data")))
+            .unwrap();
         let has = |line: &str| text.lines().any(|l| l.trim() == line);
         assert!(has("Listen 127.0.0.1:8123"), "{text}");
         assert!(has("ServerRoot \"/srv/t\""), "{text}");
         assert!(has("PidFile \"/srv/t/run/httpd.pid\""), "{text}");
-        assert!(has("Mutex file:\"/srv/t/run\" default"), "{text}");
+        assert!(has("Mutex \"file:/srv/t/run\" default"), "{text}");
         assert!(has("DefaultRuntimeDir \"/srv/t/run\""), "{text}");
         assert!(has("ErrorLog \"/srv/t/logs/error.log\""), "{text}");
         let mpm = format!(
@@ -427,7 +446,10 @@ mod tests {
         assert!(!text.contains("unixd_module"), "built in: {text}");
         assert!(!text.contains("log_config_module"), "built in: {text}");
         assert!(text.contains("LoadModule authz_core_module"), "{text}");
-        assert!(has("LoadModule websocket_module \"/x/mod_websocket.so\""), "{text}");
+        assert!(
+            has("LoadModule websocket_module \"/x/mod_websocket.so\""),
+            "{text}"
+        );
         assert!(has("User www-data") && has("Group www-data"), "{text}");
         assert!(has("DocumentRoot \"/srv/t/htdocs\""), "{text}");
         assert!(has("SetHandler websocket-handler"), "{text}");
@@ -453,9 +475,19 @@ mod tests {
     fn unixd_loaded_when_not_builtin() {
         let (_tmp, install) = fake_install(
             &["core.c", "mod_so.c", "http_core.c"],
-            &["mpm_event", "unixd", "authz_core", "mime", "dir", "log_config"],
+            &[
+                "mpm_event",
+                "unixd",
+                "authz_core",
+                "mime",
+                "dir",
+                "log_config",
+            ],
         );
-        let text = ServerConfig::new("/r").port(1).render(&install, None).unwrap();
+        let text = ServerConfig::new("/r")
+            .port(1)
+            .render(&install, None)
+            .unwrap();
         assert!(text.contains("LoadModule unixd_module"), "{text}");
         assert!(text.contains("LoadModule log_config_module"), "{text}");
     }
@@ -468,7 +500,7 @@ mod tests {
         );
         let ok = ServerConfig::new("/r").port(1).mpm(Mpm::Prefork);
         let text = ok.render(&install, None).unwrap();
-        assert!(!text.contains("mpm_prefork_module"), "built in: {text}");
+        assert!(!text.contains("LoadModule mpm_"), "built in: {text}");
         let err = ServerConfig::new("/r")
             .port(1)
             .mpm(Mpm::Event)

@@ -42,10 +42,14 @@ impl Install {
             .map(|l| l.modules_dir)
             .filter(|d| d.is_dir())
             .or_else(|| {
-                ["/usr/lib/apache2/modules", "/usr/lib64/httpd/modules", "/usr/lib/httpd/modules"]
-                    .iter()
-                    .map(PathBuf::from)
-                    .find(|d| d.is_dir())
+                [
+                    "/usr/lib/apache2/modules",
+                    "/usr/lib64/httpd/modules",
+                    "/usr/lib/httpd/modules",
+                ]
+                .iter()
+                .map(PathBuf::from)
+                .find(|d| d.is_dir())
             })
             .ok_or_else(|| Error::Setup("no httpd modules directory found".into()))?;
         Install::with(binary, modules_dir)
@@ -53,9 +57,10 @@ impl Install {
 
     /// Uses the given binary and modules directory.
     pub fn with(binary: PathBuf, modules_dir: PathBuf) -> Result<Install, Error> {
-        let out = Command::new(&binary).arg("-l").output().map_err(|e| {
-            Error::NoServer(format!("cannot run {} -l: {e}", binary.display()))
-        })?;
+        let out = Command::new(&binary)
+            .arg("-l")
+            .output()
+            .map_err(|e| Error::NoServer(format!("cannot run {} -l: {e}", binary.display())))?;
         let compiled_in = String::from_utf8_lossy(&out.stdout)
             .lines()
             .map(str::trim)

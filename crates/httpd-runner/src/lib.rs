@@ -45,9 +45,15 @@ pub enum Error {
     /// `apache2 -t` rejected the configuration; its output.
     ConfigTest(String),
     /// The server exited while starting; its status and logs.
-    Exited { status: ExitStatus, log: String },
+    Exited {
+        status: ExitStatus,
+        log: String,
+    },
     /// The server did not accept connections in time; its logs.
-    Timeout { waited: std::time::Duration, log: String },
+    Timeout {
+        waited: std::time::Duration,
+        log: String,
+    },
     Io(io::Error),
 }
 

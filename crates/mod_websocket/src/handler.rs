@@ -113,6 +113,7 @@ unsafe fn handle(r: *mut sys::request_rec) -> c_int {
     let plugin_private = match unsafe { plugin.plugin.on_connect(conn.server_ptr()) } {
         Ok(p) => p,
         Err(_) => {
+            conn.state.outbox.close();
             rlog!(r, APLOG_INFO, "plugin {} refused the connection", plugin.library);
             out.unset("Sec-WebSocket-Protocol");
             return sys::HTTP_FORBIDDEN as c_int;

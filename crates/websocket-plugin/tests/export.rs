@@ -83,8 +83,9 @@ impl Plugin for TestPlugin {
                 sender.send_text(&text.to_uppercase()).unwrap();
             }
             Message::Binary(data) => {
-                self.log.push(format!("{} binary {data:?}", session.id));
-                assert_eq!(sender.send(msg), Ok(data.len()));
+                let result = sender.send(msg);
+                self.log
+                    .push(format!("{} binary {data:?} {result:?}", session.id));
             }
         }
     }
@@ -175,8 +176,8 @@ fn connect_message_disconnect() {
         [
             "protocols a,b,c",
             "c1 text hello",
-            "c1 binary [1, 2, 3]",
-            "c1 binary []",
+            "c1 binary [1, 2, 3] Ok(3)",
+            "c1 binary [] Ok(0)",
             "c1 disconnect after 4",
         ]
     );
@@ -300,6 +301,10 @@ fn a_server_declaring_a_shorter_struct_is_not_read_past_its_end() {
     assert_eq!(sender.close(), Err(SendError::Rejected));
     session.binary(b"y");
     assert_eq!(server.send_calls(), 0);
+    assert_eq!(
+        SHORT_LOG.events().last().unwrap(),
+        "none binary [121] Err(Rejected)"
+    );
 }
 
 /// An on_disconnect that waits for a thread which is sending, as dumb-increment does.

@@ -1,0 +1,306 @@
+//! Starting, watching and stopping the server process.
+
+use std::fs::{self, File};
+use std::net::{SocketAddr, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::thread::sleep;
+use std::time::{Duration, Instant};
+
+use crate::{Error, ServerConfig};
+
+/// How often the start and stop loops look at the process.
+const TICK: Duration = Duration::from_millis(50);
+/// How long `stop` waits for a clean exit before killing the group.
+const STOP_GRACE: Duration = Duration::from_secs(10);
+/// Auto-picked ports are retried this often when another process wins the
+/// race for them.
+const PORT_ATTEMPTS: usize = 5;
+
+/// The log line the parent writes each time it (re)starts its children.
+const READY_LINE: &str = "resuming normal operations";
+
+/// A running server, stopped (and waited for) on drop.
+#[derive(Debug)]
+pub struct RunningServer {
+    child: Option<Child>,
+    config: ServerConfig,
+}
+
+impl ServerConfig {
+    /// Writes the configuration and starts the server in the background;
+    /// returns once it accepts connections on its port.
+    pub fn start(mut self) -> Result<RunningServer, Error> {
+        let mut attempt = 1;
+        loop {
+            let conf = self.write_config()?;
+            match self.spawn(&conf) {
+                Ok(child) => {
+                    return Ok(RunningServer {
+                        child: Some(child),
+                        config: self,
+                    })
+                }
+                Err(Error::Exited { log, .. })
+                    if self.auto_port && attempt < PORT_ATTEMPTS && is_bind_failure(&log) =>
+                {
+                    attempt += 1;
+                    self.port = crate::config::pick_free_port()?;
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    /// Runs the server in the foreground with inherited stdio until it exits
+    /// (Ctrl-C reaches it through the terminal's process group).
+    pub fn foreground(mut self) -> Result<ExitStatus, Error> {
+        let conf = self.write_config()?;
+        let install = self.install_or_discover()?;
+        let _ = fs::remove_file(self.pid_file());
+        eprintln!(
+            "httpd-runner: {} on http://127.0.0.1:{}/ (root {}, errors in {}); Ctrl-C stops it",
+            install.binary.display(),
+            self.port,
+            self.root.display(),
+            self.error_log_path().display()
+        );
+        let status = Command::new(&install.binary)
+            .arg("-f")
+            .arg(&conf)
+            .arg("-DFOREGROUND")
+            .current_dir(&self.root)
+            .status()?;
+        Ok(status)
+    }
+
+    fn spawn(&mut self, conf: &Path) -> Result<Child, Error> {
+        let install = self.install_or_discover()?;
+        // A fresh run: old logs would confuse readers of error_log(), and a
+        // stale pid file makes Apache warn.
+        let _ = fs::remove_file(self.pid_file());
+        let _ = fs::remove_file(self.error_log_path());
+        let stderr = File::create(self.stderr_path())?;
+
+        let mut cmd = Command::new(&install.binary);
+        cmd.arg("-f")
+            .arg(conf)
+            .arg("-DFOREGROUND")
+            .current_dir(&self.root)
+            .stdin(Stdio::null())
+            .stdout(stderr.try_clone()?)
+            .stderr(stderr);
+        #[cfg(unix)]
+        {
+            use std::os::unix::process::CommandExt;
+            // Its own group, so stopping can reach every worker and a
+            // terminal's Ctrl-C aimed at the test run does not race our stop.
+            cmd.process_group(0);
+        }
+        let mut child = cmd.spawn()?;
+
+        let deadline = Instant::now() + self.startup_timeout;
+        let addr = SocketAddr::from(([127, 0, 0, 1], self.port));
+        loop {
+            if let Some(status) = child.try_wait()? {
+                return Err(Error::Exited {
+                    status,
+                    log: self.logs(),
+                });
+            }
+            // The pid file proves it is our server that holds the port.
+            if self.pid_file().is_file()
+                && TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok()
+            {
+                return Ok(child);
+            }
+            if Instant::now() > deadline {
+                let _ = terminate(&mut child, Duration::from_secs(2));
+                return Err(Error::Timeout {
+                    waited: self.startup_timeout,
+                    log: self.logs(),
+                });
+            }
+            sleep(TICK);
+        }
+    }
+
+    fn stderr_path(&self) -> PathBuf {
+        self.root.join("logs").join("stderr.log")
+    }
+
+    /// What the server said on stderr, then its error log.
+    fn logs(&self) -> String {
+        let mut out = String::new();
+        for (label, path) in [
+            ("stderr", self.stderr_path()),
+            ("error.log", self.error_log_path()),
+        ] {
+            let text = fs::read_to_string(&path).unwrap_or_default();
+            if !text.trim().is_empty() {
+                out.push_str(&format!("--- {label} ({})\n{text}", path.display()));
+            }
+        }
+        if out.is_empty() {
+            out.push_str("(no output)");
+        }
+        out
+    }
+}
+
+fn is_bind_failure(log: &str) -> bool {
+    log.contains("Address already in use") || log.contains("could not bind")
+}
+
+/// Asks `child` to stop (SIGTERM: Apache's immediate stop), waits up to
+/// `grace`, then kills its whole process group.
+fn terminate(child: &mut Child, grace: Duration) -> Result<ExitStatus, Error> {
+    if let Some(status) = child.try_wait()? {
+        return Ok(status);
+    }
+    #[cfg(unix)]
+    let _ = crate::unix::signal(child.id(), libc::SIGTERM);
+    #[cfg(not(unix))]
+    let _ = child.kill();
+    let deadline = Instant::now() + grace;
+    loop {
+        if let Some(status) = child.try_wait()? {
+            #[cfg(unix)]
+            // Workers that outlived their parent (should not happen) go too.
+            let _ = crate::unix::signal_group(child.id(), libc::SIGKILL);
+            return Ok(status);
+        }
+        if Instant::now() > deadline {
+            break;
+        }
+        sleep(TICK);
+    }
+    #[cfg(unix)]
+    let _ = crate::unix::signal_group(child.id(), libc::SIGKILL);
+    let _ = child.kill();
+    Ok(child.wait()?)
+}
+
+impl RunningServer {
+    pub fn port(&self) -> u16 {
+        self.config.port
+    }
+
+    pub fn addr(&self) -> SocketAddr {
+        SocketAddr::from(([127, 0, 0, 1], self.config.port))
+    }
+
+    /// `http://127.0.0.1:<port><path>`; `path` should start with `/`.
+    pub fn url(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}{path}", self.config.port)
+    }
+
+    /// `ws://127.0.0.1:<port><path>`.
+    pub fn ws_url(&self, path: &str) -> String {
+        format!("ws://127.0.0.1:{}{path}", self.config.port)
+    }
+
+    /// The parent process id.
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().map_or(0, Child::id)
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.config.root
+    }
+
+    pub fn config(&self) -> &ServerConfig {
+        &self.config
+    }
+
+    /// The error log as it is now.
+    pub fn error_log(&self) -> String {
+        fs::read_to_string(self.config.error_log_path()).unwrap_or_default()
+    }
+
+    pub fn access_log(&self) -> String {
+        fs::read_to_string(self.config.root.join("logs/access.log")).unwrap_or_default()
+    }
+
+    /// stderr and the error log, labelled; for test failure messages.
+    pub fn logs(&self) -> String {
+        self.config.logs()
+    }
+
+    /// Whether the parent process is still running.
+    pub fn is_running(&mut self) -> bool {
+        matches!(self.child.as_mut().map(Child::try_wait), Some(Ok(None)))
+    }
+
+    /// A graceful restart (`-k graceful`, SIGUSR1): rereads the
+    /// configuration file (rewrite it first with changes) and replaces the
+    /// workers; returns once the parent reports it is serving again.
+    pub fn graceful(&mut self) -> Result<(), Error> {
+        let before = self.error_log().matches(READY_LINE).count();
+        let install = self.config.install_or_discover()?;
+        let out = Command::new(&install.binary)
+            .arg("-f")
+            .arg(self.config.config_path())
+            .args(["-k", "graceful"])
+            .output()?;
+        if !out.status.success() {
+            return Err(Error::ConfigTest(format!(
+                "{}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            )));
+        }
+        let deadline = Instant::now() + self.config.startup_timeout;
+        loop {
+            if let Some(status) = self
+                .child
+                .as_mut()
+                .and_then(|c| c.try_wait().ok().flatten())
+            {
+                return Err(Error::Exited {
+                    status,
+                    log: self.logs(),
+                });
+            }
+            if self.error_log().matches(READY_LINE).count() > before {
+                return Ok(());
+            }
+            if Instant::now() > deadline {
+                return Err(Error::Timeout {
+                    waited: self.config.startup_timeout,
+                    log: self.logs(),
+                });
+            }
+            sleep(TICK);
+        }
+    }
+
+    /// Stops the server and waits for it (and its pid file) to go.
+    pub fn stop(mut self) -> Result<ExitStatus, Error> {
+        self.shutdown()
+    }
+
+    fn shutdown(&mut self) -> Result<ExitStatus, Error> {
+        let Some(mut child) = self.child.take() else {
+            return Err(Error::Setup("already stopped".into()));
+        };
+        let status = terminate(&mut child, STOP_GRACE)?;
+        // Apache removes its pid file on a clean exit; after a kill it is
+        // stale and would only produce a warning next time.
+        let pid_file = self.config.pid_file();
+        let deadline = Instant::now() + Duration::from_secs(2);
+        while pid_file.exists() && Instant::now() < deadline {
+            sleep(TICK);
+        }
+        let _ = fs::remove_file(pid_file);
+        Ok(status)
+    }
+}
+
+impl Drop for RunningServer {
+    fn drop(&mut self) {
+        if self.child.is_some() {
+            let _ = self.shutdown();
+        }
+    }
+}

@@ -1,0 +1,126 @@
+//! `cargo xtask test`: everything. Unit tests, the integration tests (which
+//! start a real Apache under each MPM), then the Autobahn|Testsuite against
+//! /echo under each MPM.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use httpd_runner::Mpm;
+
+use crate::stage::build;
+use crate::util::{cargo, check_args, flag, is_root, root, run, target_dir};
+
+pub fn cmd_test(args: &[String]) -> Result<(), String> {
+    check_args(args, &["--quick"], &[])?;
+    let quick = flag(args, "--quick");
+    crate::deps::ensure(&[crate::deps::BUILD, crate::deps::RUN, crate::deps::TEST])?;
+    let autobahn = autobahn_dir()?;
+    if !quick {
+        install_autobahn(&autobahn)?;
+    }
+    let stage = build(false)?;
+    run(cargo()
+        .args(["test", "--workspace", "--no-fail-fast"])
+        .env("WEBSOCKET_STAGE_DIR", &stage.dir))?;
+    if quick {
+        eprintln!("xtask: --quick: Autobahn skipped");
+        return Ok(());
+    }
+    let mut failures = Vec::new();
+    for mpm in Mpm::ALL {
+        if let Err(e) = run_autobahn(&stage, &autobahn, mpm) {
+            eprintln!("xtask: Autobahn under {mpm}: {e}");
+            failures.push(format!("{mpm}: {e}"));
+        }
+    }
+    if failures.is_empty() {
+        eprintln!("xtask: all tests passed");
+        Ok(())
+    } else {
+        Err(format!("Autobahn failed: {}", failures.join("; ")))
+    }
+}
+
+/// The shared Autobahn tooling, beside the checkout (`../shared/autobahn`),
+/// or where `AUTOBAHN_DIR` says.
+fn autobahn_dir() -> Result<PathBuf, String> {
+    let dir = std::env::var_os("AUTOBAHN_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| root().join("../shared/autobahn"));
+    if dir.join("run.sh").exists() {
+        Ok(dir)
+    } else {
+        Err(format!(
+            "Autobahn tooling not found at {} (set AUTOBAHN_DIR, or use --quick to skip it)",
+            dir.display()
+        ))
+    }
+}
+
+fn install_autobahn(dir: &Path) -> Result<(), String> {
+    // install.sh is idempotent and cheap when everything is there.
+    if is_root() {
+        return run(Command::new("bash").arg(dir.join("install.sh")));
+    }
+    if Command::new("wstest").arg("--help").output().is_ok() {
+        return Ok(());
+    }
+    Err(format!("wstest is not installed; run: sudo bash {}", dir.join("install.sh").display()))
+}
+
+fn run_autobahn(stage: &crate::stage::Stage, dir: &Path, mpm: Mpm) -> Result<(), String> {
+    let root = target_dir().join(format!("autobahn-server-{mpm}"));
+    let server = stage
+        .server(&root, mpm)
+        .log_level("warn")
+        .start()
+        .map_err(|e| format!("cannot start Apache: {e}"))?;
+    let report = target_dir().join("autobahn").join(mpm.name());
+    let status = Command::new("bash")
+        .arg(dir.join("run.sh"))
+        .arg(server.ws_url("/echo"))
+        .arg(&report)
+        .env("AB_AGENT", format!("mod_websocket-{mpm}"))
+        .status()
+        .map_err(|e| format!("cannot run run.sh: {e}"))?;
+    let log = server.error_log();
+    drop(server);
+    if !status.success() {
+        return Err(format!("run.sh reported failures ({status}); report in {}", report.display()));
+    }
+    check_summary(&report.join("summary.json"))?;
+    if let Some(line) = log.lines().find(|l| l.contains("AH00052") || l.contains("Segmentation fault")) {
+        return Err(format!("a child crashed during the run: {line}"));
+    }
+    Ok(())
+}
+
+/// Every case OK (INFORMATIONAL is the suite's "no verdict"). Compression
+/// (sections 12, 13) may be UNIMPLEMENTED until permessage-deflate lands.
+fn check_summary(path: &Path) -> Result<(), String> {
+    let text = std::fs::read_to_string(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    let json: serde_json::Value = serde_json::from_str(&text).map_err(|e| format!("bad {}: {e}", path.display()))?;
+    let agent = &json[0];
+    let mut problems = Vec::new();
+    if let Some(sections) = agent["sections"].as_object() {
+        for (section, counts) in sections {
+            for (verdict, n) in counts.as_object().into_iter().flatten() {
+                let allowed = match verdict.as_str() {
+                    "OK" | "INFORMATIONAL" => true,
+                    "UNIMPLEMENTED" => section == "12" || section == "13",
+                    _ => false,
+                };
+                if !allowed && n.as_u64().unwrap_or(0) > 0 {
+                    problems.push(format!("section {section}: {n} {verdict}"));
+                }
+            }
+        }
+    } else {
+        problems.push("no sections in summary".to_owned());
+    }
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        Err(problems.join(", "))
+    }
+}
