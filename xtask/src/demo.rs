@@ -7,7 +7,9 @@ use crate::util::{check_args, flag, option, target_dir};
 pub fn cmd_demo(args: &[String]) -> Result<(), String> {
     check_args(args, &["--release"], &["--port", "--mpm"])?;
     let port: u16 = match option(args, "--port")? {
-        Some(p) => p.parse().map_err(|_| format!("--port must be a port number, not '{p}'"))?,
+        Some(p) => p
+            .parse()
+            .map_err(|_| format!("--port must be a port number, not '{p}'"))?,
         None => 8080,
     };
     let mpm = parse_mpm(option(args, "--mpm")?)?;
@@ -30,8 +32,9 @@ pub fn cmd_demo(args: &[String]) -> Result<(), String> {
     println!("mod_websocket demo ({mpm} MPM), Ctrl-C to stop:");
     println!("  http://127.0.0.1:{port}/                 index of the examples");
     println!("  http://127.0.0.1:{port}/client.html      echo client  -> ws://127.0.0.1:{port}/echo");
-    println!("  http://127.0.0.1:{port}/increment.html   counter      -> ws://127.0.0.1:{port}/dumb-increment");
-    println!("  error log: {}", root.join("logs/error_log").display());
+    println!(
+        "  http://127.0.0.1:{port}/increment.html   counter      -> ws://127.0.0.1:{port}/dumb-increment"
+    );
     let status = config.foreground().map_err(|e| e.to_string())?;
     if status.success() {
         Ok(())

@@ -30,7 +30,11 @@ pub fn ensure(groups: &[&[&str]]) -> Result<(), String> {
         // what to install if they are missing.
         return Ok(());
     }
-    let missing: Vec<&str> = groups.iter().flat_map(|g| g.iter().copied()).filter(|p| !installed(p)).collect();
+    let missing: Vec<&str> = groups
+        .iter()
+        .flat_map(|g| g.iter().copied())
+        .filter(|p| !installed(p))
+        .collect();
     if missing.is_empty() {
         return Ok(());
     }

@@ -3,8 +3,8 @@
 
 use std::process::ExitCode;
 
-mod deps;
 mod demo;
+mod deps;
 mod stage;
 mod test;
 mod util;

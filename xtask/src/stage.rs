@@ -10,8 +10,16 @@ use crate::util::{cargo, check_args, flag, root, run, target_dir};
 /// The cdylibs we build: (cargo package, file cargo writes, staged name).
 pub const MODULES: &[(&str, &str, &str)] = &[
     ("mod_websocket", "libmod_websocket.so", "mod_websocket.so"),
-    ("websocket-echo", "libmod_websocket_echo.so", "mod_websocket_echo.so"),
-    ("websocket-dumb-increment", "libmod_websocket_dumb_increment.so", "mod_websocket_dumb_increment.so"),
+    (
+        "websocket-echo",
+        "libmod_websocket_echo.so",
+        "mod_websocket_echo.so",
+    ),
+    (
+        "websocket-dumb-increment",
+        "libmod_websocket_dumb_increment.so",
+        "mod_websocket_dumb_increment.so",
+    ),
 ];
 
 pub struct Stage {
@@ -54,12 +62,16 @@ pub fn build(release: bool) -> Result<Stage, String> {
     let profile_dir = target_dir().join(if release { "release" } else { "debug" });
     let stage = Stage { dir: stage_dir() };
     for sub in ["modules", "include", "conf", "htdocs"] {
-        fs::create_dir_all(stage.dir.join(sub)).map_err(|e| format!("cannot create {}: {e}", stage.dir.join(sub).display()))?;
+        fs::create_dir_all(stage.dir.join(sub))
+            .map_err(|e| format!("cannot create {}: {e}", stage.dir.join(sub).display()))?;
     }
     for (_, built, staged) in MODULES {
         copy(&profile_dir.join(built), &stage.module(staged))?;
     }
-    copy(&root().join("crates/websocket-plugin/include/websocket_plugin.h"), &stage.dir.join("include/websocket_plugin.h"))?;
+    copy(
+        &root().join("crates/websocket-plugin/include/websocket_plugin.h"),
+        &stage.dir.join("include/websocket_plugin.h"),
+    )?;
     for page in ["client.html", "increment.html"] {
         copy(&root().join("conf/htdocs").join(page), &stage.htdocs().join(page))?;
     }

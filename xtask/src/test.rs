@@ -65,7 +65,10 @@ fn install_autobahn(dir: &Path) -> Result<(), String> {
     if Command::new("wstest").arg("--help").output().is_ok() {
         return Ok(());
     }
-    Err(format!("wstest is not installed; run: sudo bash {}", dir.join("install.sh").display()))
+    Err(format!(
+        "wstest is not installed; run: sudo bash {}",
+        dir.join("install.sh").display()
+    ))
 }
 
 fn run_autobahn(stage: &crate::stage::Stage, dir: &Path, mpm: Mpm) -> Result<(), String> {
@@ -86,10 +89,16 @@ fn run_autobahn(stage: &crate::stage::Stage, dir: &Path, mpm: Mpm) -> Result<(),
     let log = server.error_log();
     drop(server);
     if !status.success() {
-        return Err(format!("run.sh reported failures ({status}); report in {}", report.display()));
+        return Err(format!(
+            "run.sh reported failures ({status}); report in {}",
+            report.display()
+        ));
     }
     check_summary(&report.join("summary.json"))?;
-    if let Some(line) = log.lines().find(|l| l.contains("AH00052") || l.contains("Segmentation fault")) {
+    if let Some(line) = log
+        .lines()
+        .find(|l| l.contains("AH00052") || l.contains("Segmentation fault"))
+    {
         return Err(format!("a child crashed during the run: {line}"));
     }
     Ok(())
@@ -99,7 +108,8 @@ fn run_autobahn(stage: &crate::stage::Stage, dir: &Path, mpm: Mpm) -> Result<(),
 /// (sections 12, 13) may be UNIMPLEMENTED until permessage-deflate lands.
 fn check_summary(path: &Path) -> Result<(), String> {
     let text = std::fs::read_to_string(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
-    let json: serde_json::Value = serde_json::from_str(&text).map_err(|e| format!("bad {}: {e}", path.display()))?;
+    let json: serde_json::Value =
+        serde_json::from_str(&text).map_err(|e| format!("bad {}: {e}", path.display()))?;
     let agent = &json[0];
     let mut problems = Vec::new();
     if let Some(sections) = agent["sections"].as_object() {

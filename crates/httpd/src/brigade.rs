@@ -46,11 +46,22 @@ impl Brigade {
     ///
     /// # Safety
     /// `filters` is the live input filter chain of the brigade's connection.
-    pub unsafe fn read_nonblocking(&self, filters: *mut sys::ap_filter_t, max: usize, out: &mut Vec<u8>) -> ReadOutcome {
+    pub unsafe fn read_nonblocking(
+        &self,
+        filters: *mut sys::ap_filter_t,
+        max: usize,
+        out: &mut Vec<u8>,
+    ) -> ReadOutcome {
         self.cleanup();
         // SAFETY: live filter chain and brigade (contract).
         let rv = unsafe {
-            sys::ap_get_brigade(filters, self.raw, sys::AP_MODE_READBYTES, sys::APR_NONBLOCK_READ, max as sys::apr_off_t)
+            sys::ap_get_brigade(
+                filters,
+                self.raw,
+                sys::AP_MODE_READBYTES,
+                sys::APR_NONBLOCK_READ,
+                max as sys::apr_off_t,
+            )
         };
         if sys::APR_STATUS_IS_EAGAIN(rv) {
             return ReadOutcome::WouldBlock;
@@ -102,14 +113,22 @@ impl Brigade {
     /// # Safety
     /// `filters` is the live output filter chain of the brigade's connection,
     /// and it is only ever used from the calling thread.
-    pub unsafe fn write_and_flush(&self, filters: *mut sys::ap_filter_t, data: &[u8]) -> Result<(), sys::apr_status_t> {
+    pub unsafe fn write_and_flush(
+        &self,
+        filters: *mut sys::ap_filter_t,
+        data: &[u8],
+    ) -> Result<(), sys::apr_status_t> {
         self.cleanup();
         // SAFETY: live brigade and allocator; a transient bucket points at
         // `data`, which stays valid until ap_pass_brigade returns, and any
         // filter that keeps it longer must set it aside (copy) by contract.
         let rv = unsafe {
             if !data.is_empty() {
-                let b = sys::apr_bucket_transient_create(data.as_ptr().cast(), data.len() as sys::apr_size_t, self.alloc);
+                let b = sys::apr_bucket_transient_create(
+                    data.as_ptr().cast(),
+                    data.len() as sys::apr_size_t,
+                    self.alloc,
+                );
                 sys::APR_BRIGADE_INSERT_TAIL(self.raw, b);
             }
             sys::APR_BRIGADE_INSERT_TAIL(self.raw, sys::apr_bucket_flush_create(self.alloc));

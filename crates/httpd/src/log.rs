@@ -54,7 +54,13 @@ pub unsafe fn request_enabled(r: *const sys::request_rec, module_index: c_int, l
 ///
 /// # Safety
 /// `r` is a live request.
-pub unsafe fn request(r: *const sys::request_rec, module_index: c_int, level: c_int, status: sys::apr_status_t, msg: &str) {
+pub unsafe fn request(
+    r: *const sys::request_rec,
+    module_index: c_int,
+    level: c_int,
+    status: sys::apr_status_t,
+    msg: &str,
+) {
     let msg = message(msg);
     // SAFETY: live request; the format is a literal "%s" with one string argument.
     unsafe {
@@ -75,7 +81,13 @@ pub unsafe fn request(r: *const sys::request_rec, module_index: c_int, level: c_
 ///
 /// # Safety
 /// `s` is NULL or a live server_rec.
-pub unsafe fn server(s: *const sys::server_rec, module_index: c_int, level: c_int, status: sys::apr_status_t, msg: &str) {
+pub unsafe fn server(
+    s: *const sys::server_rec,
+    module_index: c_int,
+    level: c_int,
+    status: sys::apr_status_t,
+    msg: &str,
+) {
     let msg = message(msg);
     // SAFETY: as above; a NULL server logs to the main server's log.
     unsafe {

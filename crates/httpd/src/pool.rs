@@ -23,7 +23,12 @@ pub unsafe fn attach<T>(pool: *mut sys::apr_pool_t, value: T) -> *mut T {
     // processes forked from the pool's owner must not run Rust drops
     // (apr_pool_cleanup_null for the child cleanup).
     unsafe {
-        sys::apr_pool_cleanup_register(pool, raw as *const c_void, Some(drop_box::<T>), Some(sys::apr_pool_cleanup_null));
+        sys::apr_pool_cleanup_register(
+            pool,
+            raw as *const c_void,
+            Some(drop_box::<T>),
+            Some(sys::apr_pool_cleanup_null),
+        );
     }
     raw
 }

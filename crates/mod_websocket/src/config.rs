@@ -47,7 +47,10 @@ impl DirConfig {
             plugin: add.plugin.clone().or_else(|| base.plugin.clone()),
             max_message_size: add.max_message_size.or(base.max_message_size),
             origin_check: add.origin_check.or(base.origin_check),
-            trusted_origins: add.trusted_origins.clone().or_else(|| base.trusted_origins.clone()),
+            trusted_origins: add
+                .trusted_origins
+                .clone()
+                .or_else(|| base.trusted_origins.clone()),
         }
     }
 
@@ -87,12 +90,19 @@ pub fn parse_origin_check(value: &str) -> Option<OriginCheck> {
     }
 }
 
-pub(crate) unsafe extern "C" fn create_dir_config(pool: *mut sys::apr_pool_t, _dir: *mut c_char) -> *mut c_void {
+pub(crate) unsafe extern "C" fn create_dir_config(
+    pool: *mut sys::apr_pool_t,
+    _dir: *mut c_char,
+) -> *mut c_void {
     // SAFETY: Apache passes the live pool the record must live in.
     unsafe { httpd::pool::attach(pool, DirConfig::default()) }.cast()
 }
 
-pub(crate) unsafe extern "C" fn merge_dir_config(pool: *mut sys::apr_pool_t, base: *mut c_void, add: *mut c_void) -> *mut c_void {
+pub(crate) unsafe extern "C" fn merge_dir_config(
+    pool: *mut sys::apr_pool_t,
+    base: *mut c_void,
+    add: *mut c_void,
+) -> *mut c_void {
     // SAFETY: both records were made by create_dir_config/merge_dir_config
     // and live in pools that outlive this merge.
     let merged = unsafe { DirConfig::merge(&*base.cast::<DirConfig>(), &*add.cast::<DirConfig>()) };
@@ -120,7 +130,12 @@ unsafe fn directive(
     body: impl FnOnce(&mut DirConfig, *mut sys::cmd_parms) -> Result<(), String>,
 ) -> *const c_char {
     // SAFETY: Apache passes the live cmd_parms and our per-dir record.
-    let (conf, name) = unsafe { (&mut *conf.cast::<DirConfig>(), httpd::cstr((*(*cmd).cmd).name).unwrap_or("?")) };
+    let (conf, name) = unsafe {
+        (
+            &mut *conf.cast::<DirConfig>(),
+            httpd::cstr((*(*cmd).cmd).name).unwrap_or("?"),
+        )
+    };
     match body(conf, cmd) {
         Ok(()) => std::ptr::null(),
         // SAFETY: the command pool is live for the whole configuration pass.
@@ -133,17 +148,24 @@ unsafe fn arg<'a>(p: *const c_char) -> Result<&'a str, String> {
     unsafe { httpd::cstr(p) }.ok_or_else(|| "argument is not valid UTF-8".to_owned())
 }
 
-unsafe extern "C" fn set_handler(cmd: *mut sys::cmd_parms, conf: *mut c_void, library: *const c_char, init: *const c_char) -> *const c_char {
+unsafe extern "C" fn set_handler(
+    cmd: *mut sys::cmd_parms,
+    conf: *mut c_void,
+    library: *const c_char,
+    init: *const c_char,
+) -> *const c_char {
     // SAFETY: forwarded Apache arguments.
     unsafe {
         directive(cmd, conf, |conf, cmd| {
             let library = arg(library)?;
             let init = arg(init)?;
-            let lib_c = std::ffi::CString::new(library).map_err(|_| "library path contains NUL".to_owned())?;
+            let lib_c =
+                std::ffi::CString::new(library).map_err(|_| "library path contains NUL".to_owned())?;
             let resolved = httpd::cstr(sys::ap_server_root_relative((*cmd).pool, lib_c.as_ptr()))
                 .ok_or_else(|| format!("invalid library path '{library}'"))?;
             let path = PathBuf::from(resolved);
-            let plugin = LoadedPlugin::load(&path, init).map_err(|e| format!("cannot load plugin '{library}' '{init}': {e}"))?;
+            let plugin = LoadedPlugin::load(&path, init)
+                .map_err(|e| format!("cannot load plugin '{library}' '{init}': {e}"))?;
             conf.plugin = Some(Arc::new(PluginHandle {
                 plugin,
                 library: library.to_owned(),
@@ -154,7 +176,11 @@ unsafe extern "C" fn set_handler(cmd: *mut sys::cmd_parms, conf: *mut c_void, li
     }
 }
 
-unsafe extern "C" fn set_max_message_size(cmd: *mut sys::cmd_parms, conf: *mut c_void, value: *const c_char) -> *const c_char {
+unsafe extern "C" fn set_max_message_size(
+    cmd: *mut sys::cmd_parms,
+    conf: *mut c_void,
+    value: *const c_char,
+) -> *const c_char {
     // SAFETY: forwarded Apache arguments.
     unsafe {
         directive(cmd, conf, |conf, _| {
@@ -168,18 +194,29 @@ unsafe extern "C" fn set_max_message_size(cmd: *mut sys::cmd_parms, conf: *mut c
     }
 }
 
-unsafe extern "C" fn set_origin_check(cmd: *mut sys::cmd_parms, conf: *mut c_void, value: *const c_char) -> *const c_char {
+unsafe extern "C" fn set_origin_check(
+    cmd: *mut sys::cmd_parms,
+    conf: *mut c_void,
+    value: *const c_char,
+) -> *const c_char {
     // SAFETY: forwarded Apache arguments.
     unsafe {
         directive(cmd, conf, |conf, _| {
             let v = arg(value)?;
-            conf.origin_check = Some(parse_origin_check(v).ok_or_else(|| format!("invalid value '{v}' (expected Same, Trusted or Off)"))?);
+            conf.origin_check = Some(
+                parse_origin_check(v)
+                    .ok_or_else(|| format!("invalid value '{v}' (expected Same, Trusted or Off)"))?,
+            );
             Ok(())
         })
     }
 }
 
-unsafe extern "C" fn add_trusted_origin(cmd: *mut sys::cmd_parms, conf: *mut c_void, value: *const c_char) -> *const c_char {
+unsafe extern "C" fn add_trusted_origin(
+    cmd: *mut sys::cmd_parms,
+    conf: *mut c_void,
+    value: *const c_char,
+) -> *const c_char {
     // SAFETY: forwarded Apache arguments.
     unsafe {
         directive(cmd, conf, |conf, _| {
@@ -190,7 +227,8 @@ unsafe extern "C" fn add_trusted_origin(cmd: *mut sys::cmd_parms, conf: *mut c_v
     }
 }
 
-const HERE: std::os::raw::c_int = sys::RSRC_CONF as std::os::raw::c_int | sys::ACCESS_CONF as std::os::raw::c_int;
+const HERE: std::os::raw::c_int =
+    sys::RSRC_CONF as std::os::raw::c_int | sys::ACCESS_CONF as std::os::raw::c_int;
 const HERE_OR_HTACCESS: std::os::raw::c_int = HERE | sys::OR_AUTHCFG as std::os::raw::c_int;
 
 const fn help(s: &'static CStr) -> &'static CStr {
@@ -247,7 +285,17 @@ mod tests {
         assert_eq!(parse_size("64K"), Some(65536));
         assert_eq!(parse_size("32m"), Some(32 << 20));
         assert_eq!(parse_size("1G"), Some(1 << 30));
-        for bad in ["", "0", "-1", "abc", "1.5M", "12KB", "K", "99999999999999999999", " "] {
+        for bad in [
+            "",
+            "0",
+            "-1",
+            "abc",
+            "1.5M",
+            "12KB",
+            "K",
+            "99999999999999999999",
+            " ",
+        ] {
             assert_eq!(parse_size(bad), None, "{bad:?}");
         }
     }

@@ -30,7 +30,11 @@ pub(crate) unsafe extern "C" fn handler(r: *mut sys::request_rec) -> c_int {
     match std::panic::catch_unwind(AssertUnwindSafe(|| unsafe { handle(r) })) {
         Ok(status) => status,
         Err(_) => {
-            rlog!(r, APLOG_ERR, "internal error (panic) while handling a WebSocket request");
+            rlog!(
+                r,
+                APLOG_ERR,
+                "internal error (panic) while handling a WebSocket request"
+            );
             sys::HTTP_INTERNAL_SERVER_ERROR as c_int
         }
     }
@@ -60,7 +64,12 @@ unsafe fn handle(r: *mut sys::request_rec) -> c_int {
     let handshake = match Handshake::from_request(&hreq) {
         Ok(h) => h,
         Err(e) => {
-            rlog!(r, APLOG_INFO, "refusing WebSocket handshake ({}): {e}", e.http_status());
+            rlog!(
+                r,
+                APLOG_INFO,
+                "refusing WebSocket handshake ({}): {e}",
+                e.http_status()
+            );
             if let Some((name, value)) = e.response_header() {
                 // SAFETY: live request.
                 unsafe { err_headers_out(r) }.set(name, value);
@@ -79,21 +88,35 @@ unsafe fn handle(r: *mut sys::request_rec) -> c_int {
     let Some(plugin) = conf.plugin.clone() else {
         // SAFETY: the URI is a pool string.
         let uri = unsafe { httpd::cstr(req.uri) }.unwrap_or("?");
-        rlog!(r, APLOG_ERR, "SetHandler websocket-handler for {uri} but no WebSocketHandler is configured there");
+        rlog!(
+            r,
+            APLOG_ERR,
+            "SetHandler websocket-handler for {uri} but no WebSocketHandler is configured there"
+        );
         return sys::HTTP_INTERNAL_SERVER_ERROR as c_int;
     };
     if let Some(origin) = handshake.origin.as_deref() {
         let allowed = match conf.origin_check() {
             OriginCheck::Off => true,
-            OriginCheck::Trusted => conf.trusted_origins.as_ref().is_some_and(|l| l.matches_header(origin)),
+            OriginCheck::Trusted => conf
+                .trusted_origins
+                .as_ref()
+                .is_some_and(|l| l.matches_header(origin)),
             OriginCheck::Same => {
                 // SAFETY: live request.
                 let (scheme, port) = unsafe { (httpd::request::scheme(r), httpd::request::default_port(r)) };
-                headers.get("Host").is_some_and(|host| same_origin(origin, scheme, host, port))
+                headers
+                    .get("Host")
+                    .is_some_and(|host| same_origin(origin, scheme, host, port))
             }
         };
         if !allowed {
-            rlog!(r, APLOG_INFO, "refusing WebSocket handshake: origin {origin:?} not allowed ({:?})", conf.origin_check());
+            rlog!(
+                r,
+                APLOG_INFO,
+                "refusing WebSocket handshake: origin {origin:?} not allowed ({:?})",
+                conf.origin_check()
+            );
             return sys::HTTP_FORBIDDEN as c_int;
         }
     }
@@ -119,7 +142,9 @@ unsafe fn handle(r: *mut sys::request_rec) -> c_int {
             return sys::HTTP_FORBIDDEN as c_int;
         }
     };
-    conn.state.handshake_open.store(false, std::sync::atomic::Ordering::Release);
+    conn.state
+        .handshake_open
+        .store(false, std::sync::atomic::Ordering::Release);
 
     // SAFETY: we own the request and its connection on this thread.
     unsafe {
@@ -138,7 +163,13 @@ unsafe fn handle(r: *mut sys::request_rec) -> c_int {
         req.input_filters = (*c).input_filters;
         req.proto_input_filters = (*c).input_filters;
     }
-    rlog!(r, APLOG_DEBUG, "WebSocket version {} open (plugin {})", handshake.version, plugin.library);
+    rlog!(
+        r,
+        APLOG_DEBUG,
+        "WebSocket version {} open (plugin {})",
+        handshake.version,
+        plugin.library
+    );
 
     // SAFETY: the 101 has been sent on this thread, which owns the request.
     unsafe {

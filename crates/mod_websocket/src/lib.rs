@@ -31,7 +31,7 @@ pub static mut websocket_module: sys::module = sys::module {
 pub(crate) fn module_index() -> c_int {
     // SAFETY: Apache sets module_index once while loading the module, before
     // any hook or directive of ours runs; reading an int is race-free after.
-    unsafe { (*(&raw const websocket_module)).module_index }
+    unsafe { websocket_module.module_index }
 }
 
 pub(crate) fn module_ptr() -> *const sys::module {
@@ -41,7 +41,12 @@ pub(crate) fn module_ptr() -> *const sys::module {
 unsafe extern "C" fn register_hooks(_pool: *mut sys::apr_pool_t) {
     // SAFETY: called by Apache during module registration on its main thread.
     unsafe {
-        sys::ap_hook_handler(Some(handler::handler), std::ptr::null(), std::ptr::null(), sys::APR_HOOK_MIDDLE as c_int);
+        sys::ap_hook_handler(
+            Some(handler::handler),
+            std::ptr::null(),
+            std::ptr::null(),
+            sys::APR_HOOK_MIDDLE as c_int,
+        );
     }
 }
 

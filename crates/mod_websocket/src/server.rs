@@ -15,8 +15,8 @@ use std::thread::ThreadId;
 
 use httpd::sys;
 use websocket_plugin::ffi::{
-    WebSocketServer, WebSocketState, MESSAGE_TYPE_BINARY, MESSAGE_TYPE_CLOSE, MESSAGE_TYPE_PING, MESSAGE_TYPE_PONG,
-    MESSAGE_TYPE_TEXT, WEBSOCKET_SERVER_VERSION_1,
+    WebSocketServer, WebSocketState, MESSAGE_TYPE_BINARY, MESSAGE_TYPE_CLOSE, MESSAGE_TYPE_PING,
+    MESSAGE_TYPE_PONG, MESSAGE_TYPE_TEXT, WEBSOCKET_SERVER_VERSION_1,
 };
 use websocket_proto::close::{CloseCode, ClosePayload};
 use websocket_proto::encoder::FrameHeaderBuf;
@@ -105,7 +105,11 @@ impl Outbox {
     }
 
     pub(crate) fn set_waker(&self, pollset: *mut sys::apr_pollset_t) {
-        self.lock().waker = if pollset.is_null() { None } else { Some(Waker(pollset)) };
+        self.lock().waker = if pollset.is_null() {
+            None
+        } else {
+            Some(Waker(pollset))
+        };
     }
 
     /// Ends the session for senders: pending and future sends return 0.
@@ -165,7 +169,9 @@ impl Connection {
                 handshake_open: AtomicBool::new(true),
             },
         });
-        conn.server.state = (&conn.state as *const ConnState).cast_mut().cast::<WebSocketState>();
+        conn.server.state = (&conn.state as *const ConnState)
+            .cast_mut()
+            .cast::<WebSocketState>();
         conn
     }
 
@@ -178,7 +184,11 @@ impl Connection {
 /// `server` is NULL or a server made by [`Connection::new`] that is still alive.
 unsafe fn state<'a>(server: *const WebSocketServer) -> Option<&'a ConnState> {
     // SAFETY: per the contract; the state pointer was set by Connection::new.
-    unsafe { server.as_ref().and_then(|s| s.state.cast::<ConnState>().cast_const().as_ref()) }
+    unsafe {
+        server
+            .as_ref()
+            .and_then(|s| s.state.cast::<ConnState>().cast_const().as_ref())
+    }
 }
 
 unsafe extern "system" fn request(server: *const WebSocketServer) -> *mut websocket_plugin::ffi::request_rec {
@@ -196,12 +206,20 @@ unsafe extern "system" fn header_get(server: *const WebSocketServer, key: *const
     }
 }
 
-unsafe extern "system" fn header_set(server: *const WebSocketServer, key: *const c_char, value: *const c_char) {
+unsafe extern "system" fn header_set(
+    server: *const WebSocketServer,
+    key: *const c_char,
+    value: *const c_char,
+) {
     // SAFETY: as for header_get. headers_out is only touched on the owner
     // thread before the 101 goes out, which handshake_open enforces.
     unsafe {
         if let Some(s) = state(server) {
-            if !key.is_null() && !value.is_null() && s.handshake_open.load(Ordering::Acquire) && s.owner == std::thread::current().id() {
+            if !key.is_null()
+                && !value.is_null()
+                && s.handshake_open.load(Ordering::Acquire)
+                && s.owner == std::thread::current().id()
+            {
                 sys::apr_table_set((*s.r).headers_out, key, value);
             }
         }
@@ -228,7 +246,12 @@ unsafe extern "system" fn protocol_set(server: *const WebSocketServer, protocol:
     unsafe { header_set(server, c"Sec-WebSocket-Protocol".as_ptr(), protocol) }
 }
 
-unsafe extern "system" fn send(server: *const WebSocketServer, message_type: c_int, buffer: *const u8, size: usize) -> usize {
+unsafe extern "system" fn send(
+    server: *const WebSocketServer,
+    message_type: c_int,
+    buffer: *const u8,
+    size: usize,
+) -> usize {
     // SAFETY: the plugin passes back its server.
     let Some(s) = (unsafe { state(server) }) else {
         return 0;
@@ -248,7 +271,9 @@ unsafe extern "system" fn send(server: *const WebSocketServer, message_type: c_i
             Opcode::Text
         }
         MESSAGE_TYPE_BINARY => Opcode::Binary,
-        MESSAGE_TYPE_PING | MESSAGE_TYPE_PONG | MESSAGE_TYPE_CLOSE if payload.len() > MAX_CONTROL_PAYLOAD => return 0,
+        MESSAGE_TYPE_PING | MESSAGE_TYPE_PONG | MESSAGE_TYPE_CLOSE if payload.len() > MAX_CONTROL_PAYLOAD => {
+            return 0
+        }
         MESSAGE_TYPE_PING => Opcode::Ping,
         MESSAGE_TYPE_PONG => Opcode::Pong,
         MESSAGE_TYPE_CLOSE => Opcode::Close,
@@ -266,11 +291,18 @@ unsafe extern "system" fn close(server: *const WebSocketServer) {
     // SAFETY: the plugin passes back its server.
     if let Some(s) = unsafe { state(server) } {
         let from_owner = s.owner == std::thread::current().id();
-        s.outbox.push(from_owner, Opcode::Close, ClosePayload::new(CloseCode::NORMAL, "").as_bytes());
+        s.outbox.push(
+            from_owner,
+            Opcode::Close,
+            ClosePayload::new(CloseCode::NORMAL, "").as_bytes(),
+        );
     }
 }
 
 /// Owned copies of the offered subprotocols, for `protocol_index`.
 pub(crate) fn protocol_list(protocols: &[String]) -> Vec<CString> {
-    protocols.iter().filter_map(|p| CString::new(p.as_str()).ok()).collect()
+    protocols
+        .iter()
+        .filter_map(|p| CString::new(p.as_str()).ok())
+        .collect()
 }

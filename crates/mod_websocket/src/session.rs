@@ -31,7 +31,9 @@ const CLOSE_TIMEOUT: Duration = Duration::from_secs(5);
 enum Phase {
     Open,
     /// We sent a close frame and wait for the peer's.
-    Closing { deadline: Instant },
+    Closing {
+        deadline: Instant,
+    },
     /// We sent a close frame after a protocol error: stop reading.
     Failed,
     /// The closing handshake is complete (or the peer vanished).
@@ -61,7 +63,12 @@ pub(crate) unsafe fn run(params: SessionParams<'_>) {
     // pollset and brigades do not outlive the session.
     unsafe { sys::apr_pool_create_ex(&mut pool, (*r).pool, None, std::ptr::null_mut()) };
     // SAFETY: live pool and connection allocator, used only on this thread.
-    let (bb_in, bb_out) = unsafe { (Brigade::new(pool, (*c).bucket_alloc), Brigade::new(pool, (*c).bucket_alloc)) };
+    let (bb_in, bb_out) = unsafe {
+        (
+            Brigade::new(pool, (*c).bucket_alloc),
+            Brigade::new(pool, (*c).bucket_alloc),
+        )
+    };
     // SAFETY: live connection and pool.
     let pollset = unsafe { create_pollset(c, pool) };
     if pollset.is_null() {
@@ -111,7 +118,11 @@ pub(crate) unsafe fn run(params: SessionParams<'_>) {
         if !output.is_empty() {
             // SAFETY: this thread owns the connection's output filters.
             if let Err(rv) = unsafe { bb_out.write_and_flush((*c).output_filters, &output) } {
-                rlog!(r, APLOG_DEBUG, "write failed (status {rv}); dropping the connection");
+                rlog!(
+                    r,
+                    APLOG_DEBUG,
+                    "write failed (status {rv}); dropping the connection"
+                );
                 break;
             }
             progressed = true;
@@ -172,7 +183,9 @@ unsafe fn create_pollset(c: *mut sys::conn_rec, pool: *mut sys::apr_pool_t) -> *
         pfd.reqevents = (sys::APR_POLLIN | sys::APR_POLLHUP | sys::APR_POLLERR) as sys::apr_int16_t;
         pfd.p = pool;
         let mut ps: *mut sys::apr_pollset_t = std::ptr::null_mut();
-        if sys::apr_pollset_create(&mut ps, 2, pool, sys::APR_POLLSET_WAKEABLE as sys::apr_uint32_t) != sys::APR_SUCCESS as sys::apr_status_t {
+        if sys::apr_pollset_create(&mut ps, 2, pool, sys::APR_POLLSET_WAKEABLE as sys::apr_uint32_t)
+            != sys::APR_SUCCESS as sys::apr_status_t
+        {
             return std::ptr::null_mut();
         }
         if sys::apr_pollset_add(ps, &pfd) != sys::APR_SUCCESS as sys::apr_status_t {
@@ -229,7 +242,10 @@ impl Session<'_> {
                 };
                 // SAFETY: the plugin's private pointer and our server struct
                 // are live for the whole session.
-                unsafe { self.plugin.on_message(self.plugin_private, self.conn.server_ptr(), t, data) };
+                unsafe {
+                    self.plugin
+                        .on_message(self.plugin_private, self.conn.server_ptr(), t, data)
+                };
             }
             Event::Ping(payload) => {
                 if self.phase == Phase::Open {
@@ -241,7 +257,13 @@ impl Session<'_> {
                 if self.phase == Phase::Open {
                     outbox.push(true, Opcode::Close, ClosePayload::reply_to(&frame).as_bytes());
                 }
-                rlog!(self.r, APLOG_DEBUG, "close from peer: code {:?} reason {:?}", frame.code.map(|c| c.0), frame.reason);
+                rlog!(
+                    self.r,
+                    APLOG_DEBUG,
+                    "close from peer: code {:?} reason {:?}",
+                    frame.code.map(|c| c.0),
+                    frame.reason
+                );
                 self.phase = Phase::Done;
             }
         }
@@ -249,7 +271,10 @@ impl Session<'_> {
 
     /// Fails the connection (RFC 6455 §7.1.7): our close frame, then no more reading.
     fn fail(&mut self, code: CloseCode, reason: &str) {
-        self.conn.state.outbox.push(true, Opcode::Close, ClosePayload::new(code, reason).as_bytes());
+        self.conn
+            .state
+            .outbox
+            .push(true, Opcode::Close, ClosePayload::new(code, reason).as_bytes());
         self.phase = Phase::Failed;
     }
 }

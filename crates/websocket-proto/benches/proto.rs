@@ -46,13 +46,7 @@ fn decode_small_frames(c: &mut Criterion) {
     const FRAMES: usize = 4096;
     let mut stream = Vec::new();
     for i in 0..FRAMES {
-        write_masked_frame(
-            &mut stream,
-            Opcode::Binary,
-            true,
-            &[i as u8; 16],
-            [9, 8, 7, 6],
-        );
+        write_masked_frame(&mut stream, Opcode::Binary, true, &[i as u8; 16], [9, 8, 7, 6]);
     }
     let mut g = c.benchmark_group("decode");
     g.throughput(Throughput::Elements(FRAMES as u64));

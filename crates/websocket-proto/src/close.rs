@@ -101,8 +101,7 @@ pub fn parse_close(payload: &[u8], allow_reserved: bool) -> Result<CloseFrame<'_
             if !(code.is_valid_on_wire() || allow_reserved && code.is_reserved_for_future()) {
                 return Err(CloseError::InvalidCode(code.0));
             }
-            let reason =
-                simdutf8::basic::from_utf8(&payload[2..]).map_err(|_| CloseError::InvalidReason)?;
+            let reason = simdutf8::basic::from_utf8(&payload[2..]).map_err(|_| CloseError::InvalidReason)?;
             Ok(CloseFrame {
                 code: Some(code),
                 reason,
@@ -164,8 +163,7 @@ mod tests {
     #[test]
     fn valid_and_invalid_codes() {
         let valid = [
-            1000, 1001, 1002, 1003, 1007, 1008, 1009, 1010, 1011, 1012, 1013, 1014, 3000, 3999,
-            4000, 4999,
+            1000, 1001, 1002, 1003, 1007, 1008, 1009, 1010, 1011, 1012, 1013, 1014, 3000, 3999, 4000, 4999,
         ];
         let invalid = [
             0, 999, 1004, 1005, 1006, 1015, 1016, 1100, 2000, 2999, 5000, 65535,
@@ -195,20 +193,14 @@ mod tests {
     fn bodies() {
         assert_eq!(parse_close(&[], false).unwrap().code, None);
         assert_eq!(parse_close(&[0x03], false), Err(CloseError::Truncated));
-        assert_eq!(
-            CloseError::Truncated.close_code(),
-            CloseCode::PROTOCOL_ERROR
-        );
+        assert_eq!(CloseError::Truncated.close_code(), CloseCode::PROTOCOL_ERROR);
         let mut body = vec![0x03, 0xE8];
         body.extend_from_slice("bye ✓".as_bytes());
         let f = parse_close(&body, false).unwrap();
         assert_eq!((f.code, f.reason), (Some(CloseCode::NORMAL), "bye ✓"));
         let bad = [0x03, 0xE8, 0xCE, 0xBA, 0xE1, 0xBD];
         assert_eq!(parse_close(&bad, false), Err(CloseError::InvalidReason));
-        assert_eq!(
-            CloseError::InvalidReason.close_code(),
-            CloseCode::INVALID_PAYLOAD
-        );
+        assert_eq!(CloseError::InvalidReason.close_code(), CloseCode::INVALID_PAYLOAD);
     }
 
     #[test]

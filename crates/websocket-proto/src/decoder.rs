@@ -108,14 +108,11 @@ impl DecodeError {
 impl fmt::Display for DecodeError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            DecodeError::MaskMismatch { masked: false } => {
-                f.write_str("unmasked frame from a client")
-            }
+            DecodeError::MaskMismatch { masked: false } => f.write_str("unmasked frame from a client"),
             DecodeError::MaskMismatch { masked: true } => f.write_str("masked frame from a server"),
-            DecodeError::ReservedBits(bits) => write!(
-                f,
-                "reserved bits {bits:#04x} set without a negotiated extension"
-            ),
+            DecodeError::ReservedBits(bits) => {
+                write!(f, "reserved bits {bits:#04x} set without a negotiated extension")
+            }
             DecodeError::UnknownOpcode(op) => write!(f, "reserved opcode {op:#x}"),
             DecodeError::FragmentedControl => f.write_str("fragmented control frame"),
             DecodeError::ControlTooLong(n) => {
@@ -124,12 +121,8 @@ impl fmt::Display for DecodeError {
             DecodeError::UnexpectedContinuation => {
                 f.write_str("continuation frame without a message to continue")
             }
-            DecodeError::ExpectedContinuation => {
-                f.write_str("new data frame inside a fragmented message")
-            }
-            DecodeError::LengthOverflow => {
-                f.write_str("64-bit payload length with the top bit set")
-            }
+            DecodeError::ExpectedContinuation => f.write_str("new data frame inside a fragmented message"),
+            DecodeError::LengthOverflow => f.write_str("64-bit payload length with the top bit set"),
             DecodeError::MessageTooBig { limit } => {
                 write!(f, "message larger than the limit of {limit} bytes")
             }
@@ -251,10 +244,7 @@ impl Decoder {
     /// complete or the input is used up. Returns how many bytes were consumed
     /// and the event, if one is ready; call again with the rest of the input.
     /// Any error is fatal for the connection.
-    pub fn decode<'a>(
-        &'a mut self,
-        input: &'a mut [u8],
-    ) -> Result<(usize, Option<Event<'a>>), DecodeError> {
+    pub fn decode<'a>(&'a mut self, input: &'a mut [u8]) -> Result<(usize, Option<Event<'a>>), DecodeError> {
         if self.release_gathered {
             self.release_gathered = false;
             self.gathered.clear();
@@ -283,17 +273,13 @@ impl Decoder {
                     && rest as u64 >= frame.remaining
                 {
                     // The whole message is in the caller's buffer: hand it over in place.
-                    let (kind, compressed) =
-                        self.message.take().expect("data frame starts a message");
+                    let (kind, compressed) = self.message.take().expect("data frame starts a message");
                     let end = pos + frame.remaining as usize;
                     let data = &mut input[pos..end];
                     if let Some(key) = frame.mask {
                         apply_mask(data, key, 0);
                     }
-                    if kind == MessageKind::Text
-                        && !compressed
-                        && crate::utf8::validate(data).is_err()
-                    {
+                    if kind == MessageKind::Text && !compressed && crate::utf8::validate(data).is_err() {
                         return Err(DecodeError::InvalidUtf8);
                     }
                     self.message_len = 0;
@@ -309,8 +295,7 @@ impl Decoder {
                 }
                 self.state = State::Payload;
             }
-            let take = (input.len() - pos)
-                .min(usize::try_from(self.frame.remaining).unwrap_or(usize::MAX));
+            let take = (input.len() - pos).min(usize::try_from(self.frame.remaining).unwrap_or(usize::MAX));
             if take == 0 {
                 break None;
             }
@@ -327,9 +312,7 @@ impl Decoder {
             } else {
                 let (kind, compressed) = self.message.expect("data frame belongs to a message");
                 if kind == MessageKind::Text && !compressed {
-                    self.utf8
-                        .feed(chunk)
-                        .map_err(|_| DecodeError::InvalidUtf8)?;
+                    self.utf8.feed(chunk).map_err(|_| DecodeError::InvalidUtf8)?;
                 }
                 self.gather(chunk);
             }
@@ -437,9 +420,7 @@ impl Decoder {
         } else {
             match (opcode, self.message) {
                 (Opcode::Continuation, None) => return Err(DecodeError::UnexpectedContinuation),
-                (Opcode::Text | Opcode::Binary, Some(_)) => {
-                    return Err(DecodeError::ExpectedContinuation)
-                }
+                (Opcode::Text | Opcode::Binary, Some(_)) => return Err(DecodeError::ExpectedContinuation),
                 _ => {}
             }
             // Checked before a single payload byte is buffered.
@@ -480,10 +461,7 @@ impl Decoder {
         if !frame.fin {
             return Ok(None);
         }
-        let (kind, compressed) = self
-            .message
-            .take()
-            .expect("data frame belongs to a message");
+        let (kind, compressed) = self.message.take().expect("data frame belongs to a message");
         if kind == MessageKind::Text && !compressed {
             self.utf8.finish().map_err(|_| DecodeError::InvalidUtf8)?;
         }
@@ -497,10 +475,7 @@ impl Decoder {
         let need = self.gathered.len() + chunk.len();
         if need > self.gathered.capacity() {
             let limit = usize::try_from(self.config.max_message_size).unwrap_or(usize::MAX);
-            let target = (self.gathered.capacity() * 2)
-                .max(4096)
-                .min(limit)
-                .max(need);
+            let target = (self.gathered.capacity() * 2).max(4096).min(limit).max(need);
             self.gathered.reserve_exact(target - self.gathered.len());
         }
         self.gathered.extend_from_slice(chunk);

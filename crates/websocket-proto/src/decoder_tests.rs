@@ -50,9 +50,7 @@ fn error_code(bytes: &[u8]) -> u16 {
 
 #[test]
 fn rfc_single_frame_masked_text() {
-    let bytes = [
-        0x81, 0x85, 0x37, 0xfa, 0x21, 0x3d, 0x7f, 0x9f, 0x4d, 0x51, 0x58,
-    ];
+    let bytes = [0x81, 0x85, 0x37, 0xfa, 0x21, 0x3d, 0x7f, 0x9f, 0x4d, 0x51, 0x58];
     assert_eq!(decode(&bytes), (vec![text("Hello")], Ok(())));
 }
 
@@ -173,10 +171,7 @@ fn rsv1_marks_compressed_messages_when_negotiated() {
     // RSV1 on a continuation or control frame stays an error.
     let mut bytes = raw(0x41, b"a");
     bytes.extend(raw(0xC0, b"b"));
-    assert_eq!(
-        decode_with(cfg, &bytes).1,
-        Err(DecodeError::ReservedBits(0x40))
-    );
+    assert_eq!(decode_with(cfg, &bytes).1, Err(DecodeError::ReservedBits(0x40)));
     assert_eq!(
         decode_with(cfg, &raw(0xC9, b"")).1,
         Err(DecodeError::ReservedBits(0x40))
@@ -202,10 +197,7 @@ fn reserved_opcodes_are_1002() {
 #[test]
 fn control_frame_rules() {
     let (events, r) = decode(&frame(Opcode::Ping, true, &[b'p'; 125]));
-    assert_eq!(
-        (events, r),
-        (vec![OwnedEvent::Ping(vec![b'p'; 125])], Ok(()))
-    );
+    assert_eq!((events, r), (vec![OwnedEvent::Ping(vec![b'p'; 125])], Ok(())));
     assert_eq!(
         decode(&frame(Opcode::Ping, true, &[0; 126])).1,
         Err(DecodeError::ControlTooLong(126))
@@ -260,10 +252,7 @@ fn limit_applies_to_the_sum_of_fragments() {
         max_message_size: 10,
         ..DecoderConfig::default()
     };
-    assert_eq!(
-        decode_with(cfg, &frame(Opcode::Binary, true, &[0; 10])).1,
-        Ok(())
-    );
+    assert_eq!(decode_with(cfg, &frame(Opcode::Binary, true, &[0; 10])).1, Ok(()));
     let mut bytes = frame(Opcode::Binary, false, &[0; 6]);
     bytes.extend(frame(Opcode::Ping, true, b"control frames do not count"));
     bytes.extend(frame(Opcode::Continuation, false, &[0; 4]));
@@ -334,10 +323,7 @@ fn invalid_utf8_fails_fast_across_fragments() {
     assert_eq!(d.decode(&mut first).unwrap(), (len, None));
     let mut second = frame(Opcode::Continuation, false, &[0xCE, 0x20]);
     assert_eq!(d.decode(&mut second).unwrap_err(), DecodeError::InvalidUtf8);
-    assert_eq!(
-        DecodeError::InvalidUtf8.close_code(ProtocolVersion::V13).0,
-        1007
-    );
+    assert_eq!(DecodeError::InvalidUtf8.close_code(ProtocolVersion::V13).0, 1007);
 }
 
 #[test]
@@ -351,10 +337,7 @@ fn utf8_split_between_fragments_is_fine_but_truncation_is_1007() {
 
 #[test]
 fn binary_is_not_utf8_checked() {
-    assert_eq!(
-        decode(&frame(Opcode::Binary, true, &[0xFF, 0xFE])).1,
-        Ok(())
-    );
+    assert_eq!(decode(&frame(Opcode::Binary, true, &[0xFF, 0xFE])).1, Ok(()));
 }
 
 #[test]
@@ -383,10 +366,7 @@ fn close_frames() {
         error_code(&frame(Opcode::Close, true, &1005u16.to_be_bytes())),
         1002
     );
-    assert_eq!(
-        error_code(&frame(Opcode::Close, true, &[0x03, 0xE8, 0xFF])),
-        1007
-    );
+    assert_eq!(error_code(&frame(Opcode::Close, true, &[0x03, 0xE8, 0xFF])), 1007);
     let reserved = frame(Opcode::Close, true, &2000u16.to_be_bytes());
     assert_eq!(error_code(&reserved), 1002);
     let allow = DecoderConfig {

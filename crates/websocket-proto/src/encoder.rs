@@ -22,13 +22,7 @@ impl FrameHeaderBuf {
 
     /// A client header with a masking key (used by clients, tests and the
     /// benchmark load generator; the payload must then be masked with the key).
-    pub fn masked(
-        opcode: Opcode,
-        fin: bool,
-        compressed: bool,
-        payload_len: u64,
-        key: [u8; 4],
-    ) -> Self {
+    pub fn masked(opcode: Opcode, fin: bool, compressed: bool, payload_len: u64, key: [u8; 4]) -> Self {
         Self::build(opcode, fin, compressed, payload_len, Some(key))
     }
 
@@ -53,10 +47,7 @@ impl FrameHeaderBuf {
             buf[pos..pos + 4].copy_from_slice(&key);
             pos += 4;
         }
-        FrameHeaderBuf {
-            buf,
-            len: pos as u8,
-        }
+        FrameHeaderBuf { buf, len: pos as u8 }
     }
 
     #[inline]
@@ -68,23 +59,13 @@ impl FrameHeaderBuf {
 /// Appends a whole unmasked frame to `out` (for small frames and tests; large
 /// payloads should be sent after [`FrameHeaderBuf`] without copying).
 pub fn write_frame(out: &mut Vec<u8>, opcode: Opcode, payload: &[u8]) {
-    out.extend_from_slice(
-        FrameHeaderBuf::new(opcode, true, false, payload.len() as u64).as_bytes(),
-    );
+    out.extend_from_slice(FrameHeaderBuf::new(opcode, true, false, payload.len() as u64).as_bytes());
     out.extend_from_slice(payload);
 }
 
 /// Appends a whole masked (client) frame to `out`.
-pub fn write_masked_frame(
-    out: &mut Vec<u8>,
-    opcode: Opcode,
-    fin: bool,
-    payload: &[u8],
-    key: [u8; 4],
-) {
-    out.extend_from_slice(
-        FrameHeaderBuf::masked(opcode, fin, false, payload.len() as u64, key).as_bytes(),
-    );
+pub fn write_masked_frame(out: &mut Vec<u8>, opcode: Opcode, fin: bool, payload: &[u8], key: [u8; 4]) {
+    out.extend_from_slice(FrameHeaderBuf::masked(opcode, fin, false, payload.len() as u64, key).as_bytes());
     let start = out.len();
     out.extend_from_slice(payload);
     crate::mask::apply_mask(&mut out[start..], key, 0);
@@ -125,13 +106,7 @@ mod tests {
     #[test]
     fn rfc_masked_hello() {
         let mut out = Vec::new();
-        write_masked_frame(
-            &mut out,
-            Opcode::Text,
-            true,
-            b"Hello",
-            [0x37, 0xfa, 0x21, 0x3d],
-        );
+        write_masked_frame(&mut out, Opcode::Text, true, b"Hello", [0x37, 0xfa, 0x21, 0x3d]);
         assert_eq!(
             out,
             [0x81, 0x85, 0x37, 0xfa, 0x21, 0x3d, 0x7f, 0x9f, 0x4d, 0x51, 0x58]

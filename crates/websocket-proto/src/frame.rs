@@ -179,9 +179,7 @@ mod tests {
         assert_eq!(n, 6);
         assert_eq!(h.mask, Some([0x37, 0xfa, 0x21, 0x3d]));
         // 256 bytes binary, 16-bit length
-        let (h, n) = FrameHeader::parse(&[0x82, 0x7E, 0x01, 0x00])
-            .unwrap()
-            .unwrap();
+        let (h, n) = FrameHeader::parse(&[0x82, 0x7E, 0x01, 0x00]).unwrap().unwrap();
         assert_eq!((h.payload_len, n), (256, 4));
         // 64 KiB binary, 64-bit length
         let (h, n) = FrameHeader::parse(&[0x82, 0x7F, 0, 0, 0, 0, 0, 1, 0, 0])

@@ -122,8 +122,7 @@ pub fn classify(headers: &dyn HeaderSource) -> RequestKind {
     if headers.get("Sec-WebSocket-Key1").is_some() || headers.get("Sec-WebSocket-Key2").is_some() {
         return RequestKind::Legacy;
     }
-    if headers.get("Sec-WebSocket-Version").is_some() || headers.get("Sec-WebSocket-Key").is_some()
-    {
+    if headers.get("Sec-WebSocket-Version").is_some() || headers.get("Sec-WebSocket-Key").is_some() {
         RequestKind::Rfc6455
     } else {
         RequestKind::Legacy
@@ -325,14 +324,9 @@ impl HandshakeError {
 impl fmt::Display for HandshakeError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            HandshakeError::NotUpgrade => {
-                f.write_str("not a WebSocket request (no \"Upgrade: websocket\")")
-            }
+            HandshakeError::NotUpgrade => f.write_str("not a WebSocket request (no \"Upgrade: websocket\")"),
             HandshakeError::MethodNotAllowed(m) => {
-                write!(
-                    f,
-                    "WebSocket upgrade with method \"{m}\" (only GET is allowed)"
-                )
+                write!(f, "WebSocket upgrade with method \"{m}\" (only GET is allowed)")
             }
             HandshakeError::HttpVersion((major, minor)) => {
                 write!(
@@ -344,9 +338,7 @@ impl fmt::Display for HandshakeError {
                 f.write_str("WebSocket upgrade without \"Connection: Upgrade\"")
             }
             HandshakeError::MissingHost => f.write_str("WebSocket upgrade without a Host header"),
-            HandshakeError::MissingKey => {
-                f.write_str("WebSocket upgrade without a Sec-WebSocket-Key header")
-            }
+            HandshakeError::MissingKey => f.write_str("WebSocket upgrade without a Sec-WebSocket-Key header"),
             HandshakeError::BadKey(k) => write!(
                 f,
                 "Sec-WebSocket-Key \"{k}\" is not the base64 encoding of 16 bytes"
@@ -641,11 +633,7 @@ mod tests {
         h
     }
 
-    fn run(
-        method: &str,
-        version: (u32, u32),
-        headers: &Headers,
-    ) -> Result<Handshake, HandshakeError> {
+    fn run(method: &str, version: (u32, u32), headers: &Headers) -> Result<Handshake, HandshakeError> {
         Handshake::from_request(&HandshakeRequest {
             method,
             http_version: version,
@@ -738,10 +726,7 @@ mod tests {
         }
         // Even a POST over HTTP/1.0 is merely "not ours" without the upgrade.
         let h = with(&base_headers(), "Upgrade", None);
-        assert_eq!(
-            run("POST", (1, 0), &h).unwrap_err(),
-            HandshakeError::NotUpgrade
-        );
+        assert_eq!(run("POST", (1, 0), &h).unwrap_err(), HandshakeError::NotUpgrade);
     }
 
     #[test]
@@ -795,16 +780,16 @@ mod tests {
         assert_eq!(e.http_status(), 400);
         for bad in [
             "",
-            "dGhlIHNhbXBsZSBub25jZQ",    // padding missing
-            "dGhlIHNhbXBsZSBub25jZQ=",   // padding short
-            "dGhlIHNhbXBsZSBub25jZQ===", // padding long
-            "dGhlIHNhbXBsZSBub25jZR==",  // non-canonical trailing bits
-            "dGhlIHNhbXBsZSBub25j",      // 15 bytes
-            "dGhlIHNhbXBsZSBub25jZTEy",  // 18 bytes
-            "dGhlIHNhbXBsZSBub25jZQ-_",  // URL-safe alphabet
-            "dGhlIHNhbXBsZSBub25j ZQ==", // inner space
+            "dGhlIHNhbXBsZSBub25jZQ",                             // padding missing
+            "dGhlIHNhbXBsZSBub25jZQ=",                            // padding short
+            "dGhlIHNhbXBsZSBub25jZQ===",                          // padding long
+            "dGhlIHNhbXBsZSBub25jZR==",                           // non-canonical trailing bits
+            "dGhlIHNhbXBsZSBub25j",                               // 15 bytes
+            "dGhlIHNhbXBsZSBub25jZTEy",                           // 18 bytes
+            "dGhlIHNhbXBsZSBub25jZQ-_",                           // URL-safe alphabet
+            "dGhlIHNhbXBsZSBub25j ZQ==",                          // inner space
             "dGhlIHNhbXBsZSBub25jZQ==, dGhlIHNhbXBsZSBub25jZQ==", // sent twice
-            "ZGhlIHNhbXBsZSBub25jZWU=",  // 17 bytes
+            "ZGhlIHNhbXBsZSBub25jZWU=",                           // 17 bytes
         ] {
             let e = err_with("Sec-WebSocket-Key", Some(bad));
             assert!(matches!(e, HandshakeError::BadKey(_)), "{bad:?}: {e:?}");
@@ -834,19 +819,11 @@ mod tests {
 
     #[test]
     fn version_syntax_errors() {
-        for bad in [
-            "", " ", "+13", "-13", "13a", "1 3", "13, 8", "0x0d", "١٣", "13.0",
-        ] {
+        for bad in ["", " ", "+13", "-13", "13a", "1 3", "13, 8", "0x0d", "١٣", "13.0"] {
             let e = err_with("Sec-WebSocket-Version", Some(bad));
-            assert!(
-                matches!(e, HandshakeError::BadVersionSyntax(_)),
-                "{bad:?}: {e:?}"
-            );
+            assert!(matches!(e, HandshakeError::BadVersionSyntax(_)), "{bad:?}: {e:?}");
             assert_eq!(e.http_status(), 400);
-            assert_eq!(
-                e.response_header(),
-                Some(("Sec-WebSocket-Version", "13, 8, 7"))
-            );
+            assert_eq!(e.response_header(), Some(("Sec-WebSocket-Version", "13, 8, 7")));
         }
     }
 
@@ -879,21 +856,12 @@ mod tests {
             "Sec-WebSocket-Origin",
             Some("http://old.example"),
         );
-        assert_eq!(
-            get(&h).unwrap().origin.as_deref(),
-            Some("http://example.com")
-        );
+        assert_eq!(get(&h).unwrap().origin.as_deref(), Some("http://example.com"));
         let h8 = with(&h, "Sec-WebSocket-Version", Some("8"));
-        assert_eq!(
-            get(&h8).unwrap().origin.as_deref(),
-            Some("http://old.example")
-        );
+        assert_eq!(get(&h8).unwrap().origin.as_deref(), Some("http://old.example"));
         // Version 7/8 clients that sent only Origin.
         let h7 = with(&base_headers(), "Sec-WebSocket-Version", Some("7"));
-        assert_eq!(
-            get(&h7).unwrap().origin.as_deref(),
-            Some("http://example.com")
-        );
+        assert_eq!(get(&h7).unwrap().origin.as_deref(), Some("http://example.com"));
         let none = with(&base_headers(), "Origin", None);
         assert_eq!(get(&none).unwrap().origin, None);
     }
@@ -947,8 +915,7 @@ mod tests {
     #[test]
     fn extension_lists() {
         assert_eq!(
-            parse_extensions("permessage-deflate; client_max_window_bits, permessage-deflate")
-                .unwrap(),
+            parse_extensions("permessage-deflate; client_max_window_bits, permessage-deflate").unwrap(),
             [
                 ext("permessage-deflate", &[("client_max_window_bits", None)]),
                 ext("permessage-deflate", &[]),
@@ -957,10 +924,7 @@ mod tests {
         assert_eq!(
             parse_extensions("foo;a=1 ; b = \"2\";c=\"x\\yz\",\tbar ,,").unwrap(),
             [
-                ext(
-                    "foo",
-                    &[("a", Some("1")), ("b", Some("2")), ("c", Some("xyz"))]
-                ),
+                ext("foo", &[("a", Some("1")), ("b", Some("2")), ("c", Some("xyz"))]),
                 ext("bar", &[]),
             ]
         );
@@ -1010,10 +974,7 @@ mod tests {
         );
         assert_eq!(
             get(&h).unwrap().extensions,
-            [ext(
-                "permessage-deflate",
-                &[("server_no_context_takeover", None)]
-            )]
+            [ext("permessage-deflate", &[("server_no_context_takeover", None)])]
         );
     }
 
@@ -1025,10 +986,7 @@ mod tests {
             [
                 ("Upgrade", "websocket".to_owned()),
                 ("Connection", "Upgrade".to_owned()),
-                (
-                    "Sec-WebSocket-Accept",
-                    "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=".to_owned()
-                ),
+                ("Sec-WebSocket-Accept", "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=".to_owned()),
             ]
         );
         let full = hs.response_headers(Some("chat"), Some("permessage-deflate"));
@@ -1053,10 +1011,7 @@ mod tests {
             classify(&with(&rfc, "Sec-WebSocket-Key", None)),
             RequestKind::Rfc6455
         );
-        assert_eq!(
-            classify(&with(&rfc, "Upgrade", None)),
-            RequestKind::NotWebSocket
-        );
+        assert_eq!(classify(&with(&rfc, "Upgrade", None)), RequestKind::NotWebSocket);
         assert_eq!(
             classify(&with(&rfc, "Upgrade", Some("h2c"))),
             RequestKind::NotWebSocket
@@ -1117,10 +1072,7 @@ mod tests {
     #[test]
     fn borrowed_header_lists_work_too() {
         let owned = base_headers();
-        let borrowed: Vec<(&str, &str)> = owned
-            .iter()
-            .map(|(n, v)| (n.as_str(), v.as_str()))
-            .collect();
+        let borrowed: Vec<(&str, &str)> = owned.iter().map(|(n, v)| (n.as_str(), v.as_str())).collect();
         assert_eq!(HeaderSource::get(&borrowed, "sec-websocket-key"), Some(KEY));
         let slice: &[(&str, &str)] = &borrowed;
         assert!(Handshake::from_request(&HandshakeRequest {

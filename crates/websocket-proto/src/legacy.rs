@@ -117,8 +117,7 @@ impl LegacyRequest {
     /// The 16-byte response body answering the eight bytes that followed the
     /// request headers. `None` for draft-75, which has no challenge.
     pub fn answer(&self, key3: &[u8; 8]) -> Option<[u8; 16]> {
-        self.key_numbers
-            .map(|(n1, n2)| answer_from_numbers(n1, n2, key3))
+        self.key_numbers.map(|(n1, n2)| answer_from_numbers(n1, n2, key3))
     }
 
     /// `ws://` or `wss://`, the host (with its port only when it is not the
@@ -145,11 +144,7 @@ impl LegacyRequest {
         protocol: Option<&str>,
     ) -> Vec<(&'static str, String)> {
         let (origin, location, proto) = match self.draft {
-            Draft::Draft75 => (
-                "WebSocket-Origin",
-                "WebSocket-Location",
-                "WebSocket-Protocol",
-            ),
+            Draft::Draft75 => ("WebSocket-Origin", "WebSocket-Location", "WebSocket-Protocol"),
             Draft::Draft76 => (
                 "Sec-WebSocket-Origin",
                 "Sec-WebSocket-Location",
@@ -221,9 +216,7 @@ impl fmt::Display for LegacyError {
             LegacyError::NotUpgrade => "not a WebSocket request (no \"Upgrade: WebSocket\")",
             LegacyError::MethodNotAllowed => "WebSocket upgrade with a method other than GET",
             LegacyError::HttpVersion => "WebSocket upgrade over HTTP/1.0 or older",
-            LegacyError::MissingConnectionUpgrade => {
-                "WebSocket upgrade without \"Connection: Upgrade\""
-            }
+            LegacyError::MissingConnectionUpgrade => "WebSocket upgrade without \"Connection: Upgrade\"",
             LegacyError::MissingHost => "WebSocket upgrade without a Host header",
             LegacyError::BadHost => "WebSocket upgrade with a malformed Host header",
             LegacyError::MissingOrigin => "draft WebSocket upgrade without an Origin header",
@@ -232,9 +225,7 @@ impl fmt::Display for LegacyError {
                 "draft-76 upgrade with only one of Sec-WebSocket-Key1 and Sec-WebSocket-Key2"
             }
             LegacyError::KeyNoSpaces => "draft-76 key without spaces",
-            LegacyError::KeyNotMultiple => {
-                "draft-76 key number is not a multiple of its number of spaces"
-            }
+            LegacyError::KeyNotMultiple => "draft-76 key number is not a multiple of its number of spaces",
             LegacyError::KeyOutOfRange => "draft-76 key number does not fit in 32 bits",
             LegacyError::BadProtocol => "malformed WebSocket subprotocol",
         })
@@ -248,11 +239,7 @@ impl std::error::Error for LegacyError {}
 /// big-endian 32-bit integers, followed by the eight bytes after the
 /// request headers.
 pub fn draft76_answer(key1: &str, key2: &str, key3: &[u8; 8]) -> Result<[u8; 16], LegacyError> {
-    Ok(answer_from_numbers(
-        key_number(key1)?,
-        key_number(key2)?,
-        key3,
-    ))
+    Ok(answer_from_numbers(key_number(key1)?, key_number(key2)?, key3))
 }
 
 fn answer_from_numbers(n1: u32, n2: u32, key3: &[u8; 8]) -> [u8; 16] {
@@ -465,8 +452,7 @@ impl LegacyDecoder {
                 State::Length { frame_type, length } => {
                     let b = rest[0];
                     pos += 1;
-                    let Some(length) = length.checked_mul(128).map(|l| l + u64::from(b & 0x7F))
-                    else {
+                    let Some(length) = length.checked_mul(128).map(|l| l + u64::from(b & 0x7F)) else {
                         return (pos, Err(self.fail(LegacyDecodeError::LengthOverflow)));
                     };
                     self.state = if b & 0x80 != 0 {
@@ -493,10 +479,7 @@ impl LegacyDecoder {
     }
 
     /// A message found whole in the input.
-    fn whole_text<'a>(
-        &mut self,
-        text: &'a [u8],
-    ) -> Result<Option<LegacyEvent<'a>>, LegacyDecodeError> {
+    fn whole_text<'a>(&mut self, text: &'a [u8]) -> Result<Option<LegacyEvent<'a>>, LegacyDecodeError> {
         if text.len() as u64 > self.max_message_size {
             return Err(self.fail(LegacyDecodeError::TooBig));
         }
@@ -543,10 +526,7 @@ mod tests {
 
     #[test]
     fn draft76_spec_example() {
-        assert_eq!(
-            &draft76_answer(KEY1, KEY2, KEY3).unwrap(),
-            b"8jKS'y:G*Co,Wxa-"
-        );
+        assert_eq!(&draft76_answer(KEY1, KEY2, KEY3).unwrap(), b"8jKS'y:G*Co,Wxa-");
         assert_eq!(key_number(KEY1), Ok(4_146_546_015 / 5));
         assert_eq!(key_number(KEY2), Ok(1_299_853_100 / 5));
     }
@@ -570,10 +550,7 @@ mod tests {
             key_number(&"9".repeat(40).replace("99", "9 9")),
             Err(LegacyError::KeyOutOfRange)
         );
-        assert_eq!(
-            draft76_answer("1", KEY2, KEY3),
-            Err(LegacyError::KeyNoSpaces)
-        );
+        assert_eq!(draft76_answer("1", KEY2, KEY3), Err(LegacyError::KeyNoSpaces));
         assert_eq!(
             draft76_answer(KEY1, "1 2 3", KEY3),
             Err(LegacyError::KeyNotMultiple)
@@ -628,11 +605,7 @@ mod tests {
         validate_with("GET", (1, 1), h)
     }
 
-    fn validate_with(
-        method: &str,
-        v: (u32, u32),
-        h: &Headers,
-    ) -> Result<LegacyRequest, LegacyError> {
+    fn validate_with(method: &str, v: (u32, u32), h: &Headers) -> Result<LegacyRequest, LegacyError> {
         LegacyRequest::from_request(&HandshakeRequest {
             method,
             http_version: v,
@@ -657,10 +630,7 @@ mod tests {
                 ("Sec-WebSocket-Protocol", "sample".to_owned()),
             ]
         );
-        assert_eq!(
-            Draft::Draft76.reason_phrase(),
-            "WebSocket Protocol Handshake"
-        );
+        assert_eq!(Draft::Draft76.reason_phrase(), "WebSocket Protocol Handshake");
     }
 
     #[test]
@@ -683,10 +653,7 @@ mod tests {
         );
         let with_proto = req.response_headers(true, "/", Some("chat"));
         assert_eq!(with_proto[4], ("WebSocket-Protocol", "chat".to_owned()));
-        assert_eq!(
-            Draft::Draft75.reason_phrase(),
-            "Web Socket Protocol Handshake"
-        );
+        assert_eq!(Draft::Draft75.reason_phrase(), "Web Socket Protocol Handshake");
         // The draft-76 header name means nothing to draft-75.
         let h = replace(
             &without(&draft75_headers(), "WebSocket-Protocol"),
@@ -716,11 +683,7 @@ mod tests {
     fn legacy_request_errors() {
         let h = draft76_headers();
         let cases: Vec<(Result<LegacyRequest, LegacyError>, LegacyError, u16)> = vec![
-            (
-                validate(&without(&h, "Upgrade")),
-                LegacyError::NotUpgrade,
-                426,
-            ),
+            (validate(&without(&h, "Upgrade")), LegacyError::NotUpgrade, 426),
             (
                 validate(&replace(&h, "Upgrade", "websocket, h2c")),
                 LegacyError::NotUpgrade,
@@ -731,11 +694,7 @@ mod tests {
                 LegacyError::MethodNotAllowed,
                 405,
             ),
-            (
-                validate_with("GET", (1, 0), &h),
-                LegacyError::HttpVersion,
-                400,
-            ),
+            (validate_with("GET", (1, 0), &h), LegacyError::HttpVersion, 400),
             (
                 validate(&without(&h, "Connection")),
                 LegacyError::MissingConnectionUpgrade,
@@ -746,31 +705,15 @@ mod tests {
                 LegacyError::MissingConnectionUpgrade,
                 400,
             ),
-            (
-                validate(&without(&h, "Host")),
-                LegacyError::MissingHost,
-                400,
-            ),
-            (
-                validate(&replace(&h, "Host", " ")),
-                LegacyError::MissingHost,
-                400,
-            ),
-            (
-                validate(&replace(&h, "Host", "a:b")),
-                LegacyError::BadHost,
-                400,
-            ),
+            (validate(&without(&h, "Host")), LegacyError::MissingHost, 400),
+            (validate(&replace(&h, "Host", " ")), LegacyError::MissingHost, 400),
+            (validate(&replace(&h, "Host", "a:b")), LegacyError::BadHost, 400),
             (
                 validate(&replace(&h, "Host", "a\u{7f}b")),
                 LegacyError::BadHost,
                 400,
             ),
-            (
-                validate(&without(&h, "Origin")),
-                LegacyError::MissingOrigin,
-                400,
-            ),
+            (validate(&without(&h, "Origin")), LegacyError::MissingOrigin, 400),
             (
                 validate(&replace(&h, "Origin", "http://\u{1}")),
                 LegacyError::BadOrigin,
@@ -858,11 +801,7 @@ mod tests {
         (events, None)
     }
 
-    fn decode_all(
-        max: u64,
-        input: &[u8],
-        chunk: usize,
-    ) -> (Vec<Option<String>>, Option<LegacyDecodeError>) {
+    fn decode_all(max: u64, input: &[u8], chunk: usize) -> (Vec<Option<String>>, Option<LegacyDecodeError>) {
         let chunks: Vec<&[u8]> = input.chunks(chunk.max(1)).collect();
         decode_chunks(&mut LegacyDecoder::new(max), &chunks)
     }
@@ -908,10 +847,7 @@ mod tests {
             panic!()
         };
         assert!(std::ptr::eq(t.as_ptr(), input[1..].as_ptr()));
-        assert_eq!(
-            dec.decode(&input[5..]),
-            (5, Ok(Some(LegacyEvent::Text("def"))))
-        );
+        assert_eq!(dec.decode(&input[5..]), (5, Ok(Some(LegacyEvent::Text("def")))));
         assert_eq!(dec.decode(&[]), (0, Ok(None)));
     }
 
@@ -950,14 +886,8 @@ mod tests {
         // 0xC0 can never start a valid sequence: fail before the frame ends.
         let mut dec = LegacyDecoder::new(100);
         assert_eq!(dec.decode(b"\x00ab"), (3, Ok(None)));
-        assert_eq!(
-            dec.decode(b"\xC0"),
-            (0, Err(LegacyDecodeError::InvalidUtf8))
-        );
-        assert_eq!(
-            dec.decode(b"\xFF"),
-            (0, Err(LegacyDecodeError::InvalidUtf8))
-        );
+        assert_eq!(dec.decode(b"\xC0"), (0, Err(LegacyDecodeError::InvalidUtf8)));
+        assert_eq!(dec.decode(b"\xFF"), (0, Err(LegacyDecodeError::InvalidUtf8)));
         // Surrogate half: wrong at its second byte.
         let mut dec = LegacyDecoder::new(100);
         assert_eq!(dec.decode(b"\x00\xED"), (2, Ok(None)));

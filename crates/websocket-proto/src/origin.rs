@@ -215,12 +215,7 @@ fn normalize_host(host: &str) -> Result<String, OriginError> {
 /// work too), `request_host_header` its `Host` header, and `default_port`
 /// the port to assume when `Host` names none. `null`, unparsable values and
 /// unparsable `Host` headers never match.
-pub fn same_origin(
-    origin: &str,
-    request_scheme: &str,
-    request_host_header: &str,
-    default_port: u16,
-) -> bool {
+pub fn same_origin(origin: &str, request_scheme: &str, request_host_header: &str, default_port: u16) -> bool {
     let Ok(Origin::Tuple(origin)) = Origin::parse(origin) else {
         return false;
     };
@@ -428,14 +423,8 @@ mod tests {
             ("http://:80", OriginError::BadHost),
             ("http://exa mple.com", OriginError::BadHost),
             ("http://exämple.com", OriginError::BadHost),
-            (
-                "http://a.example, http://b.example",
-                OriginError::NotAnOrigin,
-            ),
-            (
-                "http://a.example http://b.example",
-                OriginError::NotAnOrigin,
-            ),
+            ("http://a.example, http://b.example", OriginError::NotAnOrigin),
+            ("http://a.example http://b.example", OriginError::NotAnOrigin),
             ("http://a.example:", OriginError::BadPort),
             ("http://a.example:65536", OriginError::BadPort),
             ("http://a.example:123456", OriginError::BadPort),
@@ -465,12 +454,7 @@ mod tests {
     #[test]
     fn same_origin_checks() {
         assert!(same_origin("http://example.com", "http", "example.com", 80));
-        assert!(same_origin(
-            "http://example.com:80",
-            "http",
-            "EXAMPLE.com",
-            80
-        ));
+        assert!(same_origin("http://example.com:80", "http", "EXAMPLE.com", 80));
         assert!(same_origin(
             "https://example.com",
             "https",
@@ -491,50 +475,15 @@ mod tests {
             8080
         ));
         assert!(same_origin("ws://example.com", "http", "example.com", 80));
-        assert!(same_origin(
-            "https://example.com",
-            "wss",
-            "example.com",
-            443
-        ));
-        assert!(same_origin(
-            "http://[::1]:8080",
-            "http",
-            "[0:0::1]:8080",
-            80
-        ));
-        assert!(same_origin(
-            "http://example.com",
-            "HTTP",
-            " example.com ",
-            80
-        ));
+        assert!(same_origin("https://example.com", "wss", "example.com", 443));
+        assert!(same_origin("http://[::1]:8080", "http", "[0:0::1]:8080", 80));
+        assert!(same_origin("http://example.com", "HTTP", " example.com ", 80));
 
-        assert!(!same_origin(
-            "https://example.com",
-            "http",
-            "example.com",
-            80
-        ));
-        assert!(!same_origin(
-            "http://example.com",
-            "https",
-            "example.com",
-            443
-        ));
+        assert!(!same_origin("https://example.com", "http", "example.com", 80));
+        assert!(!same_origin("http://example.com", "https", "example.com", 443));
         assert!(!same_origin("http://evil.com", "http", "example.com", 80));
-        assert!(!same_origin(
-            "http://example.com:8080",
-            "http",
-            "example.com",
-            80
-        ));
-        assert!(!same_origin(
-            "http://example.com",
-            "http",
-            "example.com:8080",
-            80
-        ));
+        assert!(!same_origin("http://example.com:8080", "http", "example.com", 80));
+        assert!(!same_origin("http://example.com", "http", "example.com:8080", 80));
         assert!(!same_origin(
             "http://example.com.evil.com",
             "http",
@@ -542,28 +491,15 @@ mod tests {
             80
         ));
         assert!(!same_origin("garbage", "http", "example.com", 80));
-        assert!(!same_origin(
-            "http://example.com",
-            "http",
-            "exa mple.com",
-            80
-        ));
+        assert!(!same_origin("http://example.com", "http", "exa mple.com", 80));
         assert!(!same_origin("http://example.com", "http", "", 80));
-        assert!(!same_origin(
-            "http://example.com",
-            "http",
-            "example.com:x",
-            80
-        ));
+        assert!(!same_origin("http://example.com", "http", "example.com:x", 80));
     }
 
     #[test]
     fn split_host_port_keeps_the_raw_host() {
         assert_eq!(split_host_port("Example.com"), Ok(("Example.com", None)));
-        assert_eq!(
-            split_host_port("example.com:81"),
-            Ok(("example.com", Some(81)))
-        );
+        assert_eq!(split_host_port("example.com:81"), Ok(("example.com", Some(81))));
         assert_eq!(split_host_port("[::1]:81"), Ok(("[::1]", Some(81))));
         assert_eq!(split_host_port("[::1]"), Ok(("[::1]", None)));
         assert_eq!(split_host_port("[::1"), Err(OriginError::BadHost));
@@ -593,14 +529,10 @@ mod tests {
         assert!(!list.matches_header(""));
         assert!(list.matches(&Origin::Null));
 
-        let err =
-            OriginList::parse(["https://ok.example", "https://bad.example/path"]).unwrap_err();
+        let err = OriginList::parse(["https://ok.example", "https://bad.example/path"]).unwrap_err();
         assert_eq!(
             err,
-            (
-                "https://bad.example/path".to_owned(),
-                OriginError::NotAnOrigin
-            )
+            ("https://bad.example/path".to_owned(), OriginError::NotAnOrigin)
         );
 
         let mut merged = OriginList::new();
@@ -609,10 +541,7 @@ mod tests {
         assert_eq!(merged.add("nope"), Err(OriginError::BadScheme));
         merged.extend(&list);
         assert_eq!(merged.len(), 4);
-        assert_eq!(
-            merged.iter().next().unwrap().to_string(),
-            "https://a.example"
-        );
+        assert_eq!(merged.iter().next().unwrap().to_string(), "https://a.example");
         merged.extend(&list);
         assert_eq!(merged.len(), 4);
     }
