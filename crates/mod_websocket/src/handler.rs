@@ -1,20 +1,19 @@
-//! The `websocket-handler` content handler: validates the opening handshake,
-//! asks the plugin, answers 101 and runs the session.
+//! The `websocket-handler` content handler for RFC 6455 handshakes.
 
 use std::os::raw::c_int;
 use std::panic::AssertUnwindSafe;
 
-use httpd::log::{APLOG_DEBUG, APLOG_ERR, APLOG_INFO};
-use httpd::request::{err_headers_out, headers_in, headers_out};
+use httpd::log::{APLOG_ERR, APLOG_INFO};
+use httpd::request::{err_headers_out, headers_in};
 use httpd::sys;
 use httpd::table::Table;
+use websocket_engine::connection::Framing;
+use websocket_engine::rlog;
+use websocket_engine::serve::{serve, Endpoint};
 use websocket_proto::handshake::{classify, Handshake, HandshakeRequest, HeaderSource, RequestKind};
-use websocket_proto::origin::same_origin;
 
-use crate::config::{self, OriginCheck};
-use crate::rlog;
-use crate::server::{protocol_list, Connection};
-use crate::session::{self, SessionParams};
+use crate::rfc6455::Rfc6455;
+use crate::{module_index, module_ptr};
 
 struct Headers<'a>(Table<'a>);
 
@@ -32,6 +31,7 @@ pub(crate) unsafe extern "C" fn handler(r: *mut sys::request_rec) -> c_int {
         Err(_) => {
             rlog!(
                 r,
+                module_index(),
                 APLOG_ERR,
                 "internal error (panic) while handling a WebSocket request"
             );
@@ -42,7 +42,7 @@ pub(crate) unsafe extern "C" fn handler(r: *mut sys::request_rec) -> c_int {
 
 unsafe fn handle(r: *mut sys::request_rec) -> c_int {
     // SAFETY: live request for the whole call.
-    let req = unsafe { &mut *r };
+    let req = unsafe { &*r };
     // SAFETY: the handler name is a pool string or NULL.
     if unsafe { httpd::cstr(req.handler) } != Some("websocket-handler") {
         return sys::DECLINED as c_int;
@@ -66,123 +66,40 @@ unsafe fn handle(r: *mut sys::request_rec) -> c_int {
         Err(e) => {
             rlog!(
                 r,
+                module_index(),
                 APLOG_INFO,
                 "refusing WebSocket handshake ({}): {e}",
                 e.http_status()
             );
+            // SAFETY: live request.
+            let err_out = unsafe { err_headers_out(r) };
             if let Some((name, value)) = e.response_header() {
-                // SAFETY: live request.
-                unsafe { err_headers_out(r) }.set(name, value);
+                err_out.set(name, value);
             }
             if e.http_status() == 405 {
-                // SAFETY: live request.
-                unsafe { err_headers_out(r) }.set("Allow", "GET");
+                err_out.set("Allow", "GET");
             }
             return c_int::from(e.http_status());
         }
     };
-    // SAFETY: live request.
-    let Some(conf) = (unsafe { config::for_request(r) }) else {
+    // SAFETY: live request; our records are DirConfigs.
+    let Some(conf) = (unsafe { websocket_engine::config::for_request(r, module_ptr()) }) else {
         return sys::DECLINED as c_int;
     };
-    let Some(plugin) = conf.plugin.clone() else {
-        // SAFETY: the URI is a pool string.
-        let uri = unsafe { httpd::cstr(req.uri) }.unwrap_or("?");
-        rlog!(
-            r,
-            APLOG_ERR,
-            "SetHandler websocket-handler for {uri} but no WebSocketHandler is configured there"
-        );
-        return sys::HTTP_INTERNAL_SERVER_ERROR as c_int;
-    };
-    if let Some(origin) = handshake.origin.as_deref() {
-        let allowed = match conf.origin_check() {
-            OriginCheck::Off => true,
-            OriginCheck::Trusted => conf
-                .trusted_origins
-                .as_ref()
-                .is_some_and(|l| l.matches_header(origin)),
-            OriginCheck::Same => {
-                // SAFETY: live request.
-                let (scheme, port) = unsafe { (httpd::request::scheme(r), httpd::request::default_port(r)) };
-                headers
-                    .get("Host")
-                    .is_some_and(|host| same_origin(origin, scheme, host, port))
-            }
-        };
-        if !allowed {
-            rlog!(
-                r,
-                APLOG_INFO,
-                "refusing WebSocket handshake: origin {origin:?} not allowed ({:?})",
-                conf.origin_check()
-            );
-            return sys::HTTP_FORBIDDEN as c_int;
-        }
-    }
-
-    // SAFETY: live request.
-    let out = unsafe { headers_out(r) };
-    for (name, value) in handshake.response_headers(None, None) {
-        out.set(name, &value);
-    }
-    // As the C module did: offer the client's first choice unless the plugin
-    // picks another in on_connect.
-    if let Some(first) = handshake.protocols.first() {
-        out.set("Sec-WebSocket-Protocol", first);
-    }
-    let conn = Connection::new(r, protocol_list(&handshake.protocols));
-    // SAFETY: the server struct is live until after on_disconnect.
-    let plugin_private = match unsafe { plugin.plugin.on_connect(conn.server_ptr()) } {
-        Ok(p) => p,
-        Err(_) => {
-            conn.state.outbox.close();
-            rlog!(r, APLOG_INFO, "plugin {} refused the connection", plugin.library);
-            out.unset("Sec-WebSocket-Protocol");
-            return sys::HTTP_FORBIDDEN as c_int;
-        }
-    };
-    conn.state
-        .handshake_open
-        .store(false, std::sync::atomic::Ordering::Release);
-
-    // SAFETY: we own the request and its connection on this thread.
-    unsafe {
-        let c = req.connection;
-        // mod_reqtimeout would cut idle connections after its body timeout.
-        httpd::request::remove_connection_input_filter(c, c"reqtimeout");
-        (*c).keepalive = sys::AP_CONN_CLOSE;
-        req.status = sys::HTTP_SWITCHING_PROTOCOLS as c_int;
-        req.status_line = std::ptr::null();
-        sys::ap_send_interim_response(r, 1);
-        // From here on the connection speaks WebSocket: bypass the HTTP
-        // filters so nothing HTTP-shaped is written after the 101 (the
-        // request's end-of-stream goes straight to the connection).
-        req.output_filters = (*c).output_filters;
-        req.proto_output_filters = (*c).output_filters;
-        req.input_filters = (*c).input_filters;
-        req.proto_input_filters = (*c).input_filters;
-    }
-    rlog!(
+    let mut protocol = Rfc6455::new(handshake.version, conf.max_message_size());
+    let endpoint = Endpoint {
         r,
-        APLOG_DEBUG,
-        "WebSocket version {} open (plugin {})",
-        handshake.version,
-        plugin.library
-    );
-
-    // SAFETY: the 101 has been sent on this thread, which owns the request.
-    unsafe {
-        session::run(SessionParams {
-            r,
-            conn: &conn,
-            plugin: &plugin.plugin,
-            plugin_private,
-            version: handshake.version,
-            max_message_size: conf.max_message_size(),
-        });
-        plugin.plugin.on_disconnect(plugin_private, conn.server_ptr());
-    }
-    rlog!(r, APLOG_DEBUG, "WebSocket closed");
-    sys::OK as c_int
+        module_index: module_index(),
+        conf,
+        origin: handshake.origin.as_deref(),
+        protocols: &handshake.protocols,
+        response_headers: handshake.response_headers(None, None),
+        protocol_header: "Sec-WebSocket-Protocol",
+        status_line: None,
+        answer_body: Vec::new(),
+        framing: Framing::Rfc6455,
+        description: format!("WebSocket version {}", handshake.version),
+    };
+    // SAFETY: live request handled on this thread.
+    unsafe { serve(endpoint, &mut protocol) }
 }

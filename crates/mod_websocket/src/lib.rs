@@ -8,23 +8,25 @@
 use std::os::raw::c_int;
 
 use httpd::sys;
+use websocket_engine::config;
 
-pub mod config;
 mod handler;
-mod server;
-mod session;
+mod rfc6455;
 
 /// The module record Apache finds by its `LoadModule` name. Apache writes
 /// `module_index` and `next` into it, so it lives in writable memory.
 #[no_mangle]
-#[used]
 pub static mut websocket_module: sys::module = sys::module {
     create_dir_config: Some(config::create_dir_config),
     merge_dir_config: Some(config::merge_dir_config),
-    // SAFETY (for readers): only the address of the table is taken here.
-    cmds: &raw const config::COMMANDS as *const sys::command_rec,
+    cmds: &raw const COMMANDS as *const sys::command_rec,
     register_hooks: Some(register_hooks),
     ..sys::STANDARD20_MODULE_STUFF(c"mod_websocket.c")
+};
+
+static mut COMMANDS: [sys::command_rec; 6] = {
+    let [a, b, c, d, e] = config::common_commands();
+    [a, b, c, d, e, sys::AP_INIT_END()]
 };
 
 /// Our index into Apache's per-module arrays (configs, log levels).
@@ -49,16 +51,3 @@ unsafe extern "C" fn register_hooks(_pool: *mut sys::apr_pool_t) {
         );
     }
 }
-
-/// Logs for a request under our module index.
-macro_rules! rlog {
-    ($r:expr, $level:expr, $($arg:tt)*) => {{
-        let r = $r;
-        // SAFETY: `r` is the live request being handled.
-        if unsafe { httpd::log::request_enabled(r, $crate::module_index(), $level as std::os::raw::c_int) } {
-            // SAFETY: as above.
-            unsafe { httpd::log::request(r, $crate::module_index(), $level as std::os::raw::c_int, 0, &format!($($arg)*)) }
-        }
-    }};
-}
-pub(crate) use rlog;

@@ -20,12 +20,12 @@ use websocket_plugin::ffi::{
 };
 use websocket_proto::close::{CloseCode, ClosePayload};
 use websocket_proto::encoder::FrameHeaderBuf;
-use websocket_proto::frame::MAX_CONTROL_PAYLOAD;
+use websocket_proto::frame::{FrameHeader, MAX_CONTROL_PAYLOAD};
 use websocket_proto::Opcode;
 
 /// Bytes other threads may queue before `send` waits for the owner to
 /// write them out. One message larger than this still goes through alone.
-pub(crate) const QUEUE_LIMIT: usize = 1 << 20;
+pub const QUEUE_LIMIT: usize = 1 << 20;
 
 /// The owner's pollset, woken when another thread queues a frame.
 struct Waker(*mut sys::apr_pollset_t);
@@ -35,8 +35,44 @@ struct Waker(*mut sys::apr_pollset_t);
 // pollset is destroyed.
 unsafe impl Send for Waker {}
 
-#[derive(Default)]
+/// How messages are put on the wire.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Framing {
+    /// RFC 6455 frames.
+    Rfc6455,
+    /// draft-75/76: text only, `0x00 text 0xFF`, closed by `0xFF 0x00`.
+    Legacy,
+}
+
+impl Framing {
+    /// Appends one message to `out`; false if this framing cannot carry it.
+    fn encode(self, opcode: Opcode, payload: &[u8], out: &mut Vec<u8>) -> bool {
+        match self {
+            Framing::Rfc6455 => {
+                let header = FrameHeaderBuf::new(opcode, true, false, payload.len() as u64);
+                out.extend_from_slice(header.as_bytes());
+                out.extend_from_slice(payload);
+                true
+            }
+            Framing::Legacy => match opcode {
+                Opcode::Text => {
+                    out.push(0x00);
+                    out.extend_from_slice(payload);
+                    out.push(0xFF);
+                    true
+                }
+                Opcode::Close => {
+                    out.extend_from_slice(&websocket_proto::legacy::CLOSE_FRAME);
+                    true
+                }
+                _ => false,
+            },
+        }
+    }
+}
+
 struct Queue {
+    framing: Framing,
     bytes: Vec<u8>,
     /// The session is over: every send fails.
     closed: bool,
@@ -46,13 +82,25 @@ struct Queue {
 }
 
 /// Encoded frames waiting for the owner thread.
-#[derive(Default)]
-pub(crate) struct Outbox {
+pub struct Outbox {
     queue: Mutex<Queue>,
     space: Condvar,
 }
 
 impl Outbox {
+    pub fn new(framing: Framing) -> Outbox {
+        Outbox {
+            queue: Mutex::new(Queue {
+                framing,
+                bytes: Vec::new(),
+                closed: false,
+                close_queued: false,
+                waker: None,
+            }),
+            space: Condvar::new(),
+        }
+    }
+
     fn lock(&self) -> MutexGuard<'_, Queue> {
         // A plugin thread that panicked while holding the lock leaves only
         // bytes behind; the queue stays usable.
@@ -61,9 +109,8 @@ impl Outbox {
 
     /// Queues one frame. `from_owner` senders never wait (the owner is the
     /// one that would drain the queue). Returns false if nothing can be sent.
-    pub(crate) fn push(&self, from_owner: bool, opcode: Opcode, payload: &[u8]) -> bool {
-        let header = FrameHeaderBuf::new(opcode, true, false, payload.len() as u64);
-        let size = header.as_bytes().len() + payload.len();
+    pub fn push(&self, from_owner: bool, opcode: Opcode, payload: &[u8]) -> bool {
+        let size = FrameHeader::MAX_LEN + payload.len();
         let mut q = self.lock();
         if !from_owner {
             while !q.closed && !q.close_queued && !q.bytes.is_empty() && q.bytes.len() + size > QUEUE_LIMIT {
@@ -73,8 +120,10 @@ impl Outbox {
         if q.closed || q.close_queued {
             return false;
         }
-        q.bytes.extend_from_slice(header.as_bytes());
-        q.bytes.extend_from_slice(payload);
+        let framing = q.framing;
+        if !framing.encode(opcode, payload, &mut q.bytes) {
+            return false;
+        }
         if opcode == Opcode::Close {
             q.close_queued = true;
         }
@@ -88,9 +137,14 @@ impl Outbox {
         true
     }
 
+    /// Queues bytes that are not a message (the draft-76 handshake answer).
+    pub fn push_raw(&self, bytes: &[u8]) {
+        self.lock().bytes.extend_from_slice(bytes);
+    }
+
     /// Moves everything queued to the end of `out`; returns whether a close
     /// frame is among what has been queued so far.
-    pub(crate) fn take(&self, out: &mut Vec<u8>) -> bool {
+    pub fn take(&self, out: &mut Vec<u8>) -> bool {
         let mut q = self.lock();
         if out.is_empty() {
             std::mem::swap(out, &mut q.bytes);
@@ -104,7 +158,7 @@ impl Outbox {
         close_queued
     }
 
-    pub(crate) fn set_waker(&self, pollset: *mut sys::apr_pollset_t) {
+    pub fn set_waker(&self, pollset: *mut sys::apr_pollset_t) {
         self.lock().waker = if pollset.is_null() {
             None
         } else {
@@ -113,7 +167,7 @@ impl Outbox {
     }
 
     /// Ends the session for senders: pending and future sends return 0.
-    pub(crate) fn close(&self) {
+    pub fn close(&self) {
         let mut q = self.lock();
         q.closed = true;
         q.waker = None;
@@ -124,20 +178,20 @@ impl Outbox {
 }
 
 /// What `WebSocketServer::state` points at.
-pub(crate) struct ConnState {
-    pub(crate) r: *mut sys::request_rec,
-    pub(crate) protocols: Vec<CString>,
-    pub(crate) owner: ThreadId,
-    pub(crate) outbox: Outbox,
+pub struct ConnState {
+    pub r: *mut sys::request_rec,
+    pub protocols: Vec<CString>,
+    pub owner: ThreadId,
+    pub outbox: Outbox,
     /// Response headers may only change before the 101 is sent.
-    pub(crate) handshake_open: AtomicBool,
+    pub handshake_open: AtomicBool,
 }
 
 /// The struct handed to plugins, with the state it points at. Boxed so its
 /// address stays put for the whole connection.
-pub(crate) struct Connection {
-    pub(crate) server: WebSocketServer,
-    pub(crate) state: ConnState,
+pub struct Connection {
+    pub server: WebSocketServer,
+    pub state: ConnState,
 }
 
 // SAFETY: plugins use the server from their own threads. Everything they can
@@ -146,7 +200,7 @@ pub(crate) struct Connection {
 unsafe impl Sync for Connection {}
 
 impl Connection {
-    pub(crate) fn new(r: *mut sys::request_rec, protocols: Vec<CString>) -> Box<Connection> {
+    pub fn new(r: *mut sys::request_rec, protocols: Vec<CString>, framing: Framing) -> Box<Connection> {
         let mut conn = Box::new(Connection {
             server: WebSocketServer {
                 size: std::mem::size_of::<WebSocketServer>() as _,
@@ -165,7 +219,7 @@ impl Connection {
                 r,
                 protocols,
                 owner: std::thread::current().id(),
-                outbox: Outbox::default(),
+                outbox: Outbox::new(framing),
                 handshake_open: AtomicBool::new(true),
             },
         });
@@ -175,7 +229,7 @@ impl Connection {
         conn
     }
 
-    pub(crate) fn server_ptr(&self) -> *const WebSocketServer {
+    pub fn server_ptr(&self) -> *const WebSocketServer {
         &self.server
     }
 }
@@ -300,9 +354,85 @@ unsafe extern "system" fn close(server: *const WebSocketServer) {
 }
 
 /// Owned copies of the offered subprotocols, for `protocol_index`.
-pub(crate) fn protocol_list(protocols: &[String]) -> Vec<CString> {
+pub fn protocol_list(protocols: &[String]) -> Vec<CString> {
     protocols
         .iter()
         .filter_map(|p| CString::new(p.as_str()).ok())
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    #[test]
+    fn frames_are_encoded_in_order() {
+        let outbox = Outbox::new(Framing::Rfc6455);
+        assert!(outbox.push(true, Opcode::Text, b"hi"));
+        assert!(outbox.push(false, Opcode::Binary, &[1, 2]));
+        let mut out = Vec::new();
+        assert!(!outbox.take(&mut out));
+        assert_eq!(out, [0x81, 2, b'h', b'i', 0x82, 2, 1, 2]);
+    }
+
+    #[test]
+    fn nothing_follows_a_close_frame() {
+        let outbox = Outbox::new(Framing::Rfc6455);
+        assert!(outbox.push(true, Opcode::Close, &[0x03, 0xE8]));
+        assert!(!outbox.push(true, Opcode::Text, b"late"));
+        let mut out = Vec::new();
+        assert!(outbox.take(&mut out));
+        assert_eq!(out, [0x88, 2, 0x03, 0xE8]);
+    }
+
+    #[test]
+    fn legacy_framing_carries_text_and_close_only() {
+        let outbox = Outbox::new(Framing::Legacy);
+        outbox.push_raw(b"digest");
+        assert!(outbox.push(true, Opcode::Text, "é".as_bytes()));
+        assert!(!outbox.push(true, Opcode::Binary, b"x"));
+        assert!(!outbox.push(true, Opcode::Ping, b""));
+        assert!(outbox.push(true, Opcode::Close, b""));
+        let mut out = Vec::new();
+        outbox.take(&mut out);
+        assert_eq!(out, b"digest\x00\xc3\xa9\xff\xff\x00");
+    }
+
+    #[test]
+    fn a_full_queue_blocks_other_threads_until_drained() {
+        let outbox = Arc::new(Outbox::new(Framing::Rfc6455));
+        let big = vec![0u8; QUEUE_LIMIT];
+        assert!(
+            outbox.push(false, Opcode::Binary, &big),
+            "one oversized message passes alone"
+        );
+        let sender = {
+            let outbox = outbox.clone();
+            std::thread::spawn(move || outbox.push(false, Opcode::Binary, b"next"))
+        };
+        std::thread::sleep(Duration::from_millis(100));
+        assert!(!sender.is_finished(), "back-pressure holds the sender");
+        let mut out = Vec::new();
+        outbox.take(&mut out);
+        assert!(sender.join().unwrap());
+        out.clear();
+        outbox.take(&mut out);
+        assert_eq!(out, [0x82, 4, b'n', b'e', b'x', b't']);
+    }
+
+    #[test]
+    fn closing_releases_blocked_senders_with_failure() {
+        let outbox = Arc::new(Outbox::new(Framing::Rfc6455));
+        assert!(outbox.push(false, Opcode::Binary, &vec![0u8; QUEUE_LIMIT]));
+        let sender = {
+            let outbox = outbox.clone();
+            std::thread::spawn(move || outbox.push(false, Opcode::Binary, b"next"))
+        };
+        std::thread::sleep(Duration::from_millis(50));
+        outbox.close();
+        assert!(!sender.join().unwrap());
+        assert!(!outbox.push(true, Opcode::Text, b"after"));
+    }
 }

@@ -1,31 +1,67 @@
-//! The connection after the 101: one owner thread reads, decodes, calls the
-//! plugin and writes, as DESIGN.md §3 lays out.
+//! The connection after the handshake: one owner thread reads, decodes,
+//! calls the plugin and writes, as DESIGN.md §3 lays out.
 //!
 //! Reads are nonblocking and large; everything decodable in a read is
 //! handled before the replies are written with a single flush. When there is
 //! nothing to read and nothing to write, the thread sleeps in a pollset on
 //! the connection plus a wakeup that other threads' sends trigger.
+//!
+//! The wire format is behind [`WireProtocol`], so RFC 6455 and the legacy
+//! drafts share this loop.
 
-use std::os::raw::c_void;
+use std::os::raw::{c_int, c_void};
 use std::time::{Duration, Instant};
 
 use httpd::brigade::{Brigade, ReadOutcome};
-use httpd::log::{APLOG_DEBUG, APLOG_INFO};
+use httpd::log::{APLOG_DEBUG, APLOG_ERR, APLOG_INFO};
 use httpd::sys;
 use websocket_plugin::ffi::{MESSAGE_TYPE_BINARY, MESSAGE_TYPE_TEXT};
 use websocket_plugin::LoadedPlugin;
 use websocket_proto::close::{CloseCode, ClosePayload};
-use websocket_proto::decoder::{Decoder, DecoderConfig, Event, MessageKind};
-use websocket_proto::{Opcode, ProtocolVersion};
+use websocket_proto::decoder::MessageKind;
+use websocket_proto::Opcode;
 
+use crate::connection::Connection;
 use crate::rlog;
-use crate::server::Connection;
 
 /// How much one nonblocking read may bring in.
 const READ_SIZE: usize = 64 * 1024;
 
 /// How long to wait for the peer's close frame after we sent ours.
 const CLOSE_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// What a wire protocol decoded.
+pub enum Incoming<'a> {
+    Message {
+        kind: MessageKind,
+        data: &'a mut [u8],
+    },
+    Ping(&'a [u8]),
+    Pong(&'a [u8]),
+    /// The peer's close; `reply` is the close frame body to answer with.
+    Close {
+        reply: ClosePayload,
+        description: String,
+    },
+}
+
+/// A protocol violation: the connection is failed with this close code.
+pub struct Failure {
+    pub code: CloseCode,
+    pub reason: String,
+}
+
+/// Turns the bytes of a connection into [`Incoming`] events.
+pub trait WireProtocol {
+    /// Decodes all of `input` (unmasking in place where the protocol masks),
+    /// calling `sink` for each event, until the input is used up, `sink`
+    /// returns false (stop reading), or the peer violated the protocol.
+    fn consume(
+        &mut self,
+        input: &mut [u8],
+        sink: &mut dyn FnMut(Incoming<'_>) -> bool,
+    ) -> Result<(), Failure>;
+}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Phase {
@@ -40,22 +76,22 @@ enum Phase {
     Done,
 }
 
-pub(crate) struct SessionParams<'a> {
+pub struct SessionParams<'a> {
     pub r: *mut sys::request_rec,
+    pub module_index: c_int,
     pub conn: &'a Connection,
     pub plugin: &'a LoadedPlugin,
     pub plugin_private: *mut c_void,
-    pub version: ProtocolVersion,
-    pub max_message_size: u64,
 }
 
 /// Runs the connection until it closes.
 ///
 /// # Safety
-/// `params.r` is the live request whose 101 was just sent, on the thread
-/// that handles it.
-pub(crate) unsafe fn run(params: SessionParams<'_>) {
+/// `params.r` is the live request whose handshake answer was just sent, on
+/// the thread that handles it.
+pub unsafe fn run(params: SessionParams<'_>, protocol: &mut dyn WireProtocol) {
     let r = params.r;
+    let mi = params.module_index;
     // SAFETY: live request and connection (contract).
     let c = unsafe { (*r).connection };
     let mut pool: *mut sys::apr_pool_t = std::ptr::null_mut();
@@ -71,55 +107,66 @@ pub(crate) unsafe fn run(params: SessionParams<'_>) {
     };
     // SAFETY: live connection and pool.
     let pollset = unsafe { create_pollset(c, pool) };
-    if pollset.is_null() {
-        rlog!(r, sys::APLOG_ERR, "cannot poll this connection; closing it");
-    }
-    params.conn.state.outbox.set_waker(pollset);
+    let outbox = &params.conn.state.outbox;
+    outbox.set_waker(pollset);
 
-    let mut session = Session {
-        r,
-        c,
-        conn: params.conn,
-        plugin: params.plugin,
-        plugin_private: params.plugin_private,
-        version: params.version,
-        phase: Phase::Open,
-    };
-    let mut decoder = Decoder::new(DecoderConfig {
-        max_message_size: params.max_message_size,
-        version: params.version,
-        ..DecoderConfig::default()
-    });
+    let mut phase = Phase::Open;
+    if pollset.is_null() {
+        rlog!(r, mi, APLOG_ERR, "cannot poll this connection; closing it");
+        outbox.push(
+            true,
+            Opcode::Close,
+            ClosePayload::new(CloseCode::INTERNAL_ERROR, "").as_bytes(),
+        );
+        phase = Phase::Failed;
+    }
     let mut input: Vec<u8> = Vec::with_capacity(READ_SIZE);
     let mut output: Vec<u8> = Vec::new();
 
-    if pollset.is_null() {
-        session.fail(CloseCode::INTERNAL_ERROR, "no pollset");
-    }
     loop {
         let mut progressed = false;
-        if session.phase != Phase::Failed {
+        if matches!(phase, Phase::Open | Phase::Closing { .. }) {
             input.clear();
             // SAFETY: this thread owns the connection's filters.
             match unsafe { bb_in.read_nonblocking((*c).input_filters, READ_SIZE, &mut input) } {
                 ReadOutcome::Data(_) => {
                     progressed = true;
-                    session.consume(&mut decoder, &mut input);
+                    let result = protocol.consume(&mut input, &mut |event| {
+                        handle(&params, &mut phase, event);
+                        !matches!(phase, Phase::Done)
+                    });
+                    if let Err(failure) = result {
+                        rlog!(
+                            r,
+                            mi,
+                            APLOG_INFO,
+                            "closing with {}: {}",
+                            failure.code,
+                            failure.reason
+                        );
+                        outbox.push(
+                            true,
+                            Opcode::Close,
+                            ClosePayload::new(failure.code, "").as_bytes(),
+                        );
+                        phase = Phase::Failed;
+                    }
                 }
                 ReadOutcome::WouldBlock => {}
                 ReadOutcome::Closed(rv) => {
-                    rlog!(r, APLOG_DEBUG, "peer closed the connection (status {rv})");
-                    session.phase = Phase::Done;
+                    rlog!(r, mi, APLOG_DEBUG, "peer closed the connection (status {rv})");
+                    phase = Phase::Done;
                 }
             }
         }
         output.clear();
-        let close_queued = params.conn.state.outbox.take(&mut output);
+        let close_queued = outbox.take(&mut output);
         if !output.is_empty() {
             // SAFETY: this thread owns the connection's output filters.
             if let Err(rv) = unsafe { bb_out.write_and_flush((*c).output_filters, &output) } {
                 rlog!(
                     r,
+                    mi,
                     APLOG_DEBUG,
                     "write failed (status {rv}); dropping the connection"
                 );
@@ -127,17 +174,17 @@ pub(crate) unsafe fn run(params: SessionParams<'_>) {
             }
             progressed = true;
         }
-        if close_queued && session.phase == Phase::Open {
-            session.phase = Phase::Closing {
+        if close_queued && phase == Phase::Open {
+            phase = Phase::Closing {
                 deadline: Instant::now() + CLOSE_TIMEOUT,
             };
         }
-        let timeout = match session.phase {
+        let timeout = match phase {
             Phase::Done | Phase::Failed => break,
             Phase::Closing { deadline } => {
                 let now = Instant::now();
                 if now >= deadline {
-                    rlog!(r, APLOG_DEBUG, "no close frame from the peer in time");
+                    rlog!(r, mi, APLOG_DEBUG, "no close frame from the peer in time");
                     break;
                 }
                 (deadline - now).as_micros() as sys::apr_interval_time_t
@@ -154,7 +201,7 @@ pub(crate) unsafe fn run(params: SessionParams<'_>) {
         unsafe { sys::apr_pollset_poll(pollset, timeout, &mut n, &mut descs) };
     }
 
-    params.conn.state.outbox.close();
+    outbox.close();
     drop(bb_in);
     drop(bb_out);
     // SAFETY: the pollset was unregistered from the outbox (close) and the
@@ -164,6 +211,46 @@ pub(crate) unsafe fn run(params: SessionParams<'_>) {
             sys::apr_pollset_destroy(pollset);
         }
         sys::apr_pool_destroy(pool);
+    }
+}
+
+fn handle(params: &SessionParams<'_>, phase: &mut Phase, event: Incoming<'_>) {
+    let outbox = &params.conn.state.outbox;
+    match event {
+        Incoming::Message { kind, data } => {
+            if *phase != Phase::Open {
+                return;
+            }
+            let t = match kind {
+                MessageKind::Text => MESSAGE_TYPE_TEXT,
+                MessageKind::Binary => MESSAGE_TYPE_BINARY,
+            };
+            // SAFETY: the plugin's private pointer and our server struct are
+            // live for the whole session.
+            unsafe {
+                params
+                    .plugin
+                    .on_message(params.plugin_private, params.conn.server_ptr(), t, data)
+            };
+        }
+        Incoming::Ping(payload) => {
+            if *phase == Phase::Open {
+                outbox.push(true, Opcode::Pong, payload);
+            }
+        }
+        Incoming::Pong(_) => {}
+        Incoming::Close { reply, description } => {
+            if *phase == Phase::Open {
+                outbox.push(true, Opcode::Close, reply.as_bytes());
+            }
+            rlog!(
+                params.r,
+                params.module_index,
+                APLOG_DEBUG,
+                "close from peer: {description}"
+            );
+            *phase = Phase::Done;
+        }
     }
 }
 
@@ -193,88 +280,5 @@ unsafe fn create_pollset(c: *mut sys::conn_rec, pool: *mut sys::apr_pool_t) -> *
             return std::ptr::null_mut();
         }
         ps
-    }
-}
-
-struct Session<'a> {
-    r: *mut sys::request_rec,
-    #[allow(dead_code)]
-    c: *mut sys::conn_rec,
-    conn: &'a Connection,
-    plugin: &'a LoadedPlugin,
-    plugin_private: *mut c_void,
-    version: ProtocolVersion,
-    phase: Phase,
-}
-
-impl Session<'_> {
-    /// Decodes and handles everything in `input`.
-    fn consume(&mut self, decoder: &mut Decoder, input: &mut [u8]) {
-        let mut pos = 0;
-        while pos < input.len() && !matches!(self.phase, Phase::Done | Phase::Failed) {
-            match decoder.decode(&mut input[pos..]) {
-                Ok((used, event)) => {
-                    pos += used;
-                    match event {
-                        Some(event) => self.handle(event),
-                        None => break,
-                    }
-                }
-                Err(e) => {
-                    let code = e.close_code(self.version);
-                    rlog!(self.r, APLOG_INFO, "closing with {code}: {e}");
-                    self.fail(code, "");
-                }
-            }
-        }
-    }
-
-    fn handle(&mut self, event: Event<'_>) {
-        let outbox = &self.conn.state.outbox;
-        match event {
-            Event::Message { kind, data, .. } => {
-                if self.phase != Phase::Open {
-                    return;
-                }
-                let t = match kind {
-                    MessageKind::Text => MESSAGE_TYPE_TEXT,
-                    MessageKind::Binary => MESSAGE_TYPE_BINARY,
-                };
-                // SAFETY: the plugin's private pointer and our server struct
-                // are live for the whole session.
-                unsafe {
-                    self.plugin
-                        .on_message(self.plugin_private, self.conn.server_ptr(), t, data)
-                };
-            }
-            Event::Ping(payload) => {
-                if self.phase == Phase::Open {
-                    outbox.push(true, Opcode::Pong, payload);
-                }
-            }
-            Event::Pong(_) => {}
-            Event::Close(frame) => {
-                if self.phase == Phase::Open {
-                    outbox.push(true, Opcode::Close, ClosePayload::reply_to(&frame).as_bytes());
-                }
-                rlog!(
-                    self.r,
-                    APLOG_DEBUG,
-                    "close from peer: code {:?} reason {:?}",
-                    frame.code.map(|c| c.0),
-                    frame.reason
-                );
-                self.phase = Phase::Done;
-            }
-        }
-    }
-
-    /// Fails the connection (RFC 6455 §7.1.7): our close frame, then no more reading.
-    fn fail(&mut self, code: CloseCode, reason: &str) {
-        self.conn
-            .state
-            .outbox
-            .push(true, Opcode::Close, ClosePayload::new(code, reason).as_bytes());
-        self.phase = Phase::Failed;
     }
 }

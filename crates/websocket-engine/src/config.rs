@@ -38,6 +38,8 @@ pub struct DirConfig {
     pub max_message_size: Option<u64>,
     pub origin_check: Option<OriginCheck>,
     pub trusted_origins: Option<OriginList>,
+    /// mod_websocket_draft76 only: also accept draft-75 handshakes.
+    pub support_draft75: Option<bool>,
 }
 
 impl DirConfig {
@@ -51,6 +53,7 @@ impl DirConfig {
                 .trusted_origins
                 .clone()
                 .or_else(|| base.trusted_origins.clone()),
+            support_draft75: add.support_draft75.or(base.support_draft75),
         }
     }
 
@@ -90,15 +93,12 @@ pub fn parse_origin_check(value: &str) -> Option<OriginCheck> {
     }
 }
 
-pub(crate) unsafe extern "C" fn create_dir_config(
-    pool: *mut sys::apr_pool_t,
-    _dir: *mut c_char,
-) -> *mut c_void {
+pub unsafe extern "C" fn create_dir_config(pool: *mut sys::apr_pool_t, _dir: *mut c_char) -> *mut c_void {
     // SAFETY: Apache passes the live pool the record must live in.
     unsafe { httpd::pool::attach(pool, DirConfig::default()) }.cast()
 }
 
-pub(crate) unsafe extern "C" fn merge_dir_config(
+pub unsafe extern "C" fn merge_dir_config(
     pool: *mut sys::apr_pool_t,
     base: *mut c_void,
     add: *mut c_void,
@@ -110,21 +110,25 @@ pub(crate) unsafe extern "C" fn merge_dir_config(
     unsafe { httpd::pool::attach(pool, merged) }.cast()
 }
 
-/// The configuration in effect for a request.
+/// The configuration `module` (whose records are DirConfigs) has for a request.
 ///
 /// # Safety
-/// `r` is a live request.
-pub(crate) unsafe fn for_request<'a>(r: *const sys::request_rec) -> Option<&'a DirConfig> {
-    // SAFETY: live request; our slot holds a DirConfig made by us (or NULL).
+/// `r` is a live request and `module` a loaded module built on this crate's
+/// create_dir_config/merge_dir_config.
+pub unsafe fn for_request<'a>(
+    r: *const sys::request_rec,
+    module: *const sys::module,
+) -> Option<&'a DirConfig> {
+    // SAFETY: live request; the module's slot holds a DirConfig (or NULL).
     unsafe {
-        let p = sys::get_module_config((*r).per_dir_config, crate::module_ptr()).cast::<DirConfig>();
+        let p = sys::get_module_config((*r).per_dir_config, module).cast::<DirConfig>();
         p.as_ref()
     }
 }
 
 /// Runs a directive handler body, turning its error text into the string
 /// Apache prints (allocated in the command pool), with the directive's name.
-unsafe fn directive(
+pub unsafe fn directive(
     cmd: *mut sys::cmd_parms,
     conf: *mut c_void,
     body: impl FnOnce(&mut DirConfig, *mut sys::cmd_parms) -> Result<(), String>,
@@ -143,7 +147,7 @@ unsafe fn directive(
     }
 }
 
-unsafe fn arg<'a>(p: *const c_char) -> Result<&'a str, String> {
+pub unsafe fn arg<'a>(p: *const c_char) -> Result<&'a str, String> {
     // SAFETY: Apache passes NUL-terminated argument words.
     unsafe { httpd::cstr(p) }.ok_or_else(|| "argument is not valid UTF-8".to_owned())
 }
@@ -227,53 +231,56 @@ unsafe extern "C" fn add_trusted_origin(
     }
 }
 
-const HERE: std::os::raw::c_int =
+pub const HERE: std::os::raw::c_int =
     sys::RSRC_CONF as std::os::raw::c_int | sys::ACCESS_CONF as std::os::raw::c_int;
-const HERE_OR_HTACCESS: std::os::raw::c_int = HERE | sys::OR_AUTHCFG as std::os::raw::c_int;
+pub const HERE_OR_HTACCESS: std::os::raw::c_int = HERE | sys::OR_AUTHCFG as std::os::raw::c_int;
 
 const fn help(s: &'static CStr) -> &'static CStr {
     s
 }
 
-/// The directive table Apache reads (terminated by an empty entry).
-pub(crate) static mut COMMANDS: [sys::command_rec; 6] = [
-    sys::AP_INIT_TAKE2(
-        c"WebSocketHandler",
-        set_handler,
-        std::ptr::null_mut(),
-        HERE,
-        help(c"the plugin's shared library (relative to ServerRoot) and its init function"),
-    ),
-    sys::AP_INIT_TAKE1(
-        c"MaxMessageSize",
-        set_max_message_size,
-        std::ptr::null_mut(),
-        HERE_OR_HTACCESS,
-        help(c"largest message accepted, in bytes (K, M, G suffixes allowed); default 33554432"),
-    ),
-    sys::AP_INIT_TAKE1(
-        c"WebSocketMaxMessageSize",
-        set_max_message_size,
-        std::ptr::null_mut(),
-        HERE_OR_HTACCESS,
-        help(c"alias of MaxMessageSize"),
-    ),
-    sys::AP_INIT_TAKE1(
-        c"WebSocketOriginCheck",
-        set_origin_check,
-        std::ptr::null_mut(),
-        HERE_OR_HTACCESS,
-        help(c"Same (default), Trusted or Off: which Origin headers are accepted"),
-    ),
-    sys::AP_INIT_ITERATE(
-        c"WebSocketTrustedOrigin",
-        add_trusted_origin,
-        std::ptr::null_mut(),
-        HERE_OR_HTACCESS,
-        help(c"origins (scheme://host[:port]) accepted under WebSocketOriginCheck Trusted"),
-    ),
-    sys::AP_INIT_END(),
-];
+/// The directives every WebSocket module understands. Each module puts
+/// these in its own command table: when two modules define a directive,
+/// Apache hands it to both, so one `<Location>` configures them all.
+pub const fn common_commands() -> [sys::command_rec; 5] {
+    [
+        sys::AP_INIT_TAKE2(
+            c"WebSocketHandler",
+            set_handler,
+            std::ptr::null_mut(),
+            HERE,
+            help(c"the plugin's shared library (relative to ServerRoot) and its init function"),
+        ),
+        sys::AP_INIT_TAKE1(
+            c"MaxMessageSize",
+            set_max_message_size,
+            std::ptr::null_mut(),
+            HERE_OR_HTACCESS,
+            help(c"largest message accepted, in bytes (K, M, G suffixes allowed); default 33554432"),
+        ),
+        sys::AP_INIT_TAKE1(
+            c"WebSocketMaxMessageSize",
+            set_max_message_size,
+            std::ptr::null_mut(),
+            HERE_OR_HTACCESS,
+            help(c"alias of MaxMessageSize"),
+        ),
+        sys::AP_INIT_TAKE1(
+            c"WebSocketOriginCheck",
+            set_origin_check,
+            std::ptr::null_mut(),
+            HERE_OR_HTACCESS,
+            help(c"Same (default), Trusted or Off: which Origin headers are accepted"),
+        ),
+        sys::AP_INIT_ITERATE(
+            c"WebSocketTrustedOrigin",
+            add_trusted_origin,
+            std::ptr::null_mut(),
+            HERE_OR_HTACCESS,
+            help(c"origins (scheme://host[:port]) accepted under WebSocketOriginCheck Trusted"),
+        ),
+    ]
+}
 
 #[cfg(test)]
 mod tests {

@@ -1,0 +1,185 @@
+//! The part of a handshake every protocol shares: the plugin and origin
+//! checks, `on_connect`, the switch to the WebSocket connection, the session
+//! and `on_disconnect`.
+
+use std::ffi::CStr;
+use std::os::raw::c_int;
+use std::sync::atomic::Ordering;
+
+use httpd::log::{APLOG_DEBUG, APLOG_ERR, APLOG_INFO};
+use httpd::request::headers_out;
+use httpd::sys;
+use websocket_proto::origin::same_origin;
+
+use crate::config::{DirConfig, OriginCheck};
+use crate::connection::{protocol_list, Connection, Framing};
+use crate::rlog;
+use crate::session::{self, SessionParams, WireProtocol};
+
+/// A validated handshake, ready to be answered.
+pub struct Endpoint<'a> {
+    pub r: *mut sys::request_rec,
+    pub module_index: c_int,
+    pub conf: &'a DirConfig,
+    /// The handshake's origin (`Origin`, or `Sec-WebSocket-Origin` for
+    /// versions 7 and 8), if any.
+    pub origin: Option<&'a str>,
+    /// Subprotocols the client offered, in order.
+    pub protocols: &'a [String],
+    /// The protocol's own response headers (accept key, location, ...).
+    pub response_headers: Vec<(&'static str, String)>,
+    /// The name of the subprotocol header to preset and let the plugin change.
+    pub protocol_header: &'static str,
+    /// Status line to answer with; `None` for the standard one.
+    pub status_line: Option<&'static CStr>,
+    /// Bytes to send right after the response headers (draft-76's digest).
+    pub answer_body: Vec<u8>,
+    pub framing: Framing,
+    /// For the log: which protocol this is.
+    pub description: String,
+}
+
+/// Is the handshake's origin acceptable under the location's policy?
+///
+/// # Safety
+/// `r` is a live request.
+pub unsafe fn origin_allowed(r: *const sys::request_rec, conf: &DirConfig, origin: Option<&str>) -> bool {
+    let Some(origin) = origin else {
+        // Non-browser clients send no Origin; the policy is about browsers.
+        return true;
+    };
+    match conf.origin_check() {
+        OriginCheck::Off => true,
+        OriginCheck::Trusted => conf
+            .trusted_origins
+            .as_ref()
+            .is_some_and(|l| l.matches_header(origin)),
+        OriginCheck::Same => {
+            // SAFETY: live request.
+            let (scheme, port, host) = unsafe {
+                (
+                    httpd::request::scheme(r),
+                    httpd::request::default_port(r),
+                    httpd::request::headers_in(r).get("Host"),
+                )
+            };
+            host.is_some_and(|host| same_origin(origin, scheme, host, port))
+        }
+    }
+}
+
+/// Answers the handshake and runs the connection; returns the handler's status.
+///
+/// # Safety
+/// `ep.r` is the live request being handled on this thread.
+pub unsafe fn serve(ep: Endpoint<'_>, protocol: &mut dyn WireProtocol) -> c_int {
+    let r = ep.r;
+    let mi = ep.module_index;
+    // SAFETY: live request.
+    let req = unsafe { &mut *r };
+    let Some(plugin) = ep.conf.plugin.clone() else {
+        // SAFETY: the URI is a pool string.
+        let uri = unsafe { httpd::cstr(req.uri) }.unwrap_or("?");
+        rlog!(
+            r,
+            mi,
+            APLOG_ERR,
+            "SetHandler websocket-handler for {uri} but no WebSocketHandler is configured there"
+        );
+        return sys::HTTP_INTERNAL_SERVER_ERROR as c_int;
+    };
+    // SAFETY: live request.
+    if !unsafe { origin_allowed(r, ep.conf, ep.origin) } {
+        rlog!(
+            r,
+            mi,
+            APLOG_INFO,
+            "refusing WebSocket handshake: origin {:?} not allowed (WebSocketOriginCheck {:?})",
+            ep.origin.unwrap_or(""),
+            ep.conf.origin_check()
+        );
+        return sys::HTTP_FORBIDDEN as c_int;
+    }
+
+    // SAFETY: live request.
+    let out = unsafe { headers_out(r) };
+    for (name, value) in &ep.response_headers {
+        out.set(name, value);
+    }
+    // As the C module did: answer with the client's first choice unless the
+    // plugin picks another in on_connect.
+    if let Some(first) = ep.protocols.first() {
+        out.set(ep.protocol_header, first);
+    }
+    let conn = Connection::new(r, protocol_list(ep.protocols), ep.framing);
+    // Before anything the plugin sends from on_connect on.
+    conn.state.outbox.push_raw(&ep.answer_body);
+    // SAFETY: the server struct is live until after on_disconnect.
+    let plugin_private = match unsafe { plugin.plugin.on_connect(conn.server_ptr()) } {
+        Ok(p) => p,
+        Err(_) => {
+            conn.state.outbox.close();
+            rlog!(
+                r,
+                mi,
+                APLOG_INFO,
+                "plugin {} refused the connection",
+                plugin.library
+            );
+            out.unset(ep.protocol_header);
+            return sys::HTTP_FORBIDDEN as c_int;
+        }
+    };
+    conn.state.handshake_open.store(false, Ordering::Release);
+    if ep.protocol_header != "Sec-WebSocket-Protocol" {
+        // The ABI's protocol_set writes the RFC header; legacy clients read their own.
+        if let Some(chosen) = out.get("Sec-WebSocket-Protocol") {
+            let chosen = chosen.to_owned();
+            out.unset("Sec-WebSocket-Protocol");
+            out.set(ep.protocol_header, &chosen);
+        }
+    }
+
+    // SAFETY: we own the request and its connection on this thread.
+    unsafe {
+        let c = req.connection;
+        // mod_reqtimeout would cut idle connections after its body timeout.
+        httpd::request::remove_connection_input_filter(c, c"reqtimeout");
+        (*c).keepalive = sys::AP_CONN_CLOSE;
+        req.status = sys::HTTP_SWITCHING_PROTOCOLS as c_int;
+        req.status_line = ep.status_line.map_or(std::ptr::null(), CStr::as_ptr);
+        sys::ap_send_interim_response(r, 1);
+        // From here on the connection speaks WebSocket: bypass the HTTP
+        // filters so nothing HTTP-shaped is written after the answer (the
+        // request's end-of-stream goes straight to the connection).
+        req.output_filters = (*c).output_filters;
+        req.proto_output_filters = (*c).output_filters;
+        req.input_filters = (*c).input_filters;
+        req.proto_input_filters = (*c).input_filters;
+    }
+    rlog!(
+        r,
+        mi,
+        APLOG_DEBUG,
+        "{} open (plugin {})",
+        ep.description,
+        plugin.library
+    );
+
+    // SAFETY: the answer has been sent on this thread, which owns the request.
+    unsafe {
+        session::run(
+            SessionParams {
+                r,
+                module_index: mi,
+                conn: &conn,
+                plugin: &plugin.plugin,
+                plugin_private,
+            },
+            protocol,
+        );
+        plugin.plugin.on_disconnect(plugin_private, conn.server_ptr());
+    }
+    rlog!(r, mi, APLOG_DEBUG, "{} closed", ep.description);
+    sys::OK as c_int
+}
