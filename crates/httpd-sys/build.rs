@@ -258,12 +258,9 @@ fn main() {
         builder = builder.allowlist_var(v);
     }
 
-    let bindings = builder.generate().unwrap_or_else(|e| {
-        panic!(
-            "httpd-sys: bindgen failed on {:?}: {e}",
-            layout.include_dirs
-        )
-    });
+    let bindings = builder
+        .generate()
+        .unwrap_or_else(|e| panic!("httpd-sys: bindgen failed on {:?}: {e}", layout.include_dirs));
     let out = PathBuf::from(env::var("OUT_DIR").expect("cargo sets OUT_DIR"));
     bindings
         .write_to_file(out.join("bindings.rs"))

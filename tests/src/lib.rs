@@ -117,7 +117,9 @@ pub fn c_plugin() -> &'static Path {
         let out = dir.join("test_plugin.so");
         let cc = std::env::var("CC").unwrap_or_else(|_| "cc".into());
         let result = Command::new(&cc)
-            .args(["-shared", "-fPIC", "-Wall", "-Wextra", "-Werror", "-O1", "-pthread"])
+            .args([
+                "-shared", "-fPIC", "-Wall", "-Wextra", "-Werror", "-O1", "-pthread",
+            ])
             .arg("-I")
             .arg(stage().include_dir())
             .arg("-o")
@@ -159,12 +161,7 @@ pub fn echo_location(path: &str, directives: &str) -> String {
 
 /// A `<Location>` served by the dumb-increment plugin.
 pub fn dumb_increment_location(path: &str) -> String {
-    plugin_location(
-        path,
-        &stage().dumb_increment_plugin(),
-        "dumb_increment_init",
-        "",
-    )
+    plugin_location(path, &stage().dumb_increment_plugin(), "dumb_increment_init", "")
 }
 
 /// A `<Location>` with `SetHandler websocket-handler` and the given plugin.
@@ -499,9 +496,8 @@ impl RawClient {
     /// Reads the next frame the server sends.
     pub fn read_frame(&mut self) -> io::Result<Frame> {
         loop {
-            let parsed = FrameHeader::parse(&self.buf).map_err(|e| {
-                io::Error::new(io::ErrorKind::InvalidData, format!("server frame: {e:?}"))
-            })?;
+            let parsed = FrameHeader::parse(&self.buf)
+                .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, format!("server frame: {e:?}")))?;
             if let Some((h, len)) = parsed {
                 let total = len as u64 + h.payload_len;
                 if self.buf.len() as u64 >= total {
@@ -566,9 +562,7 @@ impl RawClient {
     /// anything it still sends is discarded.
     pub fn expect_eof(&mut self, within: Duration) {
         let deadline = Instant::now() + within;
-        self.stream
-            .set_read_timeout(Some(within))
-            .expect("set a timeout");
+        self.stream.set_read_timeout(Some(within)).expect("set a timeout");
         let mut chunk = [0u8; 65536];
         loop {
             match self.stream.read(&mut chunk) {
@@ -619,10 +613,7 @@ pub fn with_header(mut request: Request, name: &'static str, value: &str) -> Req
 }
 
 /// Connects with tungstenite; `Err` holds the handshake error.
-pub fn try_ws_connect(
-    server: &RunningServer,
-    request: Request,
-) -> Result<(Client, Response), String> {
+pub fn try_ws_connect(server: &RunningServer, request: Request) -> Result<(Client, Response), String> {
     let stream = connect(server);
     tungstenite::client(request, stream).map_err(|e| e.to_string())
 }

@@ -96,10 +96,7 @@ fn accepted_variants() {
         let client = Handshake::new("/echo")
             .header("Sec-WebSocket-Version", version)
             .open(&server);
-        assert_eq!(
-            client.response.header("Sec-WebSocket-Accept"),
-            Some(RFC_ACCEPT)
-        );
+        assert_eq!(client.response.header("Sec-WebSocket-Accept"), Some(RFC_ACCEPT));
         assert_echoes(client);
     }
     // No Origin at all (a non-browser client) is allowed under Same.

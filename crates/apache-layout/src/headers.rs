@@ -30,9 +30,7 @@ pub fn read_httpd_version(include_dir: &Path) -> Option<String> {
 pub fn read_mmn(include_dir: &Path) -> Option<String> {
     let text = fs::read_to_string(include_dir.join("ap_mmn.h")).ok()?;
     let mmn = define(&text, "MODULE_MAGIC_NUMBER_MAJOR")?;
-    mmn.bytes()
-        .all(|b| b.is_ascii_digit())
-        .then(|| mmn.to_string())
+    mmn.bytes().all(|b| b.is_ascii_digit()).then(|| mmn.to_string())
 }
 
 #[cfg(test)]

@@ -145,10 +145,7 @@ impl fmt::Display for Error {
             TargetOs::MacOs => "macOS",
             TargetOs::Windows => "Windows",
         };
-        writeln!(
-            f,
-            "no Apache httpd 2.4 installation found for {os}; searched:"
-        )?;
+        writeln!(f, "no Apache httpd 2.4 installation found for {os}; searched:")?;
         for place in &self.searched {
             writeln!(f, "  - {place}")?;
         }
@@ -236,10 +233,7 @@ impl Probe {
     }
 
     fn env(&self, key: &str) -> Option<PathBuf> {
-        self.vars
-            .get(key)
-            .filter(|v| !v.is_empty())
-            .map(PathBuf::from)
+        self.vars.get(key).filter(|v| !v.is_empty()).map(PathBuf::from)
     }
 
     /// Maps an absolute system path (`/usr/include`, `C:\Apache24`) into the
@@ -375,9 +369,8 @@ pub(crate) mod testutil {
     #[cfg(unix)]
     pub fn fake_tool(path: &Path, answers: &[(&str, &str)]) {
         use std::os::unix::fs::PermissionsExt;
-        let mut script = String::from(
-            "#!/bin/sh\nkey=\"$1\"\n[ \"$1\" = -q ] && key=\"$2\"\ncase \"$key\" in\n",
-        );
+        let mut script =
+            String::from("#!/bin/sh\nkey=\"$1\"\n[ \"$1\" = -q ] && key=\"$2\"\ncase \"$key\" in\n");
         for (k, v) in answers {
             script.push_str(&format!("  {k}) echo '{v}' ;;\n"));
         }
@@ -393,22 +386,10 @@ mod tests {
 
     #[test]
     fn triple_selects_os() {
-        assert_eq!(
-            TargetOs::from_triple("x86_64-pc-windows-msvc"),
-            TargetOs::Windows
-        );
-        assert_eq!(
-            TargetOs::from_triple("aarch64-apple-darwin"),
-            TargetOs::MacOs
-        );
-        assert_eq!(
-            TargetOs::from_triple("x86_64-unknown-linux-gnu"),
-            TargetOs::Linux
-        );
-        assert_eq!(
-            TargetOs::from_triple("x86_64-unknown-freebsd"),
-            TargetOs::Linux
-        );
+        assert_eq!(TargetOs::from_triple("x86_64-pc-windows-msvc"), TargetOs::Windows);
+        assert_eq!(TargetOs::from_triple("aarch64-apple-darwin"), TargetOs::MacOs);
+        assert_eq!(TargetOs::from_triple("x86_64-unknown-linux-gnu"), TargetOs::Linux);
+        assert_eq!(TargetOs::from_triple("x86_64-unknown-freebsd"), TargetOs::Linux);
     }
 
     #[test]
@@ -455,10 +436,7 @@ mod tests {
         match discover() {
             Ok(layout) => {
                 assert!(layout.include_dirs[0].join("httpd.h").is_file());
-                assert!(layout
-                    .include_dirs
-                    .iter()
-                    .any(|d| d.join("apr.h").is_file()));
+                assert!(layout.include_dirs.iter().any(|d| d.join("apr.h").is_file()));
             }
             Err(e) => eprintln!("no Apache on this machine (fine for this test): {e}"),
         }

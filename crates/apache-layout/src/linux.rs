@@ -4,8 +4,7 @@
 use std::path::PathBuf;
 
 use crate::{
-    push_unique, read_httpd_version, read_mmn, ApacheLayout, Candidate, Error, Flavor, Probe,
-    TargetOs,
+    push_unique, read_httpd_version, read_mmn, ApacheLayout, Candidate, Error, Flavor, Probe, TargetOs,
 };
 
 impl Probe {
@@ -220,11 +219,7 @@ mod tests {
             .discover(TargetOs::Linux)
             .unwrap();
         assert_eq!(layout.include_dirs, vec![inc, apr]);
-        assert_eq!(
-            layout.mmn.as_deref(),
-            Some("20120211"),
-            "read from ap_mmn.h"
-        );
+        assert_eq!(layout.mmn.as_deref(), Some("20120211"), "read from ap_mmn.h");
         assert_eq!(layout.modules_dir, r.join("usr/lib/apache2/modules"));
     }
 

@@ -4,8 +4,7 @@
 use std::path::{Path, PathBuf};
 
 use crate::{
-    push_unique, read_httpd_version, read_mmn, ApacheLayout, Candidate, Error, Flavor, Probe,
-    TargetOs,
+    push_unique, read_httpd_version, read_mmn, ApacheLayout, Candidate, Error, Flavor, Probe, TargetOs,
 };
 
 impl Probe {
@@ -200,10 +199,7 @@ mod tests {
             &opt.join("httpd/bin/apxs"),
             &[
                 ("INCLUDEDIR", inc.to_str().unwrap()),
-                (
-                    "LIBEXECDIR",
-                    prefix.join("lib/httpd/modules").to_str().unwrap(),
-                ),
+                ("LIBEXECDIR", prefix.join("lib/httpd/modules").to_str().unwrap()),
                 ("SYSCONFDIR", prefix.join("etc/httpd").to_str().unwrap()),
                 ("HTTPD_MMN", "20120211"),
             ],
@@ -308,10 +304,7 @@ mod tests {
         assert_eq!(layout.flavor, Flavor::MacSystem);
         assert_eq!(
             layout.include_dirs,
-            vec![
-                sdk.join("usr/include/apache2"),
-                sdk.join("usr/include/apr-1")
-            ]
+            vec![sdk.join("usr/include/apache2"), sdk.join("usr/include/apr-1")]
         );
         assert_eq!(layout.modules_dir, r.join("usr/libexec/apache2"));
         assert_eq!(layout.conf_dir, r.join("etc/apache2"));
@@ -327,9 +320,6 @@ mod tests {
         apr_headers(&sdk.join("usr/include/apr-1"));
         let text = Probe::with_root(r).mac_system().unwrap_err().to_string();
         assert!(text.contains("PATH: no xcrun"), "{text}");
-        assert!(
-            text.contains("usr/libexec/apache2: no such directory"),
-            "{text}"
-        );
+        assert!(text.contains("usr/libexec/apache2: no such directory"), "{text}");
     }
 }

@@ -69,16 +69,11 @@ mod tests {
         let tmp = tempfile::tempdir().unwrap();
         let root = tmp.path().join("C/Apache24");
         lounge_tree(&root);
-        let layout = Probe::with_root(tmp.path())
-            .discover(TargetOs::Windows)
-            .unwrap();
+        let layout = Probe::with_root(tmp.path()).discover(TargetOs::Windows).unwrap();
         assert_eq!(layout.flavor, Flavor::ApacheLounge);
         assert_eq!(layout.include_dirs, vec![root.join("include")]);
         assert_eq!(layout.lib_dirs, vec![root.join("lib")]);
-        assert_eq!(
-            layout.import_libs,
-            vec!["libhttpd", "libapr-1", "libaprutil-1"]
-        );
+        assert_eq!(layout.import_libs, vec!["libhttpd", "libapr-1", "libaprutil-1"]);
         assert_eq!(layout.modules_dir, root.join("modules"));
         assert_eq!(layout.conf_dir, root.join("conf/extra"));
         assert_eq!(layout.mmn.as_deref(), Some("20120211"));

@@ -160,9 +160,7 @@ impl ServerConfig {
 
     /// The DocumentRoot: as set, or `<root>/htdocs`.
     pub fn docroot(&self) -> PathBuf {
-        self.docroot
-            .clone()
-            .unwrap_or_else(|| self.root.join("htdocs"))
+        self.docroot.clone().unwrap_or_else(|| self.root.join("htdocs"))
     }
 
     pub fn config_path(&self) -> PathBuf {
@@ -279,11 +277,7 @@ impl ServerConfig {
     }
 
     /// The configuration text.
-    pub(crate) fn render(
-        &self,
-        install: &Install,
-        identity: Option<(&str, &str)>,
-    ) -> Result<String, Error> {
+    pub(crate) fn render(&self, install: &Install, identity: Option<(&str, &str)>) -> Result<String, Error> {
         let q = |p: &Path| format!("\"{}\"", p.display());
         let root = &self.root;
         let mut c = String::new();
@@ -427,9 +421,7 @@ mod tests {
             .log_level("warn websocket:debug")
             .extra_config("<Location /echo>\n    SetHandler websocket-handler\n</Location>");
         cfg.install = Some(install.clone());
-        let text = cfg
-            .render(&install, Some(("www-data", "www-data")))
-            .unwrap();
+        let text = cfg.render(&install, Some(("www-data", "www-data"))).unwrap();
         let has = |line: &str| text.lines().any(|l| l.trim() == line);
         assert!(has("Listen 127.0.0.1:8123"), "{text}");
         assert!(has("ServerRoot \"/srv/t\""), "{text}");
@@ -461,10 +453,7 @@ mod tests {
 
     #[test]
     fn no_user_directives_without_identity() {
-        let (_tmp, install) = fake_install(
-            DEBIAN_BUILTINS,
-            &["mpm_prefork", "authz_core", "mime", "dir"],
-        );
+        let (_tmp, install) = fake_install(DEBIAN_BUILTINS, &["mpm_prefork", "authz_core", "mime", "dir"]);
         let cfg = ServerConfig::new("/srv/t").port(1).mpm(Mpm::Prefork);
         let text = cfg.render(&install, None).unwrap();
         assert!(!text.contains("\nUser "), "{text}");
@@ -475,19 +464,9 @@ mod tests {
     fn unixd_loaded_when_not_builtin() {
         let (_tmp, install) = fake_install(
             &["core.c", "mod_so.c", "http_core.c"],
-            &[
-                "mpm_event",
-                "unixd",
-                "authz_core",
-                "mime",
-                "dir",
-                "log_config",
-            ],
+            &["mpm_event", "unixd", "authz_core", "mime", "dir", "log_config"],
         );
-        let text = ServerConfig::new("/r")
-            .port(1)
-            .render(&install, None)
-            .unwrap();
+        let text = ServerConfig::new("/r").port(1).render(&install, None).unwrap();
         assert!(text.contains("LoadModule unixd_module"), "{text}");
         assert!(text.contains("LoadModule log_config_module"), "{text}");
     }

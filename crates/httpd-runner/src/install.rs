@@ -33,9 +33,7 @@ impl Install {
     /// Finds the installed server.
     pub fn discover() -> Result<Install, Error> {
         let binary = find_httpd().ok_or_else(|| {
-            Error::NoServer(
-                "neither apache2 nor httpd found (Debian: apt-get install apache2)".into(),
-            )
+            Error::NoServer("neither apache2 nor httpd found (Debian: apt-get install apache2)".into())
         })?;
         let modules_dir = apache_layout::discover()
             .ok()

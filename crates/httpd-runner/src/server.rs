@@ -252,11 +252,7 @@ impl RunningServer {
         }
         let deadline = Instant::now() + self.config.startup_timeout;
         loop {
-            if let Some(status) = self
-                .child
-                .as_mut()
-                .and_then(|c| c.try_wait().ok().flatten())
-            {
+            if let Some(status) = self.child.as_mut().and_then(|c| c.try_wait().ok().flatten()) {
                 return Err(Error::Exited {
                     status,
                     log: self.logs(),

@@ -126,8 +126,7 @@ fn configtest_reports_errors() {
     let out = good.configtest().unwrap();
     assert!(out.contains("Syntax OK"), "{out}");
 
-    let mut bad =
-        ServerConfig::new(scratch_dir("configtest-bad")).extra_config("NoSuchDirective 1");
+    let mut bad = ServerConfig::new(scratch_dir("configtest-bad")).extra_config("NoSuchDirective 1");
     let out = bad.configtest().unwrap_err();
     assert!(out.contains("NoSuchDirective"), "{out}");
 }
@@ -158,8 +157,5 @@ fn busy_fixed_port_is_an_error_not_a_hang() {
         .start()
         .unwrap_err()
         .to_string();
-    assert!(
-        err.contains("could not bind") || err.contains("in use"),
-        "{err}"
-    );
+    assert!(err.contains("could not bind") || err.contains("in use"), "{err}");
 }

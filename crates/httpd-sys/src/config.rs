@@ -7,8 +7,8 @@ use core::ptr;
 
 use crate::{
     ap_conf_vector_t, cmd_func, cmd_how, cmd_parms, command_rec, module, FLAG, ITERATE, ITERATE2,
-    MODULE_MAGIC_COOKIE, MODULE_MAGIC_NUMBER_MAJOR, MODULE_MAGIC_NUMBER_MINOR, NO_ARGS, RAW_ARGS,
-    TAKE1, TAKE12, TAKE123, TAKE13, TAKE2, TAKE23, TAKE3, TAKE_ARGV,
+    MODULE_MAGIC_COOKIE, MODULE_MAGIC_NUMBER_MAJOR, MODULE_MAGIC_NUMBER_MINOR, NO_ARGS, RAW_ARGS, TAKE1,
+    TAKE12, TAKE123, TAKE13, TAKE2, TAKE23, TAKE3, TAKE_ARGV,
 };
 
 /// A module record with the leading fields `STANDARD20_MODULE_STUFF` fills
@@ -66,21 +66,15 @@ pub unsafe fn set_module_config(cv: *mut ap_conf_vector_t, m: *const module, val
 /// `const char *fn(cmd_parms *, void *mconfig)`.
 pub type cmd_no_args_fn = unsafe extern "C" fn(*mut cmd_parms, *mut c_void) -> *const c_char;
 /// `const char *fn(cmd_parms *, void *mconfig, const char *args)`.
-pub type cmd_raw_args_fn =
-    unsafe extern "C" fn(*mut cmd_parms, *mut c_void, *const c_char) -> *const c_char;
+pub type cmd_raw_args_fn = unsafe extern "C" fn(*mut cmd_parms, *mut c_void, *const c_char) -> *const c_char;
 /// `const char *fn(cmd_parms *, void *mconfig, int argc, char *const argv[])`.
 pub type cmd_take_argv_fn =
     unsafe extern "C" fn(*mut cmd_parms, *mut c_void, c_int, *const *mut c_char) -> *const c_char;
 /// `const char *fn(cmd_parms *, void *mconfig, const char *w)`.
-pub type cmd_take1_fn =
-    unsafe extern "C" fn(*mut cmd_parms, *mut c_void, *const c_char) -> *const c_char;
+pub type cmd_take1_fn = unsafe extern "C" fn(*mut cmd_parms, *mut c_void, *const c_char) -> *const c_char;
 /// `const char *fn(cmd_parms *, void *mconfig, const char *w, const char *w2)`.
-pub type cmd_take2_fn = unsafe extern "C" fn(
-    *mut cmd_parms,
-    *mut c_void,
-    *const c_char,
-    *const c_char,
-) -> *const c_char;
+pub type cmd_take2_fn =
+    unsafe extern "C" fn(*mut cmd_parms, *mut c_void, *const c_char, *const c_char) -> *const c_char;
 /// `const char *fn(cmd_parms *, void *mconfig, const char *w, *w2, *w3)`.
 pub type cmd_take3_fn = unsafe extern "C" fn(
     *mut cmd_parms,
@@ -241,11 +235,7 @@ mod tests {
         ptr::null()
     }
 
-    unsafe extern "C" fn flag(
-        _cmd: *mut cmd_parms,
-        _cfg: *mut c_void,
-        _on: c_int,
-    ) -> *const c_char {
+    unsafe extern "C" fn flag(_cmd: *mut cmd_parms, _cfg: *mut c_void, _on: c_int) -> *const c_char {
         ptr::null()
     }
 
@@ -253,20 +243,8 @@ mod tests {
     fn command_table_entries() {
         const CMDS: [command_rec; 4] = [
             AP_INIT_TAKE1(c"MaxMessageSize", take1, ptr::null_mut(), OR_ALL, c"bytes"),
-            AP_INIT_TAKE2(
-                c"WebSocketHandler",
-                take2,
-                ptr::null_mut(),
-                OR_ALL,
-                c"lib init",
-            ),
-            AP_INIT_FLAG(
-                c"SupportDraft75",
-                flag,
-                16 as *mut c_void,
-                RSRC_CONF,
-                c"On|Off",
-            ),
+            AP_INIT_TAKE2(c"WebSocketHandler", take2, ptr::null_mut(), OR_ALL, c"lib init"),
+            AP_INIT_FLAG(c"SupportDraft75", flag, 16 as *mut c_void, RSRC_CONF, c"On|Off"),
             AP_INIT_END(),
         ];
         assert_eq!(CMDS[0].args_how, TAKE1);

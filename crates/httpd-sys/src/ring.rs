@@ -14,9 +14,9 @@ use core::mem::offset_of;
 use core::ptr;
 
 use crate::{
-    apr_bucket, apr_bucket_brigade, apr_bucket_type_eos, apr_bucket_type_flush,
-    apr_bucket_type_heap, apr_bucket_type_immortal, apr_bucket_type_pool, apr_bucket_type_t,
-    apr_bucket_type_transient, apr_pool_t, apr_read_type_e, apr_size_t, apr_status_t,
+    apr_bucket, apr_bucket_brigade, apr_bucket_type_eos, apr_bucket_type_flush, apr_bucket_type_heap,
+    apr_bucket_type_immortal, apr_bucket_type_pool, apr_bucket_type_t, apr_bucket_type_transient, apr_pool_t,
+    apr_read_type_e, apr_size_t, apr_status_t,
 };
 use core::ffi::c_char;
 
@@ -210,11 +210,7 @@ pub unsafe fn APR_BRIGADE_CONCAT(a: *mut apr_bucket_brigade, b: *mut apr_bucket_
     // SAFETY: both are live brigades from the same thread (caller's contract).
     unsafe {
         if !APR_BRIGADE_EMPTY(b) {
-            splice_before(
-                APR_BRIGADE_SENTINEL(a),
-                APR_BRIGADE_FIRST(b),
-                APR_BRIGADE_LAST(b),
-            );
+            splice_before(APR_BRIGADE_SENTINEL(a), APR_BRIGADE_FIRST(b), APR_BRIGADE_LAST(b));
             ring_init(b);
         }
     }
@@ -229,11 +225,7 @@ pub unsafe fn APR_BRIGADE_PREPEND(a: *mut apr_bucket_brigade, b: *mut apr_bucket
     // SAFETY: both are live brigades from the same thread (caller's contract).
     unsafe {
         if !APR_BRIGADE_EMPTY(b) {
-            splice_after(
-                APR_BRIGADE_SENTINEL(a),
-                APR_BRIGADE_FIRST(b),
-                APR_BRIGADE_LAST(b),
-            );
+            splice_after(APR_BRIGADE_SENTINEL(a), APR_BRIGADE_FIRST(b), APR_BRIGADE_LAST(b));
             ring_init(b);
         }
     }

@@ -5,9 +5,7 @@
 use crate::apr_status_t;
 #[cfg(windows)]
 use crate::APR_OS_START_SYSERR;
-use crate::{
-    APR_EAGAIN, APR_ECONNABORTED, APR_ECONNRESET, APR_EINTR, APR_EOF, APR_EPIPE, APR_TIMEUP,
-};
+use crate::{APR_EAGAIN, APR_ECONNABORTED, APR_ECONNRESET, APR_EINTR, APR_EOF, APR_EPIPE, APR_TIMEUP};
 
 /// Win32 error numbers that APR maps into its ranges (winerror.h,
 /// winsock2.h); stable parts of the Windows ABI.

@@ -60,9 +60,7 @@ unsafe fn walk(bb: *mut apr_bucket_brigade) -> Vec<(String, String)> {
     unsafe {
         let mut e = APR_BRIGADE_FIRST(bb);
         while e != APR_BRIGADE_SENTINEL(bb) {
-            let name = CStr::from_ptr((*(*e).type_).name)
-                .to_string_lossy()
-                .into_owned();
+            let name = CStr::from_ptr((*(*e).type_).name).to_string_lossy().into_owned();
             let mut data: *const c_char = ptr::null();
             let mut len: apr_size_t = 0;
             assert_eq!(
@@ -109,10 +107,7 @@ fn brigade_insert_walk_flatten() {
         let excl = c"!";
         APR_BRIGADE_INSERT_TAIL(bb, apr_bucket_immortal_create(excl.as_ptr(), 1, apr.alloc));
         let t = b"\n";
-        APR_BRIGADE_INSERT_TAIL(
-            bb,
-            apr_bucket_transient_create(t.as_ptr().cast(), 1, apr.alloc),
-        );
+        APR_BRIGADE_INSERT_TAIL(bb, apr_bucket_transient_create(t.as_ptr().cast(), 1, apr.alloc));
         let pooled = apr_pstrdup(apr.pool, c"<pool>".as_ptr());
         APR_BRIGADE_INSERT_TAIL(bb, apr_bucket_pool_create(pooled, 6, apr.pool, apr.alloc));
         APR_BRIGADE_INSERT_TAIL(bb, apr_bucket_flush_create(apr.alloc));
@@ -122,15 +117,7 @@ fn brigade_insert_walk_flatten() {
         let seen = walk(bb);
         assert_eq!(
             names(&seen),
-            [
-                "HEAP",
-                "HEAP",
-                "IMMORTAL",
-                "TRANSIENT",
-                "POOL",
-                "FLUSH",
-                "EOS"
-            ]
+            ["HEAP", "HEAP", "IMMORTAL", "TRANSIENT", "POOL", "FLUSH", "EOS"]
         );
         assert_eq!(flatten(bb), "hello world!\n<pool>");
         let mut length: apr_off_t = -1;
@@ -139,26 +126,19 @@ fn brigade_insert_walk_flatten() {
 
         let first = APR_BRIGADE_FIRST(bb);
         assert!(APR_BUCKET_IS_HEAP(first) && !APR_BUCKET_IS_METADATA(first));
-        assert!(APR_BUCKET_IS_IMMORTAL(APR_BUCKET_NEXT(APR_BUCKET_NEXT(
-            first
-        ))));
+        assert!(APR_BUCKET_IS_IMMORTAL(APR_BUCKET_NEXT(APR_BUCKET_NEXT(first))));
         let last = APR_BRIGADE_LAST(bb);
         assert!(APR_BUCKET_IS_EOS(last) && APR_BUCKET_IS_METADATA(last));
         let flush = APR_BUCKET_PREV(last);
         assert!(APR_BUCKET_IS_FLUSH(flush) && !APR_BUCKET_IS_EOS(flush));
         assert!(APR_BUCKET_IS_POOL(APR_BUCKET_PREV(flush)));
-        assert!(APR_BUCKET_IS_TRANSIENT(APR_BUCKET_PREV(APR_BUCKET_PREV(
-            flush
-        ))));
+        assert!(APR_BUCKET_IS_TRANSIENT(APR_BUCKET_PREV(APR_BUCKET_PREV(flush))));
         assert_eq!(APR_BUCKET_PREV(first), APR_BRIGADE_SENTINEL(bb));
         assert_eq!(APR_BUCKET_NEXT(last), APR_BRIGADE_SENTINEL(bb));
 
         apr_bucket_delete(flush);
         apr_bucket_delete(APR_BRIGADE_FIRST(bb));
-        assert_eq!(
-            names(&walk(bb)),
-            ["HEAP", "IMMORTAL", "TRANSIENT", "POOL", "EOS"]
-        );
+        assert_eq!(names(&walk(bb)), ["HEAP", "IMMORTAL", "TRANSIENT", "POOL", "EOS"]);
         assert_eq!(flatten(bb), "world!\n<pool>");
 
         assert_eq!(apr_brigade_cleanup(bb.cast()), APR_SUCCESS);

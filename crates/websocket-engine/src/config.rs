@@ -93,11 +93,19 @@ pub fn parse_origin_check(value: &str) -> Option<OriginCheck> {
     }
 }
 
+/// Apache's create_dir_config hook.
+///
+/// # Safety
+/// Called by Apache with a live pool.
 pub unsafe extern "C" fn create_dir_config(pool: *mut sys::apr_pool_t, _dir: *mut c_char) -> *mut c_void {
     // SAFETY: Apache passes the live pool the record must live in.
     unsafe { httpd::pool::attach(pool, DirConfig::default()) }.cast()
 }
 
+/// Apache's merge_dir_config hook.
+///
+/// # Safety
+/// Called by Apache with a live pool and two records made by these hooks.
 pub unsafe extern "C" fn merge_dir_config(
     pool: *mut sys::apr_pool_t,
     base: *mut c_void,
@@ -128,6 +136,10 @@ pub unsafe fn for_request<'a>(
 
 /// Runs a directive handler body, turning its error text into the string
 /// Apache prints (allocated in the command pool), with the directive's name.
+///
+/// # Safety
+/// `cmd` and `conf` are what Apache passed to a directive handler whose
+/// module's records are DirConfigs.
 pub unsafe fn directive(
     cmd: *mut sys::cmd_parms,
     conf: *mut c_void,
@@ -147,6 +159,10 @@ pub unsafe fn directive(
     }
 }
 
+/// A directive argument as text.
+///
+/// # Safety
+/// `p` is a NUL-terminated string that outlives `'a`.
 pub unsafe fn arg<'a>(p: *const c_char) -> Result<&'a str, String> {
     // SAFETY: Apache passes NUL-terminated argument words.
     unsafe { httpd::cstr(p) }.ok_or_else(|| "argument is not valid UTF-8".to_owned())

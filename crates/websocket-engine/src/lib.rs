@@ -16,10 +16,12 @@ macro_rules! rlog {
     ($r:expr, $module_index:expr, $level:expr, $($arg:tt)*) => {{
         let r = $r;
         let mi: std::os::raw::c_int = $module_index;
+        let level: std::os::raw::c_int = $level as std::os::raw::c_int;
         // SAFETY: `r` is the live request being handled.
-        if unsafe { httpd::log::request_enabled(r, mi, $level as std::os::raw::c_int) } {
+        if unsafe { httpd::log::request_enabled(r, mi, level) } {
+            let message = format!($($arg)*);
             // SAFETY: as above.
-            unsafe { httpd::log::request(r, mi, $level as std::os::raw::c_int, 0, &format!($($arg)*)) }
+            unsafe { httpd::log::request(r, mi, level, 0, &message) }
         }
     }};
 }

@@ -275,11 +275,7 @@ impl Sender {
     /// Forgets the server pointer. Waits for sends in progress, which is why the server
     /// must have made them return before calling `on_disconnect`.
     pub(crate) fn disconnect(&self) {
-        let mut server = self
-            .shared
-            .server
-            .write()
-            .unwrap_or_else(PoisonError::into_inner);
+        let mut server = self.shared.server.write().unwrap_or_else(PoisonError::into_inner);
         *server = ServerPtr(std::ptr::null());
     }
 
@@ -309,11 +305,7 @@ impl Sender {
     }
 
     fn send_raw(&self, message_type: c_int, data: &[u8]) -> Result<usize, SendError> {
-        let guard = self
-            .shared
-            .server
-            .read()
-            .unwrap_or_else(PoisonError::into_inner);
+        let guard = self.shared.server.read().unwrap_or_else(PoisonError::into_inner);
         let server = guard.0;
         if server.is_null() {
             return Err(SendError::Closed);
@@ -333,11 +325,7 @@ impl Sender {
 
     /// Starts the closing handshake.
     pub fn close(&self) -> Result<(), SendError> {
-        let guard = self
-            .shared
-            .server
-            .read()
-            .unwrap_or_else(PoisonError::into_inner);
+        let guard = self.shared.server.read().unwrap_or_else(PoisonError::into_inner);
         let server = guard.0;
         if server.is_null() {
             return Err(SendError::Closed);

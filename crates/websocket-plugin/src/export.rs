@@ -16,8 +16,7 @@ use std::sync::{Arc, Mutex, PoisonError, Weak};
 
 use crate::api::{Connection, Message, Plugin, Sender};
 use crate::ffi::{
-    WebSocketPlugin, WebSocketServer, MESSAGE_TYPE_BINARY, MESSAGE_TYPE_TEXT,
-    WEBSOCKET_PLUGIN_VERSION_0,
+    WebSocketPlugin, WebSocketServer, MESSAGE_TYPE_BINARY, MESSAGE_TYPE_TEXT, WEBSOCKET_PLUGIN_VERSION_0,
 };
 
 /// Gives the generic callbacks access to the slot of one `export_plugin!` invocation.
@@ -134,9 +133,7 @@ unsafe extern "system" fn destroy<P: Plugin>(plugin: *mut WebSocketPlugin) {
     }
 }
 
-unsafe extern "system" fn on_connect<S: HasSlot, P: Plugin>(
-    server: *const WebSocketServer,
-) -> *mut c_void {
+unsafe extern "system" fn on_connect<S: HasSlot, P: Plugin>(server: *const WebSocketServer) -> *mut c_void {
     if server.is_null() {
         return std::ptr::null_mut();
     }
@@ -213,9 +210,7 @@ unsafe extern "system" fn on_message<P: Plugin>(
         session,
         sender,
     } = sb;
-    if let Err(payload) = catch_unwind(AssertUnwindSafe(|| {
-        instance.on_message(session, msg, sender)
-    })) {
+    if let Err(payload) = catch_unwind(AssertUnwindSafe(|| instance.on_message(session, msg, sender))) {
         log_panic::<P>("on_message", payload);
     }
     0
@@ -269,8 +264,7 @@ macro_rules! export_plugin {
             struct __WebSocketPluginSlot;
             impl $crate::__private::HasSlot for __WebSocketPluginSlot {
                 fn slot() -> &'static $crate::__private::InstanceSlot {
-                    static SLOT: $crate::__private::InstanceSlot =
-                        $crate::__private::InstanceSlot::new();
+                    static SLOT: $crate::__private::InstanceSlot = $crate::__private::InstanceSlot::new();
                     &SLOT
                 }
             }

@@ -46,27 +46,19 @@ pub struct WebSocketState {
 }
 
 /// `struct request_rec *(CALLBACK *)(const WebSocketServer *server)`
-pub type WS_Request =
-    Option<unsafe extern "system" fn(server: *const WebSocketServer) -> *mut request_rec>;
+pub type WS_Request = Option<unsafe extern "system" fn(server: *const WebSocketServer) -> *mut request_rec>;
 /// `const char *(CALLBACK *)(const WebSocketServer *server, const char *key)`
-pub type WS_Header_Get = Option<
-    unsafe extern "system" fn(server: *const WebSocketServer, key: *const c_char) -> *const c_char,
->;
+pub type WS_Header_Get =
+    Option<unsafe extern "system" fn(server: *const WebSocketServer, key: *const c_char) -> *const c_char>;
 /// `void (CALLBACK *)(const WebSocketServer *server, const char *key, const char *value)`
 pub type WS_Header_Set = Option<
-    unsafe extern "system" fn(
-        server: *const WebSocketServer,
-        key: *const c_char,
-        value: *const c_char,
-    ),
+    unsafe extern "system" fn(server: *const WebSocketServer, key: *const c_char, value: *const c_char),
 >;
 /// `size_t (CALLBACK *)(const WebSocketServer *server)`
-pub type WS_Protocol_Count =
-    Option<unsafe extern "system" fn(server: *const WebSocketServer) -> usize>;
+pub type WS_Protocol_Count = Option<unsafe extern "system" fn(server: *const WebSocketServer) -> usize>;
 /// `const char *(CALLBACK *)(const WebSocketServer *server, const size_t index)`
-pub type WS_Protocol_Index = Option<
-    unsafe extern "system" fn(server: *const WebSocketServer, index: usize) -> *const c_char,
->;
+pub type WS_Protocol_Index =
+    Option<unsafe extern "system" fn(server: *const WebSocketServer, index: usize) -> *const c_char>;
 /// `void (CALLBACK *)(const WebSocketServer *server, const char *protocol)`
 pub type WS_Protocol_Set =
     Option<unsafe extern "system" fn(server: *const WebSocketServer, protocol: *const c_char)>;
@@ -104,8 +96,7 @@ pub type WS_Init = Option<unsafe extern "system" fn() -> *mut WebSocketPlugin>;
 /// `void (CALLBACK *)(WebSocketPlugin *plugin)`
 pub type WS_Destroy = Option<unsafe extern "system" fn(plugin: *mut WebSocketPlugin)>;
 /// `void *(CALLBACK *)(const WebSocketServer *server)`; returns `plugin_private`, NULL refuses.
-pub type WS_OnConnect =
-    Option<unsafe extern "system" fn(server: *const WebSocketServer) -> *mut c_void>;
+pub type WS_OnConnect = Option<unsafe extern "system" fn(server: *const WebSocketServer) -> *mut c_void>;
 /// `size_t (CALLBACK *)(void *plugin_private, const WebSocketServer *server, const int type,
 /// unsigned char *buffer, const size_t buffer_size)`
 pub type WS_OnMessage = Option<

@@ -264,10 +264,7 @@ impl LoadedPlugin {
     /// `server` must point to a `WebSocketServer` that stays valid, with the same
     /// address, until `on_disconnect` returns (until this returns, if it refused), and
     /// the server must honour the threading contract of `websocket_plugin.h`.
-    pub unsafe fn on_connect(
-        &self,
-        server: *const WebSocketServer,
-    ) -> Result<*mut c_void, Refused> {
+    pub unsafe fn on_connect(&self, server: *const WebSocketServer) -> Result<*mut c_void, Refused> {
         match self.plugin().on_connect {
             None => Ok(std::ptr::null_mut()),
             // SAFETY: the caller upholds the ABI's contract for server.
@@ -310,11 +307,7 @@ impl LoadedPlugin {
     ///
     /// # Safety
     /// As for [`LoadedPlugin::on_message`]; `plugin_private` is dead afterwards.
-    pub unsafe fn on_disconnect(
-        &self,
-        plugin_private: *mut c_void,
-        server: *const WebSocketServer,
-    ) {
+    pub unsafe fn on_disconnect(&self, plugin_private: *mut c_void, server: *const WebSocketServer) {
         if let Some(on_disconnect) = self.plugin().on_disconnect {
             // SAFETY: the caller upholds the ABI's contract.
             unsafe { on_disconnect(plugin_private, server) };
@@ -348,10 +341,7 @@ mod tests {
 
     #[test]
     fn plain_name_then_stdcall_spelling() {
-        assert_eq!(
-            init_symbol_candidates("echo_init"),
-            ["echo_init", "_echo_init@0"]
-        );
+        assert_eq!(init_symbol_candidates("echo_init"), ["echo_init", "_echo_init@0"]);
     }
 
     #[test]

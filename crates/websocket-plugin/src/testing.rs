@@ -12,8 +12,8 @@ use std::sync::{Condvar, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use crate::ffi::{
-    request_rec, WebSocketPlugin, WebSocketServer, WebSocketState, MESSAGE_TYPE_BINARY,
-    MESSAGE_TYPE_TEXT, WEBSOCKET_PLUGIN_VERSION_0, WEBSOCKET_SERVER_VERSION_1,
+    request_rec, WebSocketPlugin, WebSocketServer, WebSocketState, MESSAGE_TYPE_BINARY, MESSAGE_TYPE_TEXT,
+    WEBSOCKET_PLUGIN_VERSION_0, WEBSOCKET_SERVER_VERSION_1,
 };
 
 struct Inner {
@@ -84,8 +84,7 @@ unsafe extern "system" fn fake_header_set(
     value: *const c_char,
 ) {
     // SAFETY: called by the plugin with its server pointer and NUL-terminated strings.
-    let (inner, key, value) =
-        unsafe { (inner(server), CStr::from_ptr(key), CStr::from_ptr(value)) };
+    let (inner, key, value) = unsafe { (inner(server), CStr::from_ptr(key), CStr::from_ptr(value)) };
     lock(&inner.response_headers).push((
         key.to_string_lossy().into_owned(),
         value.to_string_lossy().into_owned(),
@@ -97,10 +96,7 @@ unsafe extern "system" fn fake_protocol_count(server: *const WebSocketServer) ->
     unsafe { inner(server) }.protocols.len()
 }
 
-unsafe extern "system" fn fake_protocol_index(
-    server: *const WebSocketServer,
-    index: usize,
-) -> *const c_char {
+unsafe extern "system" fn fake_protocol_index(server: *const WebSocketServer, index: usize) -> *const c_char {
     // SAFETY: called by the plugin with its server pointer.
     let inner = unsafe { inner(server) };
     inner
@@ -109,10 +105,7 @@ unsafe extern "system" fn fake_protocol_index(
         .map_or(std::ptr::null(), |p| p.as_ptr())
 }
 
-unsafe extern "system" fn fake_protocol_set(
-    server: *const WebSocketServer,
-    protocol: *const c_char,
-) {
+unsafe extern "system" fn fake_protocol_set(server: *const WebSocketServer, protocol: *const c_char) {
     // SAFETY: called by the plugin with its server pointer and a NUL-terminated string.
     let (inner, protocol) = unsafe { (inner(server), CStr::from_ptr(protocol)) };
     *lock(&inner.chosen_protocol) = Some(protocol.to_string_lossy().into_owned());

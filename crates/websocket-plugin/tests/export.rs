@@ -5,9 +5,7 @@ use std::sync::Mutex;
 use std::thread;
 use std::time::Duration;
 
-use websocket_plugin::ffi::{
-    WebSocketPlugin, MESSAGE_TYPE_BINARY, MESSAGE_TYPE_PING, MESSAGE_TYPE_TEXT,
-};
+use websocket_plugin::ffi::{WebSocketPlugin, MESSAGE_TYPE_BINARY, MESSAGE_TYPE_PING, MESSAGE_TYPE_TEXT};
 use websocket_plugin::testing::{FakeServer, PluginUnderTest};
 use websocket_plugin::{Connection, Message, Plugin, SendError, Sender};
 
@@ -91,10 +89,8 @@ impl Plugin for TestPlugin {
     }
 
     fn on_disconnect(&self, session: Session) {
-        self.log.push(format!(
-            "{} disconnect after {}",
-            session.id, session.messages
-        ));
+        self.log
+            .push(format!("{} disconnect after {}", session.id, session.messages));
     }
 }
 
@@ -145,9 +141,7 @@ test_plugin!(dispatch_init, DISPATCH_LOG);
 #[test]
 fn connect_message_disconnect() {
     let plugin = PluginUnderTest::init(dispatch_init);
-    let server = FakeServer::new()
-        .header("X-Id", "c1")
-        .protocols(&["a", "b", "c"]);
+    let server = FakeServer::new().header("X-Id", "c1").protocols(&["a", "b", "c"]);
     let mut session = plugin.connect(&server).expect("accepted");
     assert_eq!(server.chosen_protocol().as_deref(), Some("b"));
     assert_eq!(

@@ -82,14 +82,8 @@ fn rust_layout() -> HashMap<String, String> {
         ("MESSAGE_TYPE_CLOSE", MESSAGE_TYPE_CLOSE as i64),
         ("MESSAGE_TYPE_PING", MESSAGE_TYPE_PING as i64),
         ("MESSAGE_TYPE_PONG", MESSAGE_TYPE_PONG as i64),
-        (
-            "WEBSOCKET_SERVER_VERSION_1",
-            WEBSOCKET_SERVER_VERSION_1 as i64,
-        ),
-        (
-            "WEBSOCKET_PLUGIN_VERSION_0",
-            WEBSOCKET_PLUGIN_VERSION_0 as i64,
-        ),
+        ("WEBSOCKET_SERVER_VERSION_1", WEBSOCKET_SERVER_VERSION_1 as i64),
+        ("WEBSOCKET_PLUGIN_VERSION_0", WEBSOCKET_PLUGIN_VERSION_0 as i64),
     ] {
         map.insert(format!("macro {name}"), value.to_string());
     }

@@ -49,9 +49,7 @@ fn good_plugin_loads_runs_and_is_destroyed_on_drop() {
     let server = FakeServer::new();
     // SAFETY: the fake server outlives the connection, which ends with on_disconnect.
     unsafe {
-        let private = plugin
-            .on_connect(server.as_ptr())
-            .expect("no on_connect accepts");
+        let private = plugin.on_connect(server.as_ptr()).expect("no on_connect accepts");
         assert!(private.is_null());
         plugin.on_message(private, server.as_ptr(), MESSAGE_TYPE_BINARY, &mut [1, 2]);
         plugin.on_disconnect(private, server.as_ptr());
@@ -114,9 +112,7 @@ fn invalid_plugins_are_rejected_with_clear_errors() {
     );
     assert_eq!(
         err.to_string(),
-        format!(
-            "WebSocket plugin {p} (version_init) has version 7, but only version 0 is supported"
-        )
+        format!("WebSocket plugin {p} (version_init) has version 7, but only version 0 is supported")
     );
 
     let err = LoadedPlugin::load(&path, "small_init").unwrap_err();
@@ -222,10 +218,7 @@ mod c_test_plugin {
         assert_eq!(texts.last().map(String::as_str), Some("threads-done"));
         for t in 0..4 {
             let prefix = format!("t{t}:");
-            let mine: Vec<&str> = texts
-                .iter()
-                .filter_map(|s| s.strip_prefix(&prefix))
-                .collect();
+            let mine: Vec<&str> = texts.iter().filter_map(|s| s.strip_prefix(&prefix)).collect();
             let expected: Vec<String> = (0..50).map(|k| k.to_string()).collect();
             assert_eq!(mine, expected, "thread {t}");
         }

@@ -30,9 +30,7 @@ fn tool(out_dir: &Path) -> cc::Tool {
 }
 
 fn run(mut cmd: Command) {
-    let output = cmd
-        .output()
-        .unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"));
+    let output = cmd.output().unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"));
     assert!(
         output.status.success(),
         "{cmd:?} failed:\n{}{}",
@@ -68,9 +66,7 @@ pub fn compile_shared(dir: &Path, name: &str, sources: &[PathBuf], extra: &[&str
     let mut cmd = tool.to_command();
     cmd.current_dir(dir).args(sources);
     if tool.is_like_msvc() {
-        cmd.arg("/LD")
-            .arg(format!("/Fe{}", out.display()))
-            .args(extra);
+        cmd.arg("/LD").arg(format!("/Fe{}", out.display())).args(extra);
     } else {
         cmd.args(["-shared", "-fPIC", "-o"]).arg(&out).args(extra);
     }
