@@ -11,6 +11,11 @@ use crate::util::{cargo, check_args, flag, root, run, target_dir};
 pub const MODULES: &[(&str, &str, &str)] = &[
     ("mod_websocket", "libmod_websocket.so", "mod_websocket.so"),
     (
+        "mod_websocket_draft76",
+        "libmod_websocket_draft76.so",
+        "mod_websocket_draft76.so",
+    ),
+    (
         "websocket-echo",
         "libmod_websocket_echo.so",
         "mod_websocket_echo.so",
@@ -80,7 +85,7 @@ pub fn build(release: bool) -> Result<Stage, String> {
     let modules_dir = apache_layout::discover()
         .map(|l| l.modules_dir)
         .unwrap_or_else(|_| PathBuf::from("/usr/lib/apache2/modules"));
-    for template in ["websocket.load", "websocket.conf"] {
+    for template in ["websocket.load", "websocket.conf", "websocket_draft76.load"] {
         let text = fs::read_to_string(root().join("conf").join(format!("{template}.in")))
             .map_err(|e| format!("cannot read conf/{template}.in: {e}"))?;
         let text = text.replace("@MODULES_DIR@", &modules_dir.display().to_string());

@@ -52,6 +52,32 @@ impl Brigade {
         max: usize,
         out: &mut Vec<u8>,
     ) -> ReadOutcome {
+        // SAFETY: forwarded contract.
+        unsafe { self.read(filters, max, sys::APR_NONBLOCK_READ, out) }
+    }
+
+    /// Reads up to `max` bytes, waiting (up to the connection's timeout)
+    /// for at least one.
+    ///
+    /// # Safety
+    /// As for [`Brigade::read_nonblocking`].
+    pub unsafe fn read_blocking(
+        &self,
+        filters: *mut sys::ap_filter_t,
+        max: usize,
+        out: &mut Vec<u8>,
+    ) -> ReadOutcome {
+        // SAFETY: forwarded contract.
+        unsafe { self.read(filters, max, sys::APR_BLOCK_READ, out) }
+    }
+
+    unsafe fn read(
+        &self,
+        filters: *mut sys::ap_filter_t,
+        max: usize,
+        block: sys::apr_read_type_e,
+        out: &mut Vec<u8>,
+    ) -> ReadOutcome {
         self.cleanup();
         // SAFETY: live filter chain and brigade (contract).
         let rv = unsafe {
@@ -59,7 +85,7 @@ impl Brigade {
                 filters,
                 self.raw,
                 sys::AP_MODE_READBYTES,
-                sys::APR_NONBLOCK_READ,
+                block,
                 max as sys::apr_off_t,
             )
         };
