@@ -209,6 +209,24 @@ pub fn assert_no_crash(server: &RunningServer) {
     }
 }
 
+/// Checks the log, stops the server, and checks the log again: a worker
+/// that crashes while shutting down a session shows up only then.
+pub fn finish(server: RunningServer) {
+    assert_no_crash(&server);
+    let log_path = server.config().error_log_path();
+    let logs = server.logs();
+    if let Err(e) = server.stop() {
+        panic!("stopping httpd failed: {e}\n{logs}");
+    }
+    let log = std::fs::read_to_string(&log_path).unwrap_or_default();
+    for marker in CRASH_MARKERS {
+        assert!(
+            !log.contains(marker),
+            "after stopping, the error log contains {marker:?}:\n{log}"
+        );
+    }
+}
+
 /// Waits until the error log contains `needle`; returns the log.
 pub fn wait_for_log(server: &RunningServer, needle: &str, timeout: Duration) -> String {
     let deadline = Instant::now() + timeout;

@@ -49,6 +49,9 @@ fn connect_callbacks() {
         client.response
     );
     assert_eq!(client.response.header("Sec-WebSocket-Accept"), Some(RFC_ACCEPT));
+    let mut client = client;
+    client.send_close(1000, "");
+    assert_eq!(client.expect_close(), Some(1000));
 
     // on_connect returning NULL refuses with 403.
     let refused = Handshake::new("/c").header("X-Refuse", "1").response(&server);
@@ -70,7 +73,7 @@ fn connect_callbacks() {
     let mut c = ws_connect(&server, "/c");
     assert_eq!(ask(&mut c, "protocols"), "");
     close_client(c);
-    assert_no_crash(&server);
+    finish(server);
 }
 
 #[test]
@@ -91,7 +94,7 @@ fn message_callbacks() {
     assert_echo(&mut c, Message::binary(vec![0u8, 255, 1, 254]));
     assert_echo(&mut c, Message::binary(vec![0x5a; 200_000]));
     close_client(c);
-    assert_no_crash(&server);
+    finish(server);
 }
 
 #[test]
@@ -119,7 +122,7 @@ fn plugin_close() {
         Err(tungstenite::Error::ConnectionClosed) => {}
         other => panic!("expected the end of the connection, got {other:?}"),
     }
-    assert_no_crash(&server);
+    finish(server);
 }
 
 /// `threads:<n>:<m>`: n plugin threads send m messages each at once; every
@@ -163,7 +166,7 @@ fn threads(mpm: Mpm) {
     let mut c = ws_connect(&server, "/c");
     assert_echo(&mut c, Message::text("still alive"));
     close_client(c);
-    assert_no_crash(&server);
+    finish(server);
 }
 
 #[test]
@@ -183,5 +186,5 @@ fn stdcall_init_name_loads() {
     assert_eq!(ask(&mut c, "request"), "yes");
     assert_echo(&mut c, Message::text("via _test_plugin_init@0"));
     close_client(c);
-    assert_no_crash(&server);
+    finish(server);
 }

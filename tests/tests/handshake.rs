@@ -72,7 +72,7 @@ fn accept_key_and_response_headers() {
         client.response
     );
     assert_echoes(client);
-    assert_no_crash(&server);
+    finish(server);
 }
 
 #[test]
@@ -101,7 +101,7 @@ fn accepted_variants() {
     }
     // No Origin at all (a non-browser client) is allowed under Same.
     assert_echoes(Handshake::new("/echo").without("Origin").open(&server));
-    assert_no_crash(&server);
+    finish(server);
 }
 
 #[test]
@@ -173,7 +173,7 @@ fn malformed_requests_are_refused() {
 
     // Still serving afterwards.
     assert_echoes(Handshake::new("/echo").open(&server));
-    assert_no_crash(&server);
+    finish(server);
 }
 
 /// RFC 9110 §15.5.6: a 405 lists the allowed methods in `Allow`.
@@ -216,7 +216,7 @@ fn non_websocket_requests_are_declined() {
         .response(&server);
     assert_ne!(draft76.status, 101, "{draft76:?}");
     assert_eq!(draft76.status, 404, "{draft76:?}");
-    assert_no_crash(&server);
+    finish(server);
 }
 
 #[test]
@@ -283,7 +283,7 @@ fn origin_policies() {
     // Off: anything goes.
     assert_echoes(Handshake::new("/off").header("Origin", evil).open(&server));
     assert_echoes(Handshake::new("/off").header("Origin", "null").open(&server));
-    assert_no_crash(&server);
+    finish(server);
 }
 
 #[test]
@@ -301,5 +301,5 @@ fn handler_without_plugin_is_a_500() {
             .any(|l| l.contains("no WebSocketHandler") && l.contains("/nohandler")),
         "the reason names the location:\n{log}"
     );
-    assert_no_crash(&server);
+    finish(server);
 }

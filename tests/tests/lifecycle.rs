@@ -55,9 +55,10 @@ fn idle_connection_survives_reqtimeout() {
     });
 
     thread::sleep(Duration::from_secs(12));
+    // (A connection reqtimeout ignored would end at IO_TIMEOUT, 15 s.)
     let (cut_after, answer) = control.join().unwrap();
     assert!(
-        cut_after >= Duration::from_secs(8) && cut_after < Duration::from_secs(12),
+        cut_after >= Duration::from_secs(8) && cut_after < Duration::from_secs(14),
         "the body timeout did not cut the plain request in ~10 s (after {cut_after:?}: {answer:?}); \
          is mod_reqtimeout active?"
     );
@@ -65,7 +66,7 @@ fn idle_connection_survives_reqtimeout() {
     assert_echo(&mut ws, Message::text("after 12 s idle"));
     assert_echo(&mut ws, Message::binary(vec![1u8; 100_000]));
     close_client(ws);
-    assert_no_crash(&server);
+    finish(server);
 }
 
 /// What an old connection does after a graceful restart: it either keeps
@@ -74,9 +75,7 @@ fn old_connection_after_graceful(client: &mut Client, i: usize) -> &'static str 
     let text = format!("old connection {i} after the restart");
     match client.send(Message::text(text.clone())) {
         Ok(()) => {}
-        Err(tungstenite::Error::ConnectionClosed | tungstenite::Error::AlreadyClosed) => {
-            return "closed"
-        }
+        Err(tungstenite::Error::ConnectionClosed | tungstenite::Error::AlreadyClosed) => return "closed",
         Err(e) => panic!("old connection {i}: sending failed uncleanly: {e}"),
     }
     loop {
@@ -133,8 +132,8 @@ fn graceful_restart(mpm: Mpm) {
     assert_echo(&mut c, Message::text("after two restarts"));
     close_client(c);
     assert!(server.is_running(), "httpd exited:\n{}", server.logs());
-    assert_no_crash(&server);
     eprintln!("{mpm}: old connections after graceful: {outcomes:?}");
+    finish(server);
 }
 
 #[test]
@@ -158,9 +157,7 @@ fn rejected(name: &str, directives: &str, expected: &[&str]) {
     let mut config = server_config(
         name,
         Mpm::Event,
-        &format!(
-            "<Location /ws>\n    SetHandler websocket-handler\n{directives}\n</Location>\n"
-        ),
+        &format!("<Location /ws>\n    SetHandler websocket-handler\n{directives}\n</Location>\n"),
     );
     match config.configtest() {
         Ok(out) => panic!("{directives:?} was accepted:\n{out}"),
@@ -195,9 +192,21 @@ fn bad_configuration_is_a_startup_error() {
         panic!("a good configuration was rejected:\n{out}");
     }
 
-    rejected("config-size-abc", "    MaxMessageSize abc", &["MaxMessageSize", "abc"]);
-    rejected("config-size-neg", "    MaxMessageSize -1", &["MaxMessageSize", "-1"]);
-    rejected("config-size-zero", "    MaxMessageSize 0", &["MaxMessageSize", "'0'"]);
+    rejected(
+        "config-size-abc",
+        "    MaxMessageSize abc",
+        &["MaxMessageSize", "abc"],
+    );
+    rejected(
+        "config-size-neg",
+        "    MaxMessageSize -1",
+        &["MaxMessageSize", "-1"],
+    );
+    rejected(
+        "config-size-zero",
+        "    MaxMessageSize 0",
+        &["MaxMessageSize", "'0'"],
+    );
     rejected(
         "config-size-alias",
         "    WebSocketMaxMessageSize lots",
@@ -218,4 +227,47 @@ fn bad_configuration_is_a_startup_error() {
         "    WebSocketOriginCheck maybe",
         &["WebSocketOriginCheck", "maybe"],
     );
+}
+
+/// Stopping the server with WebSocket connections open: the sessions end
+/// (with 1001 Going Away, RFC 6455 §7.4.1) and the workers exit promptly,
+/// instead of Apache escalating to SIGKILL, which skips on_disconnect.
+fn stop_with_open_connections(mpm: Mpm) {
+    let server = start_server("stop-open", mpm, &echo_location("/echo", ""));
+    let mut clients: Vec<RawClient> = (0..2)
+        .map(|i| {
+            let mut c = RawClient::open(&server, "/echo");
+            c.send_text(&format!("client {i}"));
+            assert_eq!(c.read_text(), format!("client {i}"));
+            c
+        })
+        .collect();
+    let log_path = server.config().error_log_path();
+    let started = Instant::now();
+    server.stop().expect("stop httpd");
+    let took = started.elapsed();
+    let log = std::fs::read_to_string(&log_path).unwrap_or_default();
+    for (i, c) in clients.iter_mut().enumerate() {
+        match c.read_frame() {
+            Ok(f) => assert_eq!(f.close_code(), Some(1001), "client {i}: {f:?}"),
+            Err(e) => panic!("client {i}: no close frame before the end ({e}); log:\n{log}"),
+        }
+    }
+    assert!(
+        !log.contains("AH00046") && !log.contains("still did not exit"),
+        "workers with open WebSockets did not exit on SIGTERM:\n{log}"
+    );
+    assert!(took < Duration::from_secs(4), "stopping took {took:?}:\n{log}");
+}
+
+#[test]
+#[ignore = "module bug: open sessions ignore server shutdown; children are SIGKILLed after ~10 s"]
+fn stop_with_open_connections_event() {
+    stop_with_open_connections(Mpm::Event);
+}
+
+#[test]
+#[ignore = "module bug: open sessions ignore server shutdown; children are SIGKILLed after ~10 s"]
+fn stop_with_open_connections_prefork() {
+    stop_with_open_connections(Mpm::Prefork);
 }

@@ -135,7 +135,7 @@ fn violations_get_their_close_codes() {
     c.send_close(1000, "");
     assert_eq!(c.expect_close(), Some(1000));
 
-    assert_no_crash(&server);
+    finish(server);
 }
 
 /// Every way of dropping a connection early, then the server must still
@@ -195,7 +195,7 @@ fn vanishing_clients(mpm: Mpm) {
     // Give the workers a moment to notice the last drops, then look.
     thread::sleep(Duration::from_millis(300));
     check_echo(&server, "after the drops settled");
-    assert_no_crash(&server);
+    finish(server);
 }
 
 fn check_echo(server: &RunningServer, when: &str) {

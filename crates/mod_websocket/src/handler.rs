@@ -86,7 +86,7 @@ unsafe fn handle(r: *mut sys::request_rec) -> c_int {
     let Some(conf) = (unsafe { websocket_engine::config::for_request(r, module_ptr()) }) else {
         return sys::DECLINED as c_int;
     };
-    let mut protocol = Rfc6455::new(handshake.version, conf.max_message_size());
+    let mut protocol = Rfc6455::new(handshake.version, conf);
     let endpoint = Endpoint {
         r,
         module_index: module_index(),

@@ -24,9 +24,15 @@ pub static mut websocket_module: sys::module = sys::module {
     ..sys::STANDARD20_MODULE_STUFF(c"mod_websocket.c")
 };
 
-static mut COMMANDS: [sys::command_rec; 6] = {
-    let [a, b, c, d, e] = config::common_commands();
-    [a, b, c, d, e, sys::AP_INIT_END()]
+static mut COMMANDS: [sys::command_rec; config::COMMON_COMMANDS + 1] = {
+    let common = config::common_commands();
+    let mut all = [sys::AP_INIT_END(); config::COMMON_COMMANDS + 1];
+    let mut i = 0;
+    while i < config::COMMON_COMMANDS {
+        all[i] = common[i];
+        i += 1;
+    }
+    all
 };
 
 /// Our index into Apache's per-module arrays (configs, log levels).

@@ -1,5 +1,6 @@
 //! RFC 6455 framing for the session engine.
 
+use websocket_engine::config::DirConfig;
 use websocket_engine::session::{Failure, Incoming, WireProtocol};
 use websocket_proto::close::ClosePayload;
 use websocket_proto::decoder::{Decoder, DecoderConfig, Event};
@@ -11,11 +12,12 @@ pub(crate) struct Rfc6455 {
 }
 
 impl Rfc6455 {
-    pub(crate) fn new(version: ProtocolVersion, max_message_size: u64) -> Self {
+    pub(crate) fn new(version: ProtocolVersion, conf: &DirConfig) -> Self {
         Rfc6455 {
             decoder: Decoder::new(DecoderConfig {
-                max_message_size,
+                max_message_size: conf.max_message_size(),
                 version,
+                allow_reserved_close_codes: conf.allow_reserved_close_codes(),
                 ..DecoderConfig::default()
             }),
             version,

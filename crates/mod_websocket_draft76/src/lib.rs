@@ -26,23 +26,22 @@ pub static mut websocket_draft76_module: sys::module = sys::module {
 
 /// The shared directives (Apache gives each of them to mod_websocket too,
 /// when it is loaded) plus our own switch for draft-75.
-static mut COMMANDS: [sys::command_rec; 7] = {
-    let [a, b, c, d, e] = config::common_commands();
-    [
-        a,
-        b,
-        c,
-        d,
-        e,
-        sys::AP_INIT_FLAG(
-            c"SupportDraft75",
-            set_support_draft75,
-            std::ptr::null_mut(),
-            HERE_OR_HTACCESS,
-            c"On to also accept draft-75 handshakes (no keys); default Off",
-        ),
-        sys::AP_INIT_END(),
-    ]
+static mut COMMANDS: [sys::command_rec; config::COMMON_COMMANDS + 2] = {
+    let common = config::common_commands();
+    let mut all = [sys::AP_INIT_END(); config::COMMON_COMMANDS + 2];
+    let mut i = 0;
+    while i < config::COMMON_COMMANDS {
+        all[i] = common[i];
+        i += 1;
+    }
+    all[config::COMMON_COMMANDS] = sys::AP_INIT_FLAG(
+        c"SupportDraft75",
+        set_support_draft75,
+        std::ptr::null_mut(),
+        HERE_OR_HTACCESS,
+        c"On to also accept draft-75 handshakes (no keys); default Off",
+    );
+    all
 };
 
 unsafe extern "C" fn set_support_draft75(

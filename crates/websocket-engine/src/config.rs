@@ -2,9 +2,10 @@
 //! that lets nested `<Location>` blocks inherit what they do not set.
 
 use std::ffi::CStr;
-use std::os::raw::{c_char, c_void};
+use std::os::raw::{c_char, c_int, c_void};
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::Duration;
 
 use httpd::sys;
 use websocket_plugin::LoadedPlugin;
@@ -40,6 +41,15 @@ pub struct DirConfig {
     pub trusted_origins: Option<OriginList>,
     /// mod_websocket_draft76 only: also accept draft-75 handshakes.
     pub support_draft75: Option<bool>,
+    /// Close with 1001 after this long without traffic from the peer (0: never).
+    pub idle_timeout: Option<Duration>,
+    /// Ping after this long without traffic; close if no pong within it (0: never).
+    pub ping_interval: Option<Duration>,
+    /// Accept close codes RFC 6455 reserves for future use (1016-2999).
+    pub allow_reserved_close_codes: Option<bool>,
+    /// Most WebSocket connections this module serves at once in one child
+    /// process (0: no limit).
+    pub max_connections: Option<u32>,
 }
 
 impl DirConfig {
@@ -54,7 +64,30 @@ impl DirConfig {
                 .clone()
                 .or_else(|| base.trusted_origins.clone()),
             support_draft75: add.support_draft75.or(base.support_draft75),
+            idle_timeout: add.idle_timeout.or(base.idle_timeout),
+            ping_interval: add.ping_interval.or(base.ping_interval),
+            allow_reserved_close_codes: add.allow_reserved_close_codes.or(base.allow_reserved_close_codes),
+            max_connections: add.max_connections.or(base.max_connections),
         }
+    }
+
+    /// `None` when idle connections are kept forever.
+    pub fn idle_timeout(&self) -> Option<Duration> {
+        self.idle_timeout.filter(|d| !d.is_zero())
+    }
+
+    /// `None` when the server never pings.
+    pub fn ping_interval(&self) -> Option<Duration> {
+        self.ping_interval.filter(|d| !d.is_zero())
+    }
+
+    pub fn allow_reserved_close_codes(&self) -> bool {
+        self.allow_reserved_close_codes.unwrap_or(false)
+    }
+
+    /// `None` when there is no limit.
+    pub fn max_connections(&self) -> Option<u32> {
+        self.max_connections.filter(|n| *n > 0)
     }
 
     pub fn max_message_size(&self) -> u64 {
@@ -82,6 +115,25 @@ pub fn parse_size(value: &str) -> Option<u64> {
     let n: u64 = digits.parse().ok()?;
     let bytes = n.checked_mul(unit)?;
     (bytes > 0 && bytes <= i64::MAX as u64).then_some(bytes)
+}
+
+/// Whole seconds, 0 allowed (it switches the feature off), at most a day.
+pub fn parse_seconds(value: &str) -> Option<Duration> {
+    let v = value.trim();
+    if v.is_empty() || !v.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let secs: u64 = v.parse().ok()?;
+    (secs <= 86_400).then(|| Duration::from_secs(secs))
+}
+
+/// A connection count: digits, 0 meaning no limit.
+pub fn parse_count(value: &str) -> Option<u32> {
+    let v = value.trim();
+    if v.is_empty() || !v.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    v.parse().ok()
 }
 
 pub fn parse_origin_check(value: &str) -> Option<OriginCheck> {
@@ -232,6 +284,74 @@ unsafe extern "C" fn set_origin_check(
     }
 }
 
+unsafe extern "C" fn set_idle_timeout(
+    cmd: *mut sys::cmd_parms,
+    conf: *mut c_void,
+    value: *const c_char,
+) -> *const c_char {
+    // SAFETY: forwarded Apache arguments.
+    unsafe {
+        directive(cmd, conf, |conf, _| {
+            let v = arg(value)?;
+            conf.idle_timeout = Some(
+                parse_seconds(v)
+                    .ok_or_else(|| format!("invalid value '{v}' (expected seconds, 0 for none)"))?,
+            );
+            Ok(())
+        })
+    }
+}
+
+unsafe extern "C" fn set_ping_interval(
+    cmd: *mut sys::cmd_parms,
+    conf: *mut c_void,
+    value: *const c_char,
+) -> *const c_char {
+    // SAFETY: forwarded Apache arguments.
+    unsafe {
+        directive(cmd, conf, |conf, _| {
+            let v = arg(value)?;
+            conf.ping_interval = Some(
+                parse_seconds(v)
+                    .ok_or_else(|| format!("invalid value '{v}' (expected seconds, 0 for none)"))?,
+            );
+            Ok(())
+        })
+    }
+}
+
+unsafe extern "C" fn set_allow_reserved(
+    cmd: *mut sys::cmd_parms,
+    conf: *mut c_void,
+    on: c_int,
+) -> *const c_char {
+    // SAFETY: forwarded Apache arguments.
+    unsafe {
+        directive(cmd, conf, |conf, _| {
+            conf.allow_reserved_close_codes = Some(on != 0);
+            Ok(())
+        })
+    }
+}
+
+unsafe extern "C" fn set_max_connections(
+    cmd: *mut sys::cmd_parms,
+    conf: *mut c_void,
+    value: *const c_char,
+) -> *const c_char {
+    // SAFETY: forwarded Apache arguments.
+    unsafe {
+        directive(cmd, conf, |conf, _| {
+            let v = arg(value)?;
+            conf.max_connections = Some(
+                parse_count(v)
+                    .ok_or_else(|| format!("invalid value '{v}' (expected a number, 0 for no limit)"))?,
+            );
+            Ok(())
+        })
+    }
+}
+
 unsafe extern "C" fn add_trusted_origin(
     cmd: *mut sys::cmd_parms,
     conf: *mut c_void,
@@ -258,8 +378,38 @@ const fn help(s: &'static CStr) -> &'static CStr {
 /// The directives every WebSocket module understands. Each module puts
 /// these in its own command table: when two modules define a directive,
 /// Apache hands it to both, so one `<Location>` configures them all.
-pub const fn common_commands() -> [sys::command_rec; 5] {
+pub const COMMON_COMMANDS: usize = 9;
+
+pub const fn common_commands() -> [sys::command_rec; COMMON_COMMANDS] {
     [
+        sys::AP_INIT_TAKE1(
+            c"WebSocketIdleTimeout",
+            set_idle_timeout,
+            std::ptr::null_mut(),
+            HERE_OR_HTACCESS,
+            help(c"close a connection with 1001 after this many seconds without traffic; default 0 (never)"),
+        ),
+        sys::AP_INIT_TAKE1(
+            c"WebSocketPingInterval",
+            set_ping_interval,
+            std::ptr::null_mut(),
+            HERE_OR_HTACCESS,
+            help(c"ping after this many idle seconds, close if no pong within as long; default 0 (never)"),
+        ),
+        sys::AP_INIT_FLAG(
+            c"WebSocketAllowReservedStatusCodes",
+            set_allow_reserved,
+            std::ptr::null_mut(),
+            HERE_OR_HTACCESS,
+            help(c"On: accept close codes 1016-2999 from clients; default Off"),
+        ),
+        sys::AP_INIT_TAKE1(
+            c"WebSocketMaxConnections",
+            set_max_connections,
+            std::ptr::null_mut(),
+            HERE,
+            help(c"most WebSocket connections per child process, beyond which 503; default 0 (no limit)"),
+        ),
         sys::AP_INIT_TAKE2(
             c"WebSocketHandler",
             set_handler,
@@ -321,6 +471,26 @@ mod tests {
         ] {
             assert_eq!(parse_size(bad), None, "{bad:?}");
         }
+    }
+
+    #[test]
+    fn seconds_and_counts() {
+        assert_eq!(parse_seconds("0"), Some(Duration::ZERO));
+        assert_eq!(parse_seconds("30"), Some(Duration::from_secs(30)));
+        for bad in ["", "-1", "1.5", "abc", "86401"] {
+            assert_eq!(parse_seconds(bad), None, "{bad:?}");
+        }
+        assert_eq!(parse_count("0"), Some(0));
+        assert_eq!(parse_count("500"), Some(500));
+        for bad in ["", "-3", "x", "99999999999"] {
+            assert_eq!(parse_count(bad), None, "{bad:?}");
+        }
+        let c = DirConfig {
+            idle_timeout: Some(Duration::ZERO),
+            max_connections: Some(0),
+            ..DirConfig::default()
+        };
+        assert_eq!((c.idle_timeout(), c.max_connections()), (None, None));
     }
 
     #[test]

@@ -4,9 +4,9 @@
 
 use std::ffi::CStr;
 use std::os::raw::c_int;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicU32, Ordering};
 
-use httpd::log::{APLOG_DEBUG, APLOG_ERR, APLOG_INFO};
+use httpd::log::{APLOG_DEBUG, APLOG_ERR, APLOG_INFO, APLOG_WARNING};
 use httpd::request::headers_out;
 use httpd::sys;
 use websocket_proto::origin::same_origin;
@@ -15,6 +15,30 @@ use crate::config::{DirConfig, OriginCheck};
 use crate::connection::{protocol_list, Connection, Framing};
 use crate::rlog;
 use crate::session::{self, SessionParams, WireProtocol};
+
+/// WebSocket connections this module is serving in this process.
+static OPEN_CONNECTIONS: AtomicU32 = AtomicU32::new(0);
+
+/// One counted connection; the count drops when it does.
+struct ConnectionSlot;
+
+impl ConnectionSlot {
+    /// A slot, unless `limit` connections are already open.
+    fn take(limit: Option<u32>) -> Option<ConnectionSlot> {
+        let previous = OPEN_CONNECTIONS.fetch_add(1, Ordering::AcqRel);
+        if limit.is_some_and(|max| previous >= max) {
+            OPEN_CONNECTIONS.fetch_sub(1, Ordering::AcqRel);
+            return None;
+        }
+        Some(ConnectionSlot)
+    }
+}
+
+impl Drop for ConnectionSlot {
+    fn drop(&mut self) {
+        OPEN_CONNECTIONS.fetch_sub(1, Ordering::AcqRel);
+    }
+}
 
 /// A validated handshake, ready to be answered.
 pub struct Endpoint<'a> {
@@ -101,6 +125,17 @@ pub unsafe fn serve(ep: Endpoint<'_>, protocol: &mut dyn WireProtocol) -> c_int 
         return sys::HTTP_FORBIDDEN as c_int;
     }
 
+    let Some(_slot) = ConnectionSlot::take(ep.conf.max_connections()) else {
+        rlog!(
+            r,
+            mi,
+            APLOG_WARNING,
+            "refusing WebSocket connection: WebSocketMaxConnections ({}) reached in this process",
+            ep.conf.max_connections().unwrap_or(0)
+        );
+        return sys::HTTP_SERVICE_UNAVAILABLE as c_int;
+    };
+
     // SAFETY: live request.
     let out = unsafe { headers_out(r) };
     for (name, value) in &ep.response_headers {
@@ -175,6 +210,9 @@ pub unsafe fn serve(ep: Endpoint<'_>, protocol: &mut dyn WireProtocol) -> c_int 
                 conn: &conn,
                 plugin: &plugin.plugin,
                 plugin_private,
+                idle_timeout: ep.conf.idle_timeout(),
+                ping_interval: ep.conf.ping_interval(),
+                can_ping: ep.framing == Framing::Rfc6455,
             },
             protocol,
         );

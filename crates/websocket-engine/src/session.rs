@@ -82,6 +82,67 @@ pub struct SessionParams<'a> {
     pub conn: &'a Connection,
     pub plugin: &'a LoadedPlugin,
     pub plugin_private: *mut c_void,
+    /// Close with 1001 after this long without a byte from the peer.
+    pub idle_timeout: Option<Duration>,
+    /// Ping after this long without a byte from the peer; close with 1001
+    /// if nothing comes back within as long again.
+    pub ping_interval: Option<Duration>,
+    /// Whether the wire protocol has ping frames.
+    pub can_ping: bool,
+}
+
+/// The keep-alive clocks of a connection.
+struct Timers {
+    idle_timeout: Option<Duration>,
+    ping_interval: Option<Duration>,
+    last_heard: Instant,
+    /// When the ping we sent must have been answered.
+    ping_deadline: Option<Instant>,
+}
+
+enum TimerAction {
+    None,
+    Ping,
+    Close(&'static str),
+}
+
+impl Timers {
+    fn heard(&mut self, now: Instant) {
+        self.last_heard = now;
+        self.ping_deadline = None;
+    }
+
+    /// What is due at `now`.
+    fn due(&mut self, now: Instant) -> TimerAction {
+        if let Some(deadline) = self.ping_deadline {
+            if now >= deadline {
+                return TimerAction::Close("no pong within WebSocketPingInterval");
+            }
+        }
+        if let Some(idle) = self.idle_timeout {
+            if now >= self.last_heard + idle {
+                return TimerAction::Close("idle for WebSocketIdleTimeout");
+            }
+        }
+        if let (Some(interval), None) = (self.ping_interval, self.ping_deadline) {
+            if now >= self.last_heard + interval {
+                self.ping_deadline = Some(now + interval);
+                return TimerAction::Ping;
+            }
+        }
+        TimerAction::None
+    }
+
+    /// The next moment something may be due.
+    fn next(&self) -> Option<Instant> {
+        let idle = self.idle_timeout.map(|t| self.last_heard + t);
+        let ping = match (self.ping_deadline, self.ping_interval) {
+            (Some(d), _) => Some(d),
+            (None, Some(i)) => Some(self.last_heard + i),
+            (None, None) => None,
+        };
+        [idle, ping].into_iter().flatten().min()
+    }
 }
 
 /// Runs the connection until it closes.
@@ -122,6 +183,12 @@ pub unsafe fn run(params: SessionParams<'_>, protocol: &mut dyn WireProtocol) {
     }
     let mut input: Vec<u8> = Vec::with_capacity(READ_SIZE);
     let mut output: Vec<u8> = Vec::new();
+    let mut timers = Timers {
+        idle_timeout: params.idle_timeout,
+        ping_interval: params.ping_interval.filter(|_| params.can_ping),
+        last_heard: Instant::now(),
+        ping_deadline: None,
+    };
 
     loop {
         let mut progressed = false;
@@ -131,6 +198,7 @@ pub unsafe fn run(params: SessionParams<'_>, protocol: &mut dyn WireProtocol) {
             match unsafe { bb_in.read_nonblocking((*c).input_filters, READ_SIZE, &mut input) } {
                 ReadOutcome::Data(_) => {
                     progressed = true;
+                    timers.heard(Instant::now());
                     let result = protocol.consume(&mut input, &mut |event| {
                         handle(&params, &mut phase, event);
                         !matches!(phase, Phase::Done)
@@ -156,6 +224,22 @@ pub unsafe fn run(params: SessionParams<'_>, protocol: &mut dyn WireProtocol) {
                 ReadOutcome::Closed(rv) => {
                     rlog!(r, mi, APLOG_DEBUG, "peer closed the connection (status {rv})");
                     phase = Phase::Done;
+                }
+            }
+        }
+        if phase == Phase::Open {
+            match timers.due(Instant::now()) {
+                TimerAction::None => {}
+                TimerAction::Ping => {
+                    outbox.push(true, Opcode::Ping, b"");
+                }
+                TimerAction::Close(why) => {
+                    rlog!(r, mi, APLOG_INFO, "closing with 1001: {why}");
+                    outbox.push(
+                        true,
+                        Opcode::Close,
+                        ClosePayload::new(CloseCode::GOING_AWAY, "").as_bytes(),
+                    );
                 }
             }
         }
@@ -189,7 +273,13 @@ pub unsafe fn run(params: SessionParams<'_>, protocol: &mut dyn WireProtocol) {
                 }
                 (deadline - now).as_micros() as sys::apr_interval_time_t
             }
-            Phase::Open => -1,
+            Phase::Open => match timers.next() {
+                None => -1,
+                Some(at) => {
+                    at.saturating_duration_since(Instant::now()).as_micros() as sys::apr_interval_time_t
+                        + 1000
+                }
+            },
         };
         if progressed {
             continue;
