@@ -8,7 +8,7 @@
 //! fails the test with a message saying how to make it.
 
 use std::io::{self, Read, Write};
-use std::net::{Shutdown, TcpStream};
+use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::OnceLock;
@@ -601,11 +601,6 @@ impl RawClient {
                 "the server kept the connection open for {within:?}"
             );
         }
-    }
-
-    /// Half-closes our side (the server then sees EOF).
-    pub fn shutdown_write(&mut self) {
-        let _ = self.stream.shutdown(Shutdown::Write);
     }
 }
 

