@@ -178,8 +178,6 @@ fn malformed_requests_are_refused() {
 
 /// RFC 9110 §15.5.6: a 405 lists the allowed methods in `Allow`.
 #[test]
-#[ignore = "module bug: 405 answers `Allow: TRACE`; the Allow set in err_headers_out is \
-            replaced by Apache's make_allow(r), so r->allowed must carry M_GET"]
 fn method_not_allowed_lists_get() {
     let server = server("hs-allow");
     let post = expect_status(&server, Handshake::new("/echo").method("POST"), 405, "POST");

@@ -268,8 +268,6 @@ fn stop_with_open_connections(mpm: Mpm) {
 }
 
 #[test]
-#[ignore = "module bug: under the event MPM open sessions ignore server shutdown; \
-            the child is SIGKILLed after ~10 s and on_disconnect never runs"]
 fn stop_with_open_connections_event() {
     stop_with_open_connections(Mpm::Event);
 }

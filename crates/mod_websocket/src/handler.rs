@@ -77,7 +77,16 @@ unsafe fn handle(r: *mut sys::request_rec) -> c_int {
                 err_out.set(name, value);
             }
             if e.http_status() == 405 {
-                err_out.set("Allow", "GET");
+                // Apache builds the 405's Allow header from the request's
+                // allowed-methods mask.
+                // SAFETY: live request owned by this thread; allowed_methods
+                // is allocated with every request.
+                unsafe {
+                    (*r).allowed |= 1 << sys::M_GET;
+                    if let Some(methods) = (*r).allowed_methods.as_mut() {
+                        methods.method_mask |= 1 << sys::M_GET;
+                    }
+                }
             }
             return c_int::from(e.http_status());
         }

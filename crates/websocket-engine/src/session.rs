@@ -30,6 +30,22 @@ const READ_SIZE: usize = 64 * 1024;
 /// How long to wait for the peer's close frame after we sent ours.
 const CLOSE_TIMEOUT: Duration = Duration::from_secs(5);
 
+/// How often an idle session asks the MPM whether the server is stopping
+/// (nothing wakes a thread blocked in our pollset when it does).
+const STOP_CHECK: Duration = Duration::from_secs(1);
+
+/// How long to wait for the peer's close frame when the server is stopping:
+/// the MPM kills children that take much longer.
+const STOPPING_CLOSE_TIMEOUT: Duration = Duration::from_millis(500);
+
+/// Is this child process shutting down (stop, restart or graceful)?
+fn server_stopping() -> bool {
+    let mut state: c_int = 0;
+    // SAFETY: a plain query into the MPM, safe from any thread.
+    let rv = unsafe { sys::ap_mpm_query(sys::AP_MPMQ_MPM_STATE, &mut state) };
+    rv == sys::APR_SUCCESS as sys::apr_status_t && state == sys::AP_MPMQ_STOPPING
+}
+
 /// What a wire protocol decoded.
 pub enum Incoming<'a> {
     Message {
@@ -183,6 +199,8 @@ pub unsafe fn run(params: SessionParams<'_>, protocol: &mut dyn WireProtocol) {
     }
     let mut input: Vec<u8> = Vec::with_capacity(READ_SIZE);
     let mut output: Vec<u8> = Vec::new();
+    let mut stop_checked = Instant::now();
+    let mut close_timeout = CLOSE_TIMEOUT;
     let mut timers = Timers {
         idle_timeout: params.idle_timeout,
         ping_interval: params.ping_interval.filter(|_| params.can_ping),
@@ -227,6 +245,18 @@ pub unsafe fn run(params: SessionParams<'_>, protocol: &mut dyn WireProtocol) {
                 }
             }
         }
+        if phase == Phase::Open && stop_checked.elapsed() >= STOP_CHECK {
+            stop_checked = Instant::now();
+            if server_stopping() {
+                rlog!(r, mi, APLOG_INFO, "closing with 1001: the server is stopping");
+                outbox.push(
+                    true,
+                    Opcode::Close,
+                    ClosePayload::new(CloseCode::GOING_AWAY, "").as_bytes(),
+                );
+                close_timeout = STOPPING_CLOSE_TIMEOUT;
+            }
+        }
         if phase == Phase::Open {
             match timers.due(Instant::now()) {
                 TimerAction::None => {}
@@ -260,7 +290,7 @@ pub unsafe fn run(params: SessionParams<'_>, protocol: &mut dyn WireProtocol) {
         }
         if close_queued && phase == Phase::Open {
             phase = Phase::Closing {
-                deadline: Instant::now() + CLOSE_TIMEOUT,
+                deadline: Instant::now() + close_timeout,
             };
         }
         let timeout = match phase {
@@ -273,13 +303,11 @@ pub unsafe fn run(params: SessionParams<'_>, protocol: &mut dyn WireProtocol) {
                 }
                 (deadline - now).as_micros() as sys::apr_interval_time_t
             }
-            Phase::Open => match timers.next() {
-                None => -1,
-                Some(at) => {
-                    at.saturating_duration_since(Instant::now()).as_micros() as sys::apr_interval_time_t
-                        + 1000
-                }
-            },
+            Phase::Open => {
+                let next_stop_check = stop_checked + STOP_CHECK;
+                let at = timers.next().map_or(next_stop_check, |t| t.min(next_stop_check));
+                at.saturating_duration_since(Instant::now()).as_micros() as sys::apr_interval_time_t + 1000
+            }
         };
         if progressed {
             continue;
