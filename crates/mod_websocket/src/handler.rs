@@ -3,13 +3,14 @@
 use std::os::raw::c_int;
 use std::panic::AssertUnwindSafe;
 
-use httpd::log::{APLOG_ERR, APLOG_INFO};
+use httpd::log::{APLOG_DEBUG, APLOG_ERR, APLOG_INFO};
 use httpd::request::{err_headers_out, headers_in};
 use httpd::sys;
 use httpd::table::Table;
-use websocket_engine::connection::Framing;
+use websocket_engine::connection::{Compression, Framing};
 use websocket_engine::rlog;
 use websocket_engine::serve::{serve, Endpoint};
+use websocket_proto::deflate::negotiate;
 use websocket_proto::handshake::{classify, Handshake, HandshakeRequest, HeaderSource, RequestKind};
 
 use crate::rfc6455::Rfc6455;
@@ -95,18 +96,37 @@ unsafe fn handle(r: *mut sys::request_rec) -> c_int {
     let Some(conf) = (unsafe { websocket_engine::config::for_request(r, module_ptr()) }) else {
         return sys::DECLINED as c_int;
     };
-    let mut protocol = Rfc6455::new(handshake.version, conf);
+    let deflate = match negotiate(&handshake.extensions, &conf.deflate()) {
+        Ok(n) => n,
+        Err(e) => {
+            // Declining a bad offer is the RFC 7692 answer; the handshake goes on uncompressed.
+            rlog!(
+                r,
+                module_index(),
+                APLOG_DEBUG,
+                "declining permessage-deflate offer: {e}"
+            );
+            None
+        }
+    };
+    let extensions_header = deflate.as_ref().map(|n| n.response_header());
+    let mut protocol = Rfc6455::new(handshake.version, conf, deflate.as_ref());
     let endpoint = Endpoint {
         r,
         module_index: module_index(),
         conf,
         origin: handshake.origin.as_deref(),
         protocols: &handshake.protocols,
-        response_headers: handshake.response_headers(None, None),
+        response_headers: handshake.response_headers(None, extensions_header.as_deref()),
         protocol_header: "Sec-WebSocket-Protocol",
         status_line: None,
         answer_body: Vec::new(),
         framing: Framing::Rfc6455,
+        compression: deflate.map(|negotiated| Compression {
+            negotiated,
+            level: conf.deflate().level,
+            min_size: conf.compression_min_size(),
+        }),
         description: format!("WebSocket version {}", handshake.version),
     };
     // SAFETY: live request handled on this thread.

@@ -128,6 +128,7 @@ unsafe fn handle(r: *mut sys::request_rec) -> c_int {
         status_line: Some(status_line),
         answer_body,
         framing: Framing::Legacy,
+        compression: None,
         description: match legacy.draft {
             Draft::Draft75 => "WebSocket draft-75".to_owned(),
             Draft::Draft76 => "WebSocket draft-76".to_owned(),

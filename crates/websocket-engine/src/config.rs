@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use httpd::sys;
 use websocket_plugin::LoadedPlugin;
+use websocket_proto::deflate::DeflateConfig;
 use websocket_proto::origin::OriginList;
 
 /// `MaxMessageSize` when none is configured: 32 MiB, as in the C module.
@@ -50,7 +51,19 @@ pub struct DirConfig {
     /// Most WebSocket connections this module serves at once in one child
     /// process (0: no limit).
     pub max_connections: Option<u32>,
+    /// permessage-deflate (RFC 7692) on offer.
+    pub compression: Option<bool>,
+    pub compression_level: Option<u32>,
+    /// Messages shorter than this are sent uncompressed.
+    pub compression_min_size: Option<u64>,
+    /// The largest LZ77 window (9-15 bits) our compressor uses and that we
+    /// ask clients to use: the memory knob.
+    pub compression_window_bits: Option<u8>,
 }
+
+/// `WebSocketCompressionMinSize` by default: below this, deflate's framing
+/// costs more than it saves.
+pub const DEFAULT_COMPRESSION_MIN_SIZE: u64 = 64;
 
 impl DirConfig {
     /// The settings of `add` on top of those of `base`.
@@ -68,7 +81,28 @@ impl DirConfig {
             ping_interval: add.ping_interval.or(base.ping_interval),
             allow_reserved_close_codes: add.allow_reserved_close_codes.or(base.allow_reserved_close_codes),
             max_connections: add.max_connections.or(base.max_connections),
+            compression: add.compression.or(base.compression),
+            compression_level: add.compression_level.or(base.compression_level),
+            compression_min_size: add.compression_min_size.or(base.compression_min_size),
+            compression_window_bits: add.compression_window_bits.or(base.compression_window_bits),
         }
+    }
+
+    /// The permessage-deflate settings in effect.
+    pub fn deflate(&self) -> DeflateConfig {
+        let defaults = DeflateConfig::default();
+        let window = self.compression_window_bits.unwrap_or(defaults.max_server_window_bits);
+        DeflateConfig {
+            enabled: self.compression.unwrap_or(true),
+            level: self.compression_level.unwrap_or(defaults.level),
+            max_server_window_bits: window,
+            max_client_window_bits: window,
+            server_no_context_takeover: false,
+        }
+    }
+
+    pub fn compression_min_size(&self) -> usize {
+        usize::try_from(self.compression_min_size.unwrap_or(DEFAULT_COMPRESSION_MIN_SIZE)).unwrap_or(usize::MAX)
     }
 
     /// `None` when idle connections are kept forever.
@@ -352,6 +386,74 @@ unsafe extern "C" fn set_max_connections(
     }
 }
 
+unsafe extern "C" fn set_compression(cmd: *mut sys::cmd_parms, conf: *mut c_void, on: c_int) -> *const c_char {
+    // SAFETY: forwarded Apache arguments.
+    unsafe {
+        directive(cmd, conf, |conf, _| {
+            conf.compression = Some(on != 0);
+            Ok(())
+        })
+    }
+}
+
+/// A small decimal number within `range`.
+fn parse_in_range(value: &str, range: std::ops::RangeInclusive<u32>) -> Option<u32> {
+    let v = value.trim();
+    if v.is_empty() || v.len() > 3 || !v.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    v.parse().ok().filter(|n| range.contains(n))
+}
+
+unsafe extern "C" fn set_compression_level(
+    cmd: *mut sys::cmd_parms,
+    conf: *mut c_void,
+    value: *const c_char,
+) -> *const c_char {
+    // SAFETY: forwarded Apache arguments.
+    unsafe {
+        directive(cmd, conf, |conf, _| {
+            let v = arg(value)?;
+            conf.compression_level =
+                Some(parse_in_range(v, 1..=9).ok_or_else(|| format!("invalid level '{v}' (expected 1 to 9)"))?);
+            Ok(())
+        })
+    }
+}
+
+unsafe extern "C" fn set_compression_min_size(
+    cmd: *mut sys::cmd_parms,
+    conf: *mut c_void,
+    value: *const c_char,
+) -> *const c_char {
+    // SAFETY: forwarded Apache arguments.
+    unsafe {
+        directive(cmd, conf, |conf, _| {
+            let v = arg(value)?;
+            let size = if v.trim() == "0" { Some(0) } else { parse_size(v) };
+            conf.compression_min_size =
+                Some(size.ok_or_else(|| format!("invalid size '{v}' (expected a number of bytes)"))?);
+            Ok(())
+        })
+    }
+}
+
+unsafe extern "C" fn set_compression_window_bits(
+    cmd: *mut sys::cmd_parms,
+    conf: *mut c_void,
+    value: *const c_char,
+) -> *const c_char {
+    // SAFETY: forwarded Apache arguments.
+    unsafe {
+        directive(cmd, conf, |conf, _| {
+            let v = arg(value)?;
+            let bits = parse_in_range(v, 9..=15).ok_or_else(|| format!("invalid window bits '{v}' (expected 9 to 15)"))?;
+            conf.compression_window_bits = Some(bits as u8);
+            Ok(())
+        })
+    }
+}
+
 unsafe extern "C" fn add_trusted_origin(
     cmd: *mut sys::cmd_parms,
     conf: *mut c_void,
@@ -378,10 +480,38 @@ const fn help(s: &'static CStr) -> &'static CStr {
 /// The directives every WebSocket module understands. Each module puts
 /// these in its own command table: when two modules define a directive,
 /// Apache hands it to both, so one `<Location>` configures them all.
-pub const COMMON_COMMANDS: usize = 9;
+pub const COMMON_COMMANDS: usize = 13;
 
 pub const fn common_commands() -> [sys::command_rec; COMMON_COMMANDS] {
     [
+        sys::AP_INIT_FLAG(
+            c"WebSocketCompression",
+            set_compression,
+            std::ptr::null_mut(),
+            HERE_OR_HTACCESS,
+            help(c"On (default): accept permessage-deflate (RFC 7692) when clients offer it"),
+        ),
+        sys::AP_INIT_TAKE1(
+            c"WebSocketCompressionLevel",
+            set_compression_level,
+            std::ptr::null_mut(),
+            HERE_OR_HTACCESS,
+            help(c"deflate level, 1 (fastest) to 9 (smallest); default 6"),
+        ),
+        sys::AP_INIT_TAKE1(
+            c"WebSocketCompressionMinSize",
+            set_compression_min_size,
+            std::ptr::null_mut(),
+            HERE_OR_HTACCESS,
+            help(c"messages shorter than this many bytes are sent uncompressed; default 64"),
+        ),
+        sys::AP_INIT_TAKE1(
+            c"WebSocketCompressionWindowBits",
+            set_compression_window_bits,
+            std::ptr::null_mut(),
+            HERE_OR_HTACCESS,
+            help(c"largest deflate window, 9 to 15 bits (memory per connection); default 15"),
+        ),
         sys::AP_INIT_TAKE1(
             c"WebSocketIdleTimeout",
             set_idle_timeout,

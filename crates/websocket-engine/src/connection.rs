@@ -19,6 +19,7 @@ use websocket_plugin::ffi::{
     MESSAGE_TYPE_PONG, MESSAGE_TYPE_TEXT, WEBSOCKET_SERVER_VERSION_1,
 };
 use websocket_proto::close::{CloseCode, ClosePayload};
+use websocket_proto::deflate::{Deflater, Negotiated};
 use websocket_proto::encoder::FrameHeaderBuf;
 use websocket_proto::frame::{FrameHeader, MAX_CONTROL_PAYLOAD};
 use websocket_proto::Opcode;
@@ -71,8 +72,46 @@ impl Framing {
     }
 }
 
+/// permessage-deflate for what we send, as negotiated in the handshake.
+pub struct Compression {
+    pub negotiated: Negotiated,
+    pub level: u32,
+    /// Messages shorter than this go out uncompressed.
+    pub min_size: usize,
+}
+
+/// The sending half of a connection's compression. The compressor is made
+/// on the first message worth compressing: it costs a few hundred KiB.
+struct Compressor {
+    settings: Compression,
+    deflater: Option<Deflater>,
+    scratch: Vec<u8>,
+}
+
+impl Compressor {
+    /// Appends a compressed data frame, or returns false if the message is
+    /// too small to be worth it.
+    fn encode(&mut self, opcode: Opcode, payload: &[u8], out: &mut Vec<u8>) -> bool {
+        if payload.len() < self.settings.min_size || !matches!(opcode, Opcode::Text | Opcode::Binary) {
+            return false;
+        }
+        let settings = &self.settings;
+        let deflater = self.deflater.get_or_insert_with(|| Deflater::new(&settings.negotiated, settings.level));
+        self.scratch.clear();
+        deflater.compress(payload, &mut self.scratch);
+        let header = FrameHeaderBuf::new(opcode, true, true, self.scratch.len() as u64);
+        out.extend_from_slice(header.as_bytes());
+        out.extend_from_slice(&self.scratch);
+        if self.scratch.capacity() > 256 * 1024 {
+            self.scratch = Vec::new();
+        }
+        true
+    }
+}
+
 struct Queue {
     framing: Framing,
+    compressor: Option<Compressor>,
     bytes: Vec<u8>,
     /// The session is over: every send fails.
     closed: bool,
@@ -88,10 +127,15 @@ pub struct Outbox {
 }
 
 impl Outbox {
-    pub fn new(framing: Framing) -> Outbox {
+    pub fn new(framing: Framing, compression: Option<Compression>) -> Outbox {
         Outbox {
             queue: Mutex::new(Queue {
                 framing,
+                compressor: compression.map(|settings| Compressor {
+                    settings,
+                    deflater: None,
+                    scratch: Vec::new(),
+                }),
                 bytes: Vec::new(),
                 closed: false,
                 close_queued: false,
@@ -120,8 +164,12 @@ impl Outbox {
         if q.closed || q.close_queued {
             return false;
         }
-        let framing = q.framing;
-        if !framing.encode(opcode, payload, &mut q.bytes) {
+        let q = &mut *q;
+        let compressed = match &mut q.compressor {
+            Some(c) => c.encode(opcode, payload, &mut q.bytes),
+            None => false,
+        };
+        if !compressed && !q.framing.encode(opcode, payload, &mut q.bytes) {
             return false;
         }
         if opcode == Opcode::Close {
@@ -200,7 +248,12 @@ pub struct Connection {
 unsafe impl Sync for Connection {}
 
 impl Connection {
-    pub fn new(r: *mut sys::request_rec, protocols: Vec<CString>, framing: Framing) -> Box<Connection> {
+    pub fn new(
+        r: *mut sys::request_rec,
+        protocols: Vec<CString>,
+        framing: Framing,
+        compression: Option<Compression>,
+    ) -> Box<Connection> {
         let mut conn = Box::new(Connection {
             server: WebSocketServer {
                 size: std::mem::size_of::<WebSocketServer>() as _,
@@ -219,7 +272,7 @@ impl Connection {
                 r,
                 protocols,
                 owner: std::thread::current().id(),
-                outbox: Outbox::new(framing),
+                outbox: Outbox::new(framing, compression),
                 handshake_open: AtomicBool::new(true),
             },
         });
@@ -369,7 +422,7 @@ mod tests {
 
     #[test]
     fn frames_are_encoded_in_order() {
-        let outbox = Outbox::new(Framing::Rfc6455);
+        let outbox = Outbox::new(Framing::Rfc6455, None);
         assert!(outbox.push(true, Opcode::Text, b"hi"));
         assert!(outbox.push(false, Opcode::Binary, &[1, 2]));
         let mut out = Vec::new();
@@ -379,7 +432,7 @@ mod tests {
 
     #[test]
     fn nothing_follows_a_close_frame() {
-        let outbox = Outbox::new(Framing::Rfc6455);
+        let outbox = Outbox::new(Framing::Rfc6455, None);
         assert!(outbox.push(true, Opcode::Close, &[0x03, 0xE8]));
         assert!(!outbox.push(true, Opcode::Text, b"late"));
         let mut out = Vec::new();
@@ -389,7 +442,7 @@ mod tests {
 
     #[test]
     fn legacy_framing_carries_text_and_close_only() {
-        let outbox = Outbox::new(Framing::Legacy);
+        let outbox = Outbox::new(Framing::Legacy, None);
         outbox.push_raw(b"digest");
         assert!(outbox.push(true, Opcode::Text, "é".as_bytes()));
         assert!(!outbox.push(true, Opcode::Binary, b"x"));
@@ -402,7 +455,7 @@ mod tests {
 
     #[test]
     fn a_full_queue_blocks_other_threads_until_drained() {
-        let outbox = Arc::new(Outbox::new(Framing::Rfc6455));
+        let outbox = Arc::new(Outbox::new(Framing::Rfc6455, None));
         let big = vec![0u8; QUEUE_LIMIT];
         assert!(
             outbox.push(false, Opcode::Binary, &big),
@@ -424,7 +477,7 @@ mod tests {
 
     #[test]
     fn closing_releases_blocked_senders_with_failure() {
-        let outbox = Arc::new(Outbox::new(Framing::Rfc6455));
+        let outbox = Arc::new(Outbox::new(Framing::Rfc6455, None));
         assert!(outbox.push(false, Opcode::Binary, &vec![0u8; QUEUE_LIMIT]));
         let sender = {
             let outbox = outbox.clone();

@@ -12,7 +12,7 @@ use httpd::sys;
 use websocket_proto::origin::same_origin;
 
 use crate::config::{DirConfig, OriginCheck};
-use crate::connection::{protocol_list, Connection, Framing};
+use crate::connection::{protocol_list, Compression, Connection, Framing};
 use crate::rlog;
 use crate::session::{self, SessionParams, WireProtocol};
 
@@ -59,6 +59,8 @@ pub struct Endpoint<'a> {
     /// Bytes to send right after the response headers (draft-76's digest).
     pub answer_body: Vec<u8>,
     pub framing: Framing,
+    /// permessage-deflate for outgoing messages, if negotiated.
+    pub compression: Option<Compression>,
     /// For the log: which protocol this is.
     pub description: String,
 }
@@ -146,7 +148,7 @@ pub unsafe fn serve(ep: Endpoint<'_>, protocol: &mut dyn WireProtocol) -> c_int 
     if let Some(first) = ep.protocols.first() {
         out.set(ep.protocol_header, first);
     }
-    let conn = Connection::new(r, protocol_list(ep.protocols), ep.framing);
+    let conn = Connection::new(r, protocol_list(ep.protocols), ep.framing, ep.compression);
     // Before anything the plugin sends from on_connect on.
     conn.state.outbox.push_raw(&ep.answer_body);
     // SAFETY: the server struct is live until after on_disconnect.
