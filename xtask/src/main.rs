@@ -5,6 +5,8 @@ use std::process::ExitCode;
 
 mod demo;
 mod deps;
+mod fuzz;
+mod package;
 mod stage;
 mod test;
 mod util;
@@ -19,7 +21,24 @@ commands:
                                     /echo, /dumb-increment and the example pages
   test [--quick]                    every test: unit, integration against a real Apache under the
                                     event, worker and prefork MPMs, and the Autobahn suite
-                                    (--quick: skip Autobahn)
+                                    (--quick: skip Autobahn; the full run ends with the .deb install
+                                    test on the system Apache and the MSI layout check)
+  fuzz [--seconds N] [--target NAME]
+                                    build the websocket-proto fuzz targets on stable and run each
+                                    for N seconds (default 60; `test` runs them for 45 s each)
+  package deb [--install-test]      release build, then target/debian/libapache2-mod-websocket*.deb
+                                    (cargo-deb, installed if missing; lintian if present);
+                                    --install-test: install them into this machine's Apache, test
+                                    it on 127.0.0.1:80, remove and purge (root, Debian)
+  package msi                       release build, then the WiX installer into target/wix/ (cargo-wix
+                                    on Windows; on Linux a wixl-built layout check of the same .wxs)
+  install --homebrew [--prefix P] [--draft76] [--no-build]
+  install --system (--sign IDENTITY | --authority A) [--prefix ROOT] [--draft76] [--no-build]
+                                    macOS: release build, copy the modules into Homebrew's httpd or
+                                    /usr/local/libexec/apache2 for the system Apache, and add or
+                                    update LoadModule lines in its httpd.conf (--system: codesign with
+                                    IDENTITY; the lines carry the \"Authority\" the system Apache
+                                    requires; sudo is used for the copy step when needed)
 ";
 
 fn main() -> ExitCode {
@@ -32,6 +51,9 @@ fn main() -> ExitCode {
         "build" => stage::cmd_build(rest),
         "demo" => demo::cmd_demo(rest),
         "test" => test::cmd_test(rest),
+        "fuzz" => fuzz::cmd_fuzz(rest),
+        "package" => package::cmd_package(rest),
+        "install" => package::cmd_install(rest),
         "help" | "--help" | "-h" => {
             print!("{USAGE}");
             Ok(())

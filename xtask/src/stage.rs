@@ -71,7 +71,7 @@ pub fn build(release: bool) -> Result<Stage, String> {
             .map_err(|e| format!("cannot create {}: {e}", stage.dir.join(sub).display()))?;
     }
     for (_, built, staged) in MODULES {
-        copy(&profile_dir.join(built), &stage.module(staged))?;
+        copy(&profile_dir.join(host_artifact(built)), &stage.module(staged))?;
     }
     copy(
         &root().join("crates/websocket-plugin/include/websocket_plugin.h"),
@@ -91,7 +91,24 @@ pub fn build(release: bool) -> Result<Stage, String> {
         let text = text.replace("@MODULES_DIR@", &modules_dir.display().to_string());
         write(&stage.dir.join("conf").join(template), &text)?;
     }
+    // And the same files with each platform's paths, for the packages.
+    crate::package::conf::emit_all(&stage.dir.join("conf"))?;
     Ok(stage)
+}
+
+/// The name cargo gives a cdylib on the host, from its Linux name in
+/// [`MODULES`]: `libX.so` on Linux, `libX.dylib` on macOS, `X.dll` on
+/// Windows. The staged name stays `X.so` everywhere, as Apache's modules are
+/// named on every platform (ApacheLounge and Homebrew included).
+pub fn host_artifact(linux_name: &str) -> String {
+    let stem = linux_name.strip_suffix(".so").unwrap_or(linux_name);
+    if cfg!(target_os = "windows") {
+        format!("{}.dll", stem.strip_prefix("lib").unwrap_or(stem))
+    } else if cfg!(target_os = "macos") {
+        format!("{stem}.dylib")
+    } else {
+        linux_name.to_owned()
+    }
 }
 
 fn copy(from: &Path, to: &Path) -> Result<(), String> {
@@ -134,5 +151,22 @@ pub fn parse_mpm(value: Option<&str>) -> Result<httpd_runner::Mpm, String> {
         "worker" => Ok(httpd_runner::Mpm::Worker),
         "prefork" => Ok(httpd_runner::Mpm::Prefork),
         other => Err(format!("--mpm must be event, worker or prefork, not '{other}'")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn host_artifact_names() {
+        let name = host_artifact("libmod_websocket.so");
+        if cfg!(target_os = "windows") {
+            assert_eq!(name, "mod_websocket.dll");
+        } else if cfg!(target_os = "macos") {
+            assert_eq!(name, "libmod_websocket.dylib");
+        } else {
+            assert_eq!(name, "libmod_websocket.so");
+        }
     }
 }

@@ -33,6 +33,8 @@ pub fn cmd_test(args: &[String]) -> Result<(), String> {
             failures.push(format!("{mpm}: {e}"));
         }
     }
+    crate::package::install_test(&stage)?;
+    crate::fuzz::run(crate::fuzz::TARGETS, 45)?;
     if failures.is_empty() {
         eprintln!("xtask: all tests passed");
         Ok(())
