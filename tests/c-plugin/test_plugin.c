@@ -12,11 +12,15 @@
  *                "threads:<n>:<m>"  -> n threads each send m texts "t<i>:<k>" at once,
  *                                      then "threads-done" once all have finished
  *                "close"            -> close()
+ *                "live"             -> how many connections of this process have been
+ *                                      accepted by on_connect and not yet ended by
+ *                                      on_disconnect (a process-wide counter)
  *                anything else      -> echoed with the same type
  *   on_disconnect joins every thread and frees the connection's state.
  */
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -25,6 +29,9 @@
 #define MAX_BATCHES 16
 
 struct connection;
+
+/* Connections between a successful on_connect and their on_disconnect. */
+static atomic_long live_connections;
 
 struct batch {
     struct connection *conn;
@@ -157,6 +164,7 @@ static void *CALLBACK on_connect(const WebSocketServer *server)
         free(conn);
         return NULL;
     }
+    atomic_fetch_add(&live_connections, 1);
     for (i = 0; i < count; i++) {
         const char *p = server->protocol_index(server, i);
         if (p == NULL) {
@@ -186,6 +194,12 @@ static size_t CALLBACK on_message(void *plugin_private, const WebSocketServer *s
         }
         if (is(buffer, buffer_size, "request")) {
             send_text(server, server->request(server) != NULL ? "yes" : "no");
+            return 0;
+        }
+        if (is(buffer, buffer_size, "live")) {
+            char text[32];
+            snprintf(text, sizeof text, "%ld", atomic_load(&live_connections));
+            send_text(server, text);
             return 0;
         }
         if (is(buffer, buffer_size, "close")) {
@@ -225,6 +239,7 @@ static void CALLBACK on_disconnect(void *plugin_private, const WebSocketServer *
     }
     free(conn->protocols);
     free(conn);
+    atomic_fetch_sub(&live_connections, 1);
 }
 
 EXPORT WebSocketPlugin *CALLBACK test_plugin_init(void);

@@ -710,3 +710,104 @@ pub fn close_client(mut client: Client) {
         }
     }
 }
+
+// ---------------------------------------------------------------------------
+// Logs and processes
+
+/// Fails if the error log has a crash line or anything logged at `error`
+/// or worse (soak tests want a clean log, not just no crash).
+pub fn assert_log_clean(server: &RunningServer) {
+    assert_no_crash(server);
+    let log = server.error_log();
+    let bad: Vec<&str> = log
+        .lines()
+        .filter(|l| {
+            [":error]", ":crit]", ":alert]", ":emerg]"]
+                .iter()
+                .any(|lvl| l.contains(lvl))
+        })
+        .collect();
+    assert!(
+        bad.is_empty(),
+        "the error log has errors:\n{}\n--- whole log:\n{log}",
+        bad.join("\n")
+    );
+}
+
+/// The process ids whose parent is `parent` (from /proc; Linux only).
+pub fn child_pids(parent: u32) -> Vec<u32> {
+    let mut out = Vec::new();
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return out;
+    };
+    for entry in dir.flatten() {
+        let Some(pid) = entry.file_name().to_str().and_then(|s| s.parse::<u32>().ok()) else {
+            continue;
+        };
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+            continue;
+        };
+        // pid (comm) state ppid ...; comm may contain spaces and parentheses.
+        let ppid = stat
+            .rsplit_once(')')
+            .and_then(|(_, rest)| rest.split_whitespace().nth(1))
+            .and_then(|p| p.parse::<u32>().ok());
+        if ppid == Some(parent) {
+            out.push(pid);
+        }
+    }
+    out.sort_unstable();
+    out
+}
+
+/// The server's worker processes (the parent's children).
+pub fn worker_pids(server: &RunningServer) -> Vec<u32> {
+    child_pids(server.pid())
+}
+
+/// A process's resident set size in KiB (`VmRSS` in /proc/<pid>/status);
+/// `None` once it is gone.
+pub fn rss_kib(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next())
+        .and_then(|v| v.parse().ok())
+}
+
+// ---------------------------------------------------------------------------
+// Test data
+
+/// A small deterministic generator (xorshift64), so every client's traffic
+/// differs, every echo can be checked byte for byte and a failure can be
+/// replayed. The seed must not be zero.
+pub struct Rng(pub u64);
+
+impl Rng {
+    pub fn next_u64(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+
+    pub fn below(&mut self, n: u64) -> u64 {
+        self.next_u64() % n
+    }
+
+    /// `min` to `min + spread` random bytes.
+    pub fn sized(&mut self, min: usize, spread: usize) -> Vec<u8> {
+        let len = min + self.below(spread as u64 + 1) as usize;
+        self.bytes(len)
+    }
+
+    pub fn bytes(&mut self, len: usize) -> Vec<u8> {
+        let mut v = Vec::with_capacity(len + 8);
+        while v.len() < len {
+            v.extend_from_slice(&self.next_u64().to_le_bytes());
+        }
+        v.truncate(len);
+        v
+    }
+}

@@ -60,7 +60,12 @@ pub fn cmd_fuzz(args: &[String]) -> Result<(), String> {
     let targets: Vec<&str> = match option(args, "--target")? {
         None => TARGETS.to_vec(),
         Some(t) if TARGETS.contains(&t) => vec![t],
-        Some(t) => return Err(format!("unknown fuzz target '{t}' (targets: {})", TARGETS.join(", "))),
+        Some(t) => {
+            return Err(format!(
+                "unknown fuzz target '{t}' (targets: {})",
+                TARGETS.join(", ")
+            ))
+        }
     };
     run(&targets, seconds)
 }
@@ -117,7 +122,6 @@ fn build(dir: &Path, triple: &str, targets: &[&str]) -> Result<Vec<PathBuf>, Str
         .arg("--manifest-path")
         .arg(&manifest)
         .arg("--release")
-        .arg("--locked")
         .arg("--target")
         .arg(triple)
         .arg("--target-dir")
