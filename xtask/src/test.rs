@@ -14,21 +14,33 @@ pub fn cmd_test(args: &[String]) -> Result<(), String> {
     check_args(args, &["--quick"], &[])?;
     let quick = flag(args, "--quick");
     crate::deps::ensure(&[crate::deps::BUILD, crate::deps::RUN, crate::deps::TEST])?;
-    let autobahn = autobahn_dir()?;
-    if !quick {
-        install_autobahn(&autobahn)?;
+    let autobahn = if quick { None } else { Some(autobahn_dir()?) };
+    if let Some(dir) = &autobahn {
+        install_autobahn(dir)?;
     }
-    let stage = build(false)?;
+    // Release modules: Autobahn's compression sections and the soak tests
+    // measure the code operators run, and the debug build's deflate is
+    // too slow for them.
+    let stage = build(true)?;
     run(cargo()
         .args(["test", "--workspace", "--no-fail-fast"])
         .env("WEBSOCKET_STAGE_DIR", &stage.dir))?;
-    if quick {
-        eprintln!("xtask: --quick: Autobahn skipped");
+    let Some(autobahn) = autobahn else {
+        eprintln!("xtask: --quick: Autobahn, packages and fuzzing skipped");
         return Ok(());
-    }
+    };
     let mut failures = Vec::new();
     for mpm in Mpm::ALL {
-        if let Err(e) = run_autobahn(&stage, &autobahn, mpm) {
+        // The full suite (517 cases, compression included, ~6 minutes because
+        // the Python client is slow at deflate) under the event MPM; the
+        // session engine is the same under the others, whose threading
+        // differs, so they run the uncompressed sections 1-10.
+        let cases = if mpm == Mpm::Event {
+            "*"
+        } else {
+            UNCOMPRESSED_CASES
+        };
+        if let Err(e) = run_autobahn(&stage, &autobahn, mpm, cases) {
             eprintln!("xtask: Autobahn under {mpm}: {e}");
             failures.push(format!("{mpm}: {e}"));
         }
@@ -73,7 +85,10 @@ fn install_autobahn(dir: &Path) -> Result<(), String> {
     ))
 }
 
-fn run_autobahn(stage: &crate::stage::Stage, dir: &Path, mpm: Mpm) -> Result<(), String> {
+/// Autobahn sections 1-10 (11 does not exist).
+const UNCOMPRESSED_CASES: &str = "1.*,2.*,3.*,4.*,5.*,6.*,7.*,8.*,9.*,10.*";
+
+fn run_autobahn(stage: &crate::stage::Stage, dir: &Path, mpm: Mpm, cases: &str) -> Result<(), String> {
     let root = target_dir().join(format!("autobahn-server-{mpm}"));
     let server = stage
         .server(&root, mpm)
@@ -85,6 +100,7 @@ fn run_autobahn(stage: &crate::stage::Stage, dir: &Path, mpm: Mpm) -> Result<(),
         .arg(dir.join("run.sh"))
         .arg(server.ws_url("/echo"))
         .arg(&report)
+        .arg(cases)
         .env("AB_AGENT", format!("mod_websocket-{mpm}"))
         .status()
         .map_err(|e| format!("cannot run run.sh: {e}"))?;
@@ -106,8 +122,8 @@ fn run_autobahn(stage: &crate::stage::Stage, dir: &Path, mpm: Mpm) -> Result<(),
     Ok(())
 }
 
-/// Every case OK (INFORMATIONAL is the suite's "no verdict"). Compression
-/// (sections 12, 13) may be UNIMPLEMENTED until permessage-deflate lands.
+/// Every case OK (INFORMATIONAL is the suite's "no verdict" for 3 close
+/// cases): nothing FAILED, NON-STRICT or UNIMPLEMENTED.
 fn check_summary(path: &Path) -> Result<(), String> {
     let text = std::fs::read_to_string(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
     let json: serde_json::Value =
@@ -117,11 +133,7 @@ fn check_summary(path: &Path) -> Result<(), String> {
     if let Some(sections) = agent["sections"].as_object() {
         for (section, counts) in sections {
             for (verdict, n) in counts.as_object().into_iter().flatten() {
-                let allowed = match verdict.as_str() {
-                    "OK" | "INFORMATIONAL" => true,
-                    "UNIMPLEMENTED" => section == "12" || section == "13",
-                    _ => false,
-                };
+                let allowed = matches!(verdict.as_str(), "OK" | "INFORMATIONAL");
                 if !allowed && n.as_u64().unwrap_or(0) > 0 {
                     problems.push(format!("section {section}: {n} {verdict}"));
                 }

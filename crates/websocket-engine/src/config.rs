@@ -91,7 +91,9 @@ impl DirConfig {
     /// The permessage-deflate settings in effect.
     pub fn deflate(&self) -> DeflateConfig {
         let defaults = DeflateConfig::default();
-        let window = self.compression_window_bits.unwrap_or(defaults.max_server_window_bits);
+        let window = self
+            .compression_window_bits
+            .unwrap_or(defaults.max_server_window_bits);
         DeflateConfig {
             enabled: self.compression.unwrap_or(true),
             level: self.compression_level.unwrap_or(defaults.level),
@@ -102,7 +104,8 @@ impl DirConfig {
     }
 
     pub fn compression_min_size(&self) -> usize {
-        usize::try_from(self.compression_min_size.unwrap_or(DEFAULT_COMPRESSION_MIN_SIZE)).unwrap_or(usize::MAX)
+        usize::try_from(self.compression_min_size.unwrap_or(DEFAULT_COMPRESSION_MIN_SIZE))
+            .unwrap_or(usize::MAX)
     }
 
     /// `None` when idle connections are kept forever.
@@ -386,7 +389,11 @@ unsafe extern "C" fn set_max_connections(
     }
 }
 
-unsafe extern "C" fn set_compression(cmd: *mut sys::cmd_parms, conf: *mut c_void, on: c_int) -> *const c_char {
+unsafe extern "C" fn set_compression(
+    cmd: *mut sys::cmd_parms,
+    conf: *mut c_void,
+    on: c_int,
+) -> *const c_char {
     // SAFETY: forwarded Apache arguments.
     unsafe {
         directive(cmd, conf, |conf, _| {
@@ -414,8 +421,9 @@ unsafe extern "C" fn set_compression_level(
     unsafe {
         directive(cmd, conf, |conf, _| {
             let v = arg(value)?;
-            conf.compression_level =
-                Some(parse_in_range(v, 1..=9).ok_or_else(|| format!("invalid level '{v}' (expected 1 to 9)"))?);
+            conf.compression_level = Some(
+                parse_in_range(v, 1..=9).ok_or_else(|| format!("invalid level '{v}' (expected 1 to 9)"))?,
+            );
             Ok(())
         })
     }
@@ -447,7 +455,8 @@ unsafe extern "C" fn set_compression_window_bits(
     unsafe {
         directive(cmd, conf, |conf, _| {
             let v = arg(value)?;
-            let bits = parse_in_range(v, 9..=15).ok_or_else(|| format!("invalid window bits '{v}' (expected 9 to 15)"))?;
+            let bits = parse_in_range(v, 9..=15)
+                .ok_or_else(|| format!("invalid window bits '{v}' (expected 9 to 15)"))?;
             conf.compression_window_bits = Some(bits as u8);
             Ok(())
         })

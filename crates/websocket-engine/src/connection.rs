@@ -96,7 +96,9 @@ impl Compressor {
             return false;
         }
         let settings = &self.settings;
-        let deflater = self.deflater.get_or_insert_with(|| Deflater::new(&settings.negotiated, settings.level));
+        let deflater = self
+            .deflater
+            .get_or_insert_with(|| Deflater::new(&settings.negotiated, settings.level));
         self.scratch.clear();
         deflater.compress(payload, &mut self.scratch);
         let header = FrameHeaderBuf::new(opcode, true, true, self.scratch.len() as u64);
