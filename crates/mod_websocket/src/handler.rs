@@ -1,56 +1,30 @@
 //! The `websocket-handler` content handler for RFC 6455 handshakes.
 
 use std::os::raw::c_int;
-use std::panic::AssertUnwindSafe;
 
-use httpd::log::{APLOG_DEBUG, APLOG_ERR, APLOG_INFO};
-use httpd::request::{err_headers_out, headers_in};
+use httpd::log::{APLOG_DEBUG, APLOG_INFO};
+use httpd::request::err_headers_out;
 use httpd::sys;
-use httpd::table::Table;
 use websocket_engine::connection::{Compression, Framing};
 use websocket_engine::rlog;
-use websocket_engine::serve::{serve, Endpoint};
+use websocket_engine::serve::{guarded_handler, serve, Endpoint, RequestHeaders};
 use websocket_proto::deflate::negotiate;
-use websocket_proto::handshake::{classify, Handshake, HandshakeRequest, HeaderSource, RequestKind};
+use websocket_proto::handshake::{classify, Handshake, HandshakeRequest, RequestKind};
 
 use crate::rfc6455::Rfc6455;
 use crate::{module_index, module_ptr};
 
-struct Headers<'a>(Table<'a>);
-
-impl HeaderSource for Headers<'_> {
-    fn get(&self, name: &str) -> Option<&str> {
-        self.0.get(name)
-    }
-}
-
 pub(crate) unsafe extern "C" fn handler(r: *mut sys::request_rec) -> c_int {
-    // A panic must not unwind into Apache; the request fails with a 500.
     // SAFETY: Apache calls the handler with a live request.
-    match std::panic::catch_unwind(AssertUnwindSafe(|| unsafe { handle(r) })) {
-        Ok(status) => status,
-        Err(_) => {
-            rlog!(
-                r,
-                module_index(),
-                APLOG_ERR,
-                "internal error (panic) while handling a WebSocket request"
-            );
-            sys::HTTP_INTERNAL_SERVER_ERROR as c_int
-        }
-    }
+    unsafe { guarded_handler(r, module_index(), |headers| handle(r, headers)) }
 }
 
-unsafe fn handle(r: *mut sys::request_rec) -> c_int {
+/// # Safety
+/// `r` is the live request being handled on this thread.
+unsafe fn handle(r: *mut sys::request_rec, headers: &RequestHeaders<'_>) -> c_int {
     // SAFETY: live request for the whole call.
     let req = unsafe { &*r };
-    // SAFETY: the handler name is a pool string or NULL.
-    if unsafe { httpd::cstr(req.handler) } != Some("websocket-handler") {
-        return sys::DECLINED as c_int;
-    }
-    // SAFETY: live request.
-    let headers = Headers(unsafe { headers_in(r) });
-    match classify(&headers) {
+    match classify(headers) {
         RequestKind::Rfc6455 => {}
         // draft-75/76 requests belong to mod_websocket_draft76 when it is loaded.
         RequestKind::Legacy | RequestKind::NotWebSocket => return sys::DECLINED as c_int,
@@ -60,7 +34,7 @@ unsafe fn handle(r: *mut sys::request_rec) -> c_int {
     let hreq = HandshakeRequest {
         method,
         http_version: HandshakeRequest::version_from_proto_num(req.proto_num),
-        headers: &headers,
+        headers,
     };
     let handshake = match Handshake::from_request(&hreq) {
         Ok(h) => h,

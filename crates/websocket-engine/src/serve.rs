@@ -223,3 +223,45 @@ pub unsafe fn serve(ep: Endpoint<'_>, protocol: &mut dyn WireProtocol) -> c_int 
     rlog!(r, mi, APLOG_DEBUG, "{} closed", ep.description);
     sys::OK as c_int
 }
+
+/// A request's headers as the handshake validators read them.
+pub struct RequestHeaders<'a>(pub httpd::table::Table<'a>);
+
+impl websocket_proto::handshake::HeaderSource for RequestHeaders<'_> {
+    fn get(&self, name: &str) -> Option<&str> {
+        self.0.get(name)
+    }
+}
+
+/// The start every WebSocket handler shares: only `websocket-handler`
+/// requests, and a panic answers 500 instead of unwinding into Apache.
+/// `handle` gets the request and its headers.
+///
+/// # Safety
+/// `r` is the live request Apache passed to the handler hook.
+pub unsafe fn guarded_handler(
+    r: *mut sys::request_rec,
+    module_index: c_int,
+    handle: impl FnOnce(&RequestHeaders<'_>) -> c_int,
+) -> c_int {
+    let run = std::panic::AssertUnwindSafe(|| {
+        // SAFETY: live request; the handler name is a pool string or NULL.
+        if unsafe { httpd::cstr((*r).handler) } != Some("websocket-handler") {
+            return sys::DECLINED as c_int;
+        }
+        // SAFETY: live request.
+        handle(&RequestHeaders(unsafe { httpd::request::headers_in(r) }))
+    });
+    match std::panic::catch_unwind(run) {
+        Ok(status) => status,
+        Err(_) => {
+            rlog!(
+                r,
+                module_index,
+                APLOG_ERR,
+                "internal error (panic) while handling a WebSocket request"
+            );
+            sys::HTTP_INTERNAL_SERVER_ERROR as c_int
+        }
+    }
+}
