@@ -285,123 +285,80 @@ unsafe extern "C" fn set_handler(
     }
 }
 
-unsafe extern "C" fn set_max_message_size(
-    cmd: *mut sys::cmd_parms,
-    conf: *mut c_void,
-    value: *const c_char,
-) -> *const c_char {
-    // SAFETY: forwarded Apache arguments.
-    unsafe {
-        directive(cmd, conf, |conf, _| {
-            let v = arg(value)?;
-            let size = parse_size(v).ok_or_else(|| {
-                format!("invalid size '{v}' (expected a positive number of bytes, optionally with K, M or G)")
-            })?;
-            conf.max_message_size = Some(size);
-            Ok(())
-        })
-    }
+/// Defines a one-argument directive handler: `$body` gets the record and
+/// the argument text and returns `Err(message)` to refuse the value.
+macro_rules! take1 {
+    ($name:ident, |$conf:ident, $value:ident| $body:expr) => {
+        unsafe extern "C" fn $name(
+            cmd: *mut sys::cmd_parms,
+            conf: *mut c_void,
+            value: *const c_char,
+        ) -> *const c_char {
+            // SAFETY: forwarded Apache arguments for a module whose records are DirConfigs.
+            unsafe {
+                directive(cmd, conf, |$conf, _| {
+                    let $value = arg(value)?;
+                    $body
+                })
+            }
+        }
+    };
 }
 
-unsafe extern "C" fn set_origin_check(
-    cmd: *mut sys::cmd_parms,
-    conf: *mut c_void,
-    value: *const c_char,
-) -> *const c_char {
-    // SAFETY: forwarded Apache arguments.
-    unsafe {
-        directive(cmd, conf, |conf, _| {
-            let v = arg(value)?;
-            conf.origin_check = Some(
-                parse_origin_check(v)
-                    .ok_or_else(|| format!("invalid value '{v}' (expected Same, Trusted or Off)"))?,
-            );
-            Ok(())
-        })
-    }
+/// Defines an `On|Off` directive handler setting one field.
+macro_rules! flag {
+    ($name:ident, $field:ident) => {
+        unsafe extern "C" fn $name(cmd: *mut sys::cmd_parms, conf: *mut c_void, on: c_int) -> *const c_char {
+            // SAFETY: forwarded Apache arguments for a module whose records are DirConfigs.
+            unsafe {
+                directive(cmd, conf, |conf, _| {
+                    conf.$field = Some(on != 0);
+                    Ok(())
+                })
+            }
+        }
+    };
 }
 
-unsafe extern "C" fn set_idle_timeout(
-    cmd: *mut sys::cmd_parms,
-    conf: *mut c_void,
-    value: *const c_char,
-) -> *const c_char {
-    // SAFETY: forwarded Apache arguments.
-    unsafe {
-        directive(cmd, conf, |conf, _| {
-            let v = arg(value)?;
-            conf.idle_timeout = Some(
-                parse_seconds(v)
-                    .ok_or_else(|| format!("invalid value '{v}' (expected seconds, 0 for none)"))?,
-            );
-            Ok(())
-        })
-    }
-}
+take1!(set_max_message_size, |conf, v| {
+    let size = parse_size(v).ok_or_else(|| {
+        format!("invalid size '{v}' (expected a positive number of bytes, optionally with K, M or G)")
+    })?;
+    conf.max_message_size = Some(size);
+    Ok(())
+});
 
-unsafe extern "C" fn set_ping_interval(
-    cmd: *mut sys::cmd_parms,
-    conf: *mut c_void,
-    value: *const c_char,
-) -> *const c_char {
-    // SAFETY: forwarded Apache arguments.
-    unsafe {
-        directive(cmd, conf, |conf, _| {
-            let v = arg(value)?;
-            conf.ping_interval = Some(
-                parse_seconds(v)
-                    .ok_or_else(|| format!("invalid value '{v}' (expected seconds, 0 for none)"))?,
-            );
-            Ok(())
-        })
-    }
-}
+take1!(set_origin_check, |conf, v| {
+    let check = parse_origin_check(v)
+        .ok_or_else(|| format!("invalid value '{v}' (expected Same, Trusted or Off)"))?;
+    conf.origin_check = Some(check);
+    Ok(())
+});
 
-unsafe extern "C" fn set_allow_reserved(
-    cmd: *mut sys::cmd_parms,
-    conf: *mut c_void,
-    on: c_int,
-) -> *const c_char {
-    // SAFETY: forwarded Apache arguments.
-    unsafe {
-        directive(cmd, conf, |conf, _| {
-            conf.allow_reserved_close_codes = Some(on != 0);
-            Ok(())
-        })
-    }
-}
+take1!(set_idle_timeout, |conf, v| {
+    let secs =
+        parse_seconds(v).ok_or_else(|| format!("invalid value '{v}' (expected seconds, 0 for none)"))?;
+    conf.idle_timeout = Some(secs);
+    Ok(())
+});
 
-unsafe extern "C" fn set_max_connections(
-    cmd: *mut sys::cmd_parms,
-    conf: *mut c_void,
-    value: *const c_char,
-) -> *const c_char {
-    // SAFETY: forwarded Apache arguments.
-    unsafe {
-        directive(cmd, conf, |conf, _| {
-            let v = arg(value)?;
-            conf.max_connections = Some(
-                parse_count(v)
-                    .ok_or_else(|| format!("invalid value '{v}' (expected a number, 0 for no limit)"))?,
-            );
-            Ok(())
-        })
-    }
-}
+take1!(set_ping_interval, |conf, v| {
+    let secs =
+        parse_seconds(v).ok_or_else(|| format!("invalid value '{v}' (expected seconds, 0 for none)"))?;
+    conf.ping_interval = Some(secs);
+    Ok(())
+});
 
-unsafe extern "C" fn set_compression(
-    cmd: *mut sys::cmd_parms,
-    conf: *mut c_void,
-    on: c_int,
-) -> *const c_char {
-    // SAFETY: forwarded Apache arguments.
-    unsafe {
-        directive(cmd, conf, |conf, _| {
-            conf.compression = Some(on != 0);
-            Ok(())
-        })
-    }
-}
+flag!(set_allow_reserved, allow_reserved_close_codes);
+
+take1!(set_max_connections, |conf, v| {
+    let n =
+        parse_count(v).ok_or_else(|| format!("invalid value '{v}' (expected a number, 0 for no limit)"))?;
+    conf.max_connections = Some(n);
+    Ok(())
+});
+
+flag!(set_compression, compression);
 
 /// A small decimal number within `range`.
 fn parse_in_range(value: &str, range: std::ops::RangeInclusive<u32>) -> Option<u32> {
@@ -412,71 +369,30 @@ fn parse_in_range(value: &str, range: std::ops::RangeInclusive<u32>) -> Option<u
     v.parse().ok().filter(|n| range.contains(n))
 }
 
-unsafe extern "C" fn set_compression_level(
-    cmd: *mut sys::cmd_parms,
-    conf: *mut c_void,
-    value: *const c_char,
-) -> *const c_char {
-    // SAFETY: forwarded Apache arguments.
-    unsafe {
-        directive(cmd, conf, |conf, _| {
-            let v = arg(value)?;
-            conf.compression_level = Some(
-                parse_in_range(v, 1..=9).ok_or_else(|| format!("invalid level '{v}' (expected 1 to 9)"))?,
-            );
-            Ok(())
-        })
-    }
-}
+take1!(set_compression_level, |conf, v| {
+    let level = parse_in_range(v, 1..=9).ok_or_else(|| format!("invalid level '{v}' (expected 1 to 9)"))?;
+    conf.compression_level = Some(level);
+    Ok(())
+});
 
-unsafe extern "C" fn set_compression_min_size(
-    cmd: *mut sys::cmd_parms,
-    conf: *mut c_void,
-    value: *const c_char,
-) -> *const c_char {
-    // SAFETY: forwarded Apache arguments.
-    unsafe {
-        directive(cmd, conf, |conf, _| {
-            let v = arg(value)?;
-            let size = if v.trim() == "0" { Some(0) } else { parse_size(v) };
-            conf.compression_min_size =
-                Some(size.ok_or_else(|| format!("invalid size '{v}' (expected a number of bytes)"))?);
-            Ok(())
-        })
-    }
-}
+take1!(set_compression_min_size, |conf, v| {
+    let size = if v.trim() == "0" { Some(0) } else { parse_size(v) };
+    conf.compression_min_size =
+        Some(size.ok_or_else(|| format!("invalid size '{v}' (expected a number of bytes)"))?);
+    Ok(())
+});
 
-unsafe extern "C" fn set_compression_window_bits(
-    cmd: *mut sys::cmd_parms,
-    conf: *mut c_void,
-    value: *const c_char,
-) -> *const c_char {
-    // SAFETY: forwarded Apache arguments.
-    unsafe {
-        directive(cmd, conf, |conf, _| {
-            let v = arg(value)?;
-            let bits = parse_in_range(v, 9..=15)
-                .ok_or_else(|| format!("invalid window bits '{v}' (expected 9 to 15)"))?;
-            conf.compression_window_bits = Some(bits as u8);
-            Ok(())
-        })
-    }
-}
+take1!(set_compression_window_bits, |conf, v| {
+    let bits =
+        parse_in_range(v, 9..=15).ok_or_else(|| format!("invalid window bits '{v}' (expected 9 to 15)"))?;
+    conf.compression_window_bits = Some(bits as u8);
+    Ok(())
+});
 
-unsafe extern "C" fn add_trusted_origin(
-    cmd: *mut sys::cmd_parms,
-    conf: *mut c_void,
-    value: *const c_char,
-) -> *const c_char {
-    // SAFETY: forwarded Apache arguments.
-    unsafe {
-        directive(cmd, conf, |conf, _| {
-            let v = arg(value)?;
-            let list = conf.trusted_origins.get_or_insert_with(OriginList::new);
-            list.add(v).map_err(|e| format!("invalid origin '{v}': {e}"))
-        })
-    }
-}
+take1!(add_trusted_origin, |conf, v| {
+    let list = conf.trusted_origins.get_or_insert_with(OriginList::new);
+    list.add(v).map_err(|e| format!("invalid origin '{v}': {e}"))
+});
 
 pub const HERE: std::os::raw::c_int =
     sys::RSRC_CONF as std::os::raw::c_int | sys::ACCESS_CONF as std::os::raw::c_int;
