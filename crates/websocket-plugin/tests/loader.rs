@@ -232,15 +232,20 @@ mod c_test_plugin {
     }
 }
 
-/// Loads a Rust plugin built with `export_plugin!`, e.g. the echo example:
-/// `WEBSOCKET_PLUGIN_ECHO=target/debug/libmod_websocket_echo.so cargo test -p websocket-plugin`.
-/// Skipped without the variable, since this crate's tests do not build other packages.
+/// Loads a Rust plugin built with `export_plugin!`: the echo example from
+/// the stage `cargo xtask build` makes (`WEBSOCKET_STAGE_DIR`, as `cargo
+/// xtask test` sets it, or `target/apache`), or the library named by
+/// `WEBSOCKET_PLUGIN_ECHO`.
 #[test]
 fn rust_echo_plugin_through_dlopen() {
-    let Some(path) = std::env::var_os("WEBSOCKET_PLUGIN_ECHO") else {
-        eprintln!("WEBSOCKET_PLUGIN_ECHO not set; skipping");
-        return;
+    let path = match std::env::var_os("WEBSOCKET_PLUGIN_ECHO") {
+        Some(p) => std::path::PathBuf::from(p),
+        None => std::env::var_os("WEBSOCKET_STAGE_DIR")
+            .map(std::path::PathBuf::from)
+            .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/apache"))
+            .join("modules/mod_websocket_echo.so"),
     };
+    assert!(path.exists(), "{} is missing: run `cargo xtask build` first", path.display());
     let loaded = LoadedPlugin::load(Path::new(&path), "_echo_init@0").unwrap();
     // SAFETY: `loaded` outlives the driver.
     let plugin = unsafe { PluginUnderTest::from_raw(loaded.as_ptr()) };
