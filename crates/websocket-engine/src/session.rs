@@ -212,37 +212,49 @@ pub unsafe fn run(params: SessionParams<'_>, protocol: &mut dyn WireProtocol) {
         let mut progressed = false;
         if matches!(phase, Phase::Open | Phase::Closing { .. }) {
             input.clear();
-            // SAFETY: this thread owns the connection's filters.
-            match unsafe { bb_in.read_nonblocking((*c).input_filters, READ_SIZE, &mut input) } {
-                ReadOutcome::Data(_) => {
-                    progressed = true;
-                    timers.heard(Instant::now());
-                    let result = protocol.consume(&mut input, &mut |event| {
-                        handle(&params, &mut phase, event);
-                        !matches!(phase, Phase::Done)
-                    });
-                    if let Err(failure) = result {
-                        rlog!(
-                            r,
-                            mi,
-                            APLOG_INFO,
-                            "closing with {}: {}",
-                            failure.code,
-                            failure.reason
-                        );
-                        outbox.push(
-                            true,
-                            Opcode::Close,
-                            ClosePayload::new(failure.code, "").as_bytes(),
-                        );
-                        phase = Phase::Failed;
+            // The core input filter hands out one socket read (8 KB) per
+            // call: gather what is there, up to READ_SIZE, into one batch.
+            let mut peer_gone = None;
+            while input.len() < READ_SIZE {
+                // SAFETY: this thread owns the connection's filters.
+                match unsafe {
+                    bb_in.read_nonblocking((*c).input_filters, READ_SIZE - input.len(), &mut input)
+                } {
+                    ReadOutcome::Data(_) => {}
+                    ReadOutcome::WouldBlock => break,
+                    ReadOutcome::Closed(rv) => {
+                        peer_gone = Some(rv);
+                        break;
                     }
                 }
-                ReadOutcome::WouldBlock => {}
-                ReadOutcome::Closed(rv) => {
-                    rlog!(r, mi, APLOG_DEBUG, "peer closed the connection (status {rv})");
-                    phase = Phase::Done;
+            }
+            if !input.is_empty() {
+                progressed = true;
+                timers.heard(Instant::now());
+                let result = protocol.consume(&mut input, &mut |event| {
+                    handle(&params, &mut phase, event);
+                    !matches!(phase, Phase::Done)
+                });
+                if let Err(failure) = result {
+                    rlog!(
+                        r,
+                        mi,
+                        APLOG_INFO,
+                        "closing with {}: {}",
+                        failure.code,
+                        failure.reason
+                    );
+                    outbox.push(
+                        true,
+                        Opcode::Close,
+                        ClosePayload::new(failure.code, "").as_bytes(),
+                    );
+                    phase = Phase::Failed;
                 }
+            }
+            if let Some(rv) = peer_gone {
+                rlog!(r, mi, APLOG_DEBUG, "peer closed the connection (status {rv})");
+                phase = Phase::Done;
             }
         }
         if phase == Phase::Open && stop_checked.elapsed() >= STOP_CHECK {

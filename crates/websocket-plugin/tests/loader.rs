@@ -245,7 +245,11 @@ fn rust_echo_plugin_through_dlopen() {
             .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/apache"))
             .join("modules/mod_websocket_echo.so"),
     };
-    assert!(path.exists(), "{} is missing: run `cargo xtask build` first", path.display());
+    assert!(
+        path.exists(),
+        "{} is missing: run `cargo xtask build` first",
+        path.display()
+    );
     let loaded = LoadedPlugin::load(Path::new(&path), "_echo_init@0").unwrap();
     // SAFETY: `loaded` outlives the driver.
     let plugin = unsafe { PluginUnderTest::from_raw(loaded.as_ptr()) };
