@@ -31,3 +31,66 @@ macro_rules! rlog {
 #[cfg(all(test, unix))]
 #[link(name = "apr-1")]
 extern "C" {}
+
+/// Declares a WebSocket module: its exported record (the `LoadModule` name),
+/// its command table (the shared directives plus `extra` ones), a handler
+/// hook, and `module_index()` / `module_ptr()` for the crate's own use.
+///
+/// Apache writes `module_index` and `next` into the record, so it lives in
+/// writable memory.
+#[macro_export]
+macro_rules! declare_module {
+    ($record:ident, $source_name:expr, $handler:path, [$($extra:expr),* $(,)?]) => {
+        #[no_mangle]
+        pub static mut $record: httpd::sys::module = httpd::sys::module {
+            create_dir_config: Some($crate::config::create_dir_config),
+            merge_dir_config: Some($crate::config::merge_dir_config),
+            cmds: &raw const COMMANDS as *const httpd::sys::command_rec,
+            register_hooks: Some(register_hooks),
+            ..httpd::sys::STANDARD20_MODULE_STUFF($source_name)
+        };
+
+        const EXTRA_COMMANDS: &[httpd::sys::command_rec] = &[$($extra),*];
+        const COMMAND_COUNT: usize = $crate::config::COMMON_COMMANDS + EXTRA_COMMANDS.len() + 1;
+
+        static mut COMMANDS: [httpd::sys::command_rec; COMMAND_COUNT] = {
+            let common = $crate::config::common_commands();
+            let mut all = [httpd::sys::AP_INIT_END(); COMMAND_COUNT];
+            let mut i = 0;
+            while i < common.len() {
+                all[i] = common[i];
+                i += 1;
+            }
+            let mut j = 0;
+            while j < EXTRA_COMMANDS.len() {
+                all[i + j] = EXTRA_COMMANDS[j];
+                j += 1;
+            }
+            all
+        };
+
+        /// Our index into Apache's per-module arrays (configs, log levels).
+        pub(crate) fn module_index() -> std::os::raw::c_int {
+            // SAFETY: Apache sets module_index once while loading the module,
+            // before any hook or directive of ours runs; reading an int is
+            // race-free after.
+            unsafe { $record.module_index }
+        }
+
+        pub(crate) fn module_ptr() -> *const httpd::sys::module {
+            &raw const $record
+        }
+
+        unsafe extern "C" fn register_hooks(_pool: *mut httpd::sys::apr_pool_t) {
+            // SAFETY: called by Apache during module registration on its main thread.
+            unsafe {
+                httpd::sys::ap_hook_handler(
+                    Some($handler),
+                    std::ptr::null(),
+                    std::ptr::null(),
+                    httpd::sys::APR_HOOK_MIDDLE as std::os::raw::c_int,
+                );
+            }
+        }
+    };
+}
