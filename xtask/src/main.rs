@@ -3,6 +3,7 @@
 
 use std::process::ExitCode;
 
+mod bench;
 mod demo;
 mod deps;
 mod fuzz;
@@ -23,6 +24,13 @@ commands:
                                     event, worker and prefork MPMs, and the Autobahn suite
                                     (--quick: skip Autobahn; the full run ends with the .deb install
                                     test on the system Apache and the MSI layout check)
+  bench [--quick] [--seconds N] [--cases LIST] [--servers LIST]
+                                    release build, then mod_websocket vs Apache's mod_proxy to a
+                                    tokio-tungstenite server, that server alone, and mod_echo, on
+                                    pinned CPUs; median of 3 runs x N s (default 10; --quick: 1 x 2 s);
+                                    table on stdout, JSON in target/bench/results.json
+                                    (cases: 16b,4k,1m,1m-text,latency,deflate,deflate-l6,
+                                    idle,idle-deflate; servers: ours,proxy,standalone,mod_echo)
   fuzz [--seconds N] [--target NAME]
                                     build the websocket-proto fuzz targets on stable and run each
                                     for N seconds (default 60; `test` runs them for 45 s each)
@@ -52,6 +60,7 @@ fn main() -> ExitCode {
         "demo" => demo::cmd_demo(rest),
         "test" => test::cmd_test(rest),
         "fuzz" => fuzz::cmd_fuzz(rest),
+        "bench" => bench::cmd_bench(rest),
         "package" => package::cmd_package(rest),
         "install" => package::cmd_install(rest),
         "help" | "--help" | "-h" => {

@@ -120,6 +120,9 @@ struct Queue {
     /// A close frame is queued: nothing may follow it on the wire.
     close_queued: bool,
     waker: Option<Waker>,
+    /// Senders waiting for space: the owner only signals when there are
+    /// any (a condvar notify is a system call even with nobody waiting).
+    waiting: usize,
 }
 
 /// Encoded frames waiting for the owner thread.
@@ -142,6 +145,7 @@ impl Outbox {
                 closed: false,
                 close_queued: false,
                 waker: None,
+                waiting: 0,
             }),
             space: Condvar::new(),
         }
@@ -160,7 +164,9 @@ impl Outbox {
         let mut q = self.lock();
         if !from_owner {
             while !q.closed && !q.close_queued && !q.bytes.is_empty() && q.bytes.len() + size > QUEUE_LIMIT {
+                q.waiting += 1;
                 q = self.space.wait(q).unwrap_or_else(|e| e.into_inner());
+                q.waiting -= 1;
             }
         }
         if q.closed || q.close_queued {
@@ -203,8 +209,11 @@ impl Outbox {
             q.bytes.clear();
         }
         let close_queued = q.close_queued;
+        let waiting = q.waiting > 0;
         drop(q);
-        self.space.notify_all();
+        if waiting {
+            self.space.notify_all();
+        }
         close_queued
     }
 

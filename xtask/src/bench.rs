@@ -1,0 +1,994 @@
+//! `cargo xtask bench`: mod_websocket against the setups an operator would
+//! otherwise pick, on real servers, measured by the same load client.
+//!
+//! Servers (all on 127.0.0.1, event MPM, pinned to CPU 0 when there are two
+//! or more CPUs; the load client gets CPU 1):
+//! - `ours`: Apache with mod_websocket and the echo plugin on /echo
+//!   (permessage-deflate on, as by default; a client that does not offer it
+//!   gets plain frames);
+//! - `proxy`: Apache with mod_proxy_wstunnel tunnelling /echo to the
+//!   standalone server below;
+//! - `standalone`: `bench-echo-server` (tokio-tungstenite) alone;
+//! - `mod_echo`: Apache's mod_echo (`ProtocolEcho On`), the raw byte path
+//!   without any WebSocket framing.
+//!
+//! Each (case, server) pair runs `runs` times for `seconds`; the table shows
+//! the median of each column. Server CPU counts every process of the
+//! instance (Apache's parent and children; for the proxy also the backend).
+
+use std::fmt::Write as _;
+use std::io::{BufRead, BufReader, Write as _};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use httpd_runner::{Install, Mpm, RunningServer, ServerConfig};
+use serde_json::{json, Value};
+
+use crate::stage::Stage;
+use crate::util::{cargo, check_args, flag, option, run, target_dir};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Server {
+    Ours,
+    Proxy,
+    Standalone,
+    ModEcho,
+}
+
+impl Server {
+    const ALL: [Server; 4] = [Server::Ours, Server::Proxy, Server::Standalone, Server::ModEcho];
+
+    fn id(self) -> &'static str {
+        match self {
+            Server::Ours => "ours",
+            Server::Proxy => "proxy",
+            Server::Standalone => "standalone",
+            Server::ModEcho => "mod_echo",
+        }
+    }
+
+    fn label(self) -> &'static str {
+        match self {
+            Server::Ours => "mod_websocket (this run)",
+            Server::Proxy => "Apache mod_proxy_wstunnel → tokio-tungstenite",
+            Server::Standalone => "tokio-tungstenite alone",
+            Server::ModEcho => "Apache mod_echo (raw bytes)",
+        }
+    }
+
+    /// Short form for the progress lines.
+    fn short(self) -> &'static str {
+        match self {
+            Server::Ours => "mod_websocket",
+            Server::Proxy => "proxy",
+            Server::Standalone => "standalone",
+            Server::ModEcho => "mod_echo",
+        }
+    }
+}
+
+/// What the issue measured for the C module (issue 8's table): not measured
+/// here, since its source cannot be built on this machine.
+#[derive(Debug, Clone, Copy)]
+struct CFigures {
+    cpu_us: Option<f64>,
+    mib_s: Option<f64>,
+    p50_us: Option<f64>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Load,
+    /// Resident memory per idle connection instead of load.
+    Idle,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Case {
+    id: &'static str,
+    label: &'static str,
+    kind: Kind,
+    size: usize,
+    conns: usize,
+    inflight: usize,
+    /// `binary`, `text` (mixed multi-byte UTF-8) or `compressible`.
+    content: &'static str,
+    deflate: bool,
+    /// Client on the servers' core (the latency case, as the issue measured it).
+    same_core: bool,
+    /// Another location of our server than /echo.
+    path: Option<&'static str>,
+    servers: &'static [Server],
+    c_module: Option<CFigures>,
+    /// The issue's target for our server CPU µs per message.
+    target_cpu_us: Option<f64>,
+}
+
+/// A location of our server with zlib's default level instead of ours.
+const LEVEL6_PATH: &str = "/echo-level6";
+
+const WS_SERVERS: &[Server] = &[Server::Ours, Server::Proxy, Server::Standalone];
+
+const CASES: &[Case] = &[
+    Case {
+        id: "16b",
+        label: "16 B binary, 1 conn × 64 in flight",
+        kind: Kind::Load,
+        size: 16,
+        conns: 1,
+        inflight: 64,
+        content: "binary",
+        deflate: false,
+        same_core: false,
+        path: None,
+        servers: &Server::ALL,
+        c_module: Some(CFigures {
+            cpu_us: Some(6.9),
+            mib_s: None,
+            p50_us: None,
+        }),
+        target_cpu_us: Some(1.0),
+    },
+    Case {
+        id: "4k",
+        label: "4 KiB binary, 8 conns × 8 in flight",
+        kind: Kind::Load,
+        size: 4096,
+        conns: 8,
+        inflight: 8,
+        content: "binary",
+        deflate: false,
+        same_core: false,
+        path: None,
+        servers: &Server::ALL,
+        c_module: Some(CFigures {
+            cpu_us: Some(13.4),
+            mib_s: None,
+            p50_us: None,
+        }),
+        target_cpu_us: Some(4.0),
+    },
+    Case {
+        id: "1m",
+        label: "1 MiB binary, 2 conns × 2 in flight",
+        kind: Kind::Load,
+        size: 1 << 20,
+        conns: 2,
+        inflight: 2,
+        content: "binary",
+        deflate: false,
+        same_core: false,
+        path: None,
+        servers: &Server::ALL,
+        c_module: Some(CFigures {
+            cpu_us: Some(2359.0),
+            mib_s: Some(423.0),
+            p50_us: None,
+        }),
+        target_cpu_us: Some(600.0),
+    },
+    Case {
+        id: "1m-text",
+        label: "1 MiB text (mixed UTF-8), 2 × 2",
+        kind: Kind::Load,
+        size: 1 << 20,
+        conns: 2,
+        inflight: 2,
+        content: "text",
+        deflate: false,
+        same_core: false,
+        path: None,
+        servers: WS_SERVERS,
+        c_module: Some(CFigures {
+            cpu_us: Some(3692.0),
+            mib_s: Some(271.0),
+            p50_us: None,
+        }),
+        target_cpu_us: Some(900.0),
+    },
+    Case {
+        id: "latency",
+        label: "16 B, 1 in flight, client on the server core",
+        kind: Kind::Load,
+        size: 16,
+        conns: 1,
+        inflight: 1,
+        content: "binary",
+        deflate: false,
+        same_core: true,
+        path: None,
+        servers: &Server::ALL,
+        c_module: Some(CFigures {
+            cpu_us: None,
+            mib_s: None,
+            p50_us: Some(22.0),
+        }),
+        target_cpu_us: None,
+    },
+    Case {
+        id: "deflate",
+        label: "16 KiB text, permessage-deflate, 4 × 4",
+        kind: Kind::Load,
+        size: 16 * 1024,
+        conns: 4,
+        inflight: 4,
+        content: "compressible",
+        deflate: true,
+        same_core: false,
+        path: None,
+        // Neither mod_echo nor tungstenite has permessage-deflate; the C
+        // module never had it (Autobahn sections 12-13 UNIMPLEMENTED).
+        servers: &[Server::Ours],
+        c_module: None,
+        target_cpu_us: None,
+    },
+    Case {
+        id: "deflate-l6",
+        label: "the same, WebSocketCompressionLevel 6",
+        kind: Kind::Load,
+        size: 16 * 1024,
+        conns: 4,
+        inflight: 4,
+        content: "compressible",
+        deflate: true,
+        same_core: false,
+        path: Some(LEVEL6_PATH),
+        servers: &[Server::Ours],
+        c_module: None,
+        target_cpu_us: None,
+    },
+    Case {
+        id: "idle",
+        label: "idle connections (16 open, one 16 B message each)",
+        kind: Kind::Idle,
+        size: 16,
+        conns: 16,
+        inflight: 1,
+        content: "binary",
+        deflate: false,
+        same_core: false,
+        path: None,
+        servers: &Server::ALL,
+        c_module: None,
+        target_cpu_us: None,
+    },
+    Case {
+        id: "idle-deflate",
+        label: "idle connections, permessage-deflate negotiated",
+        kind: Kind::Idle,
+        size: 16,
+        conns: 16,
+        inflight: 1,
+        content: "binary",
+        deflate: true,
+        same_core: false,
+        path: None,
+        servers: &[Server::Ours],
+        c_module: None,
+        target_cpu_us: None,
+    },
+];
+
+const USAGE_CASES: &str = "16b, 4k, 1m, 1m-text, latency, deflate, deflate-l6, idle, idle-deflate";
+
+pub fn cmd_bench(args: &[String]) -> Result<(), String> {
+    check_args(args, &["--quick"], &["--seconds", "--cases", "--servers"])?;
+    let quick = flag(args, "--quick");
+    let seconds: f64 = match option(args, "--seconds")? {
+        Some(s) => s
+            .parse()
+            .ok()
+            .filter(|s: &f64| *s > 0.0)
+            .ok_or_else(|| format!("--seconds must be a positive number, not '{s}'"))?,
+        None if quick => 2.0,
+        None => 10.0,
+    };
+    let runs = if quick { 1 } else { 3 };
+    let warmup = if quick { 0.5 } else { 1.0 };
+    let cases: Vec<Case> = match option(args, "--cases")? {
+        None => CASES.to_vec(),
+        Some(list) => list
+            .split(',')
+            .map(|id| {
+                CASES
+                    .iter()
+                    .find(|c| c.id == id.trim())
+                    .copied()
+                    .ok_or_else(|| format!("unknown case '{id}' (cases: {USAGE_CASES})"))
+            })
+            .collect::<Result<_, _>>()?,
+    };
+    let servers: Vec<Server> = match option(args, "--servers")? {
+        None => Server::ALL.to_vec(),
+        Some(list) => list
+            .split(',')
+            .map(|id| {
+                Server::ALL
+                    .into_iter()
+                    .find(|s| s.id() == id.trim())
+                    .ok_or_else(|| format!("unknown server '{id}' (ours, proxy, standalone, mod_echo)"))
+            })
+            .collect::<Result<_, _>>()?,
+    };
+
+    crate::deps::ensure(&[crate::deps::BUILD, crate::deps::RUN])?;
+    let stage = crate::stage::build(true)?;
+    run(cargo()
+        .args([
+            "build",
+            "--release",
+            "-p",
+            "bench-load-client",
+            "-p",
+            "bench-echo-server",
+        ])
+        .arg("--quiet"))?;
+    let bin = target_dir().join("release");
+    let client = bin.join("bench-load-client");
+
+    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let pinning = cpus >= 2 && Command::new("taskset").arg("-V").output().is_ok();
+    if !pinning {
+        eprintln!("xtask: not pinning (needs 2 or more CPUs and taskset): servers and client share the CPUs");
+    }
+
+    let needed = |s: Server| {
+        servers.contains(&s)
+            && cases.iter().any(|c| c.servers.contains(&s))
+            // The proxy needs the standalone server as its backend.
+            || s == Server::Standalone
+                && servers.contains(&Server::Proxy)
+                && cases.iter().any(|c| c.servers.contains(&Server::Proxy))
+    };
+    let fleet = Fleet::start(&stage, &bin, pinning, needed)?;
+
+    let plan: Vec<(Case, Server)> = cases
+        .iter()
+        .flat_map(|c| {
+            c.servers
+                .iter()
+                .filter(|s| servers.contains(s))
+                .map(move |s| (*c, *s))
+        })
+        .collect();
+    let steps = plan.len() * runs;
+    let mut step = 0;
+    let mut results: Vec<Outcome> = plan
+        .iter()
+        .map(|(case, server)| Outcome {
+            case: *case,
+            server: *server,
+            runs: Vec::new(),
+        })
+        .collect();
+    let started = Instant::now();
+    for case in &cases {
+        for r in 0..runs {
+            for outcome in results.iter_mut().filter(|o| o.case.id == case.id) {
+                step += 1;
+                let server = outcome.server;
+                eprint!(
+                    "[{step}/{steps}] {} via {}{}… ",
+                    case.label,
+                    server.short(),
+                    if runs > 1 {
+                        format!(" (run {}/{runs})", r + 1)
+                    } else {
+                        String::new()
+                    }
+                );
+                let _ = std::io::stderr().flush();
+                fleet.repin()?;
+                let report = run_client(&client, &fleet, case, server, pinning, warmup, seconds)?;
+                eprintln!("{}", progress_summary(case, &report));
+                outcome.runs.push(report);
+            }
+        }
+    }
+    let elapsed = started.elapsed();
+    drop(fleet);
+
+    let table = render(&results, runs, seconds);
+    println!("\n{table}");
+    let json = results_json(&results, runs, seconds, quick, pinning, cpus, elapsed);
+    let dir = target_dir().join("bench");
+    std::fs::create_dir_all(&dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+    let path = dir.join("results.json");
+    let text = serde_json::to_string_pretty(&json).expect("JSON values serialize");
+    std::fs::write(&path, text + "\n").map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+    eprintln!("xtask: results in {}", path.display());
+    Ok(())
+}
+
+/// The servers of one benchmark session.
+struct Fleet {
+    ours: Option<RunningServer>,
+    proxy: Option<RunningServer>,
+    mod_echo: Option<RunningServer>,
+    standalone: Option<Standalone>,
+    pinning: bool,
+}
+
+struct Standalone {
+    child: Child,
+    addr: String,
+}
+
+impl Drop for Standalone {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Fleet {
+    fn start(
+        stage: &Stage,
+        bin: &Path,
+        pinning: bool,
+        needed: impl Fn(Server) -> bool,
+    ) -> Result<Fleet, String> {
+        let root = target_dir().join("bench").join("servers");
+        let install = Install::discover().map_err(|e| e.to_string())?;
+        let mut fleet = Fleet {
+            ours: None,
+            proxy: None,
+            mod_echo: None,
+            standalone: None,
+            pinning,
+        };
+        if needed(Server::Standalone) {
+            fleet.standalone = Some(start_standalone(bin, pinning)?);
+        }
+        if needed(Server::Ours) {
+            let config = stage
+                .server(&root.join("ours"), Mpm::Event)
+                .log_level("warn")
+                .extra_config(&format!(
+                    "<Location {LEVEL6_PATH}>\n    SetHandler websocket-handler\n    WebSocketHandler {} echo_init\n    \
+                     WebSocketCompressionLevel 6\n</Location>\n",
+                    stage.module("mod_websocket_echo.so").display()
+                ));
+            fleet.ours = Some(start_apache(config, "mod_websocket")?);
+        }
+        if needed(Server::ModEcho) {
+            let config = ServerConfig::new(root.join("mod_echo"))
+                .mpm(Mpm::Event)
+                .load_module("echo_module", install.module_path("echo"))
+                .log_level("warn")
+                .extra_config("ProtocolEcho On\n");
+            fleet.mod_echo = Some(start_apache(config, "mod_echo")?);
+        }
+        if needed(Server::Proxy) {
+            let backend = &fleet
+                .standalone
+                .as_ref()
+                .expect("the proxy's backend was started")
+                .addr;
+            let config = ServerConfig::new(root.join("proxy"))
+                .mpm(Mpm::Event)
+                .load_module("proxy_module", install.module_path("proxy"))
+                .load_module("proxy_wstunnel_module", install.module_path("proxy_wstunnel"))
+                .log_level("warn")
+                .extra_config(&format!("ProxyPass \"/echo\" \"ws://{backend}/echo\"\n"));
+            fleet.proxy = Some(start_apache(config, "mod_proxy_wstunnel")?);
+        }
+        fleet.repin()?;
+        Ok(fleet)
+    }
+
+    /// Pins every server process (and all its threads) to CPU 0. Children
+    /// Apache forks later inherit the parent's affinity; this catches any
+    /// that exist already.
+    fn repin(&self) -> Result<(), String> {
+        if !self.pinning {
+            return Ok(());
+        }
+        for pgid in self.all_pgids() {
+            for pid in group_members(pgid) {
+                let out = Command::new("taskset")
+                    .args(["-a", "-p", "-c", "0", &pid.to_string()])
+                    .output()
+                    .map_err(|e| format!("cannot run taskset: {e}"))?;
+                // A process that just exited is not an error.
+                if !out.status.success() && Path::new(&format!("/proc/{pid}")).exists() {
+                    return Err(format!(
+                        "taskset -a -p -c 0 {pid} failed: {}",
+                        String::from_utf8_lossy(&out.stderr)
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn all_pgids(&self) -> Vec<u32> {
+        [&self.ours, &self.proxy, &self.mod_echo]
+            .into_iter()
+            .flatten()
+            .map(RunningServer::pid)
+            .chain(self.standalone.as_ref().map(|s| s.child.id()))
+            .collect()
+    }
+
+    /// Address, path, and the process groups whose CPU is the server's.
+    fn target(&self, server: Server) -> (String, &'static str, Vec<u32>) {
+        let apache = |s: &Option<RunningServer>| {
+            let s = s.as_ref().expect("server started");
+            (s.addr().to_string(), s.pid())
+        };
+        let standalone = self.standalone.as_ref().map(|s| (s.addr.clone(), s.child.id()));
+        match server {
+            Server::Ours => {
+                let (addr, pid) = apache(&self.ours);
+                (addr, "/echo", vec![pid])
+            }
+            Server::ModEcho => {
+                let (addr, pid) = apache(&self.mod_echo);
+                (addr, "/", vec![pid])
+            }
+            Server::Proxy => {
+                let (addr, pid) = apache(&self.proxy);
+                let backend = standalone.expect("backend started").1;
+                (addr, "/echo", vec![pid, backend])
+            }
+            Server::Standalone => {
+                let (addr, pid) = standalone.expect("server started");
+                (addr, "/echo", vec![pid])
+            }
+        }
+    }
+}
+
+fn start_apache(config: ServerConfig, what: &str) -> Result<RunningServer, String> {
+    config
+        .start()
+        .map_err(|e| format!("cannot start Apache with {what}: {e}"))
+}
+
+fn start_standalone(bin: &Path, pinning: bool) -> Result<Standalone, String> {
+    let exe = bin.join("bench-echo-server");
+    let mut cmd = if pinning {
+        let mut c = Command::new("taskset");
+        c.args(["-c", "0"]).arg(&exe);
+        c
+    } else {
+        Command::new(&exe)
+    };
+    cmd.args(["--listen", "127.0.0.1:0"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped());
+    #[cfg(unix)]
+    {
+        use std::os::unix::process::CommandExt;
+        // Its own process group, counted like an Apache instance's.
+        cmd.process_group(0);
+    }
+    let mut child = cmd
+        .spawn()
+        .map_err(|e| format!("cannot start {}: {e}", exe.display()))?;
+    let stdout = child.stdout.take().expect("stdout is piped");
+    let mut line = String::new();
+    BufReader::new(stdout)
+        .read_line(&mut line)
+        .map_err(|e| format!("bench-echo-server: {e}"))?;
+    let Some(addr) = line.trim().strip_prefix("listening on ") else {
+        let _ = child.kill();
+        let _ = child.wait();
+        return Err(format!("bench-echo-server did not start: {line:?}"));
+    };
+    Ok(Standalone {
+        addr: addr.to_owned(),
+        child,
+    })
+}
+
+/// Processes whose group is `pgid`.
+fn group_members(pgid: u32) -> Vec<u32> {
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    dir.flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|pid| {
+            std::fs::read_to_string(format!("/proc/{pid}/stat"))
+                .ok()
+                .and_then(|s| {
+                    let rest = &s[s.rfind(')')? + 1..];
+                    rest.split_whitespace().nth(2)?.parse::<u32>().ok()
+                })
+                == Some(pgid)
+        })
+        .collect()
+}
+
+fn run_client(
+    client: &Path,
+    fleet: &Fleet,
+    case: &Case,
+    server: Server,
+    pinning: bool,
+    warmup: f64,
+    seconds: f64,
+) -> Result<Value, String> {
+    let (addr, path, pgids) = fleet.target(server);
+    let path = case.path.unwrap_or(path);
+    let mut cmd = if pinning {
+        let mut c = Command::new("taskset");
+        c.args(["-c", if case.same_core { "0" } else { "1" }]).arg(client);
+        c
+    } else {
+        Command::new(client)
+    };
+    cmd.args(["--addr", &addr, "--path", path])
+        .args(["--size", &case.size.to_string()])
+        .args(["--conns", &case.conns.to_string()])
+        .args(["--inflight", &case.inflight.to_string()])
+        .args(["--content", case.content])
+        .args(["--warmup", &warmup.to_string(), "--seconds", &seconds.to_string()])
+        .args([
+            "--server-pgid",
+            &pgids.iter().map(u32::to_string).collect::<Vec<_>>().join(","),
+        ]);
+    if server == Server::ModEcho {
+        cmd.arg("--raw");
+    }
+    if case.deflate {
+        cmd.arg("--deflate");
+    }
+    if case.kind == Kind::Idle {
+        cmd.arg("--idle");
+    }
+    let out = cmd
+        .stderr(Stdio::inherit())
+        .output()
+        .map_err(|e| format!("cannot run {}: {e}", client.display()))?;
+    if !out.status.success() {
+        return Err(format!(
+            "the load client failed for {} via {} ({}); see its message above",
+            case.label,
+            server.short(),
+            out.status
+        ));
+    }
+    serde_json::from_slice(&out.stdout).map_err(|e| {
+        format!(
+            "unreadable load client output ({e}): {}",
+            String::from_utf8_lossy(&out.stdout)
+        )
+    })
+}
+
+fn num(v: &Value, key: &str) -> Option<f64> {
+    v.get(key).and_then(Value::as_f64)
+}
+
+fn progress_summary(case: &Case, r: &Value) -> String {
+    if case.kind == Kind::Idle {
+        return format!(
+            "{:.1} KiB per connection",
+            num(r, "rss_kib_per_conn").unwrap_or(f64::NAN)
+        );
+    }
+    let mut s = format!(
+        "{:.0} msg/s, {:.1} MiB/s, p50 {:.1} µs",
+        num(r, "msgs_per_sec").unwrap_or(0.0),
+        num(r, "mib_per_sec").unwrap_or(0.0),
+        num(r, "p50_us").unwrap_or(0.0)
+    );
+    if let Some(cpu) = num(r, "server_cpu_us_per_msg") {
+        let _ = write!(s, ", server CPU {cpu:.2} µs/msg");
+    }
+    s
+}
+
+struct Outcome {
+    case: Case,
+    server: Server,
+    runs: Vec<Value>,
+}
+
+impl Outcome {
+    /// The median over runs of one field.
+    fn median(&self, key: &str) -> Option<f64> {
+        let mut v: Vec<f64> = self.runs.iter().filter_map(|r| num(r, key)).collect();
+        if v.is_empty() {
+            return None;
+        }
+        v.sort_by(f64::total_cmp);
+        let n = v.len();
+        Some(if n % 2 == 1 {
+            v[n / 2]
+        } else {
+            (v[n / 2 - 1] + v[n / 2]) / 2.0
+        })
+    }
+}
+
+fn fmt_num(v: Option<f64>) -> String {
+    match v {
+        None => "—".into(),
+        Some(v) if v >= 1000.0 => format!("{v:.0}"),
+        Some(v) if v >= 100.0 => format!("{v:.1}"),
+        Some(v) if v >= 10.0 => format!("{v:.2}"),
+        Some(v) => format!("{v:.3}"),
+    }
+}
+
+fn ratio(a: Option<f64>, b: Option<f64>) -> String {
+    match (a, b) {
+        (Some(a), Some(b)) if b > 0.0 => format!("{:.2}×", a / b),
+        _ => "—".into(),
+    }
+}
+
+fn c_reference(case: &Case, ours: Option<&Outcome>) -> String {
+    let Some(c) = case.c_module else {
+        return "—".into();
+    };
+    let mut parts = Vec::new();
+    if let Some(cpu) = c.cpu_us {
+        let mut s = format!("{} µs/msg", fmt_num(Some(cpu)));
+        if let Some(o) = ours.and_then(|o| o.median("server_cpu_us_per_msg")) {
+            let _ = write!(s, " ({:.1}× ours)", cpu / o);
+        }
+        parts.push(s);
+    }
+    if let Some(m) = c.mib_s {
+        parts.push(format!("{m:.0} MiB/s"));
+    }
+    if let Some(p) = c.p50_us {
+        parts.push(format!("p50 {p:.0} µs"));
+    }
+    parts.join(", ")
+}
+
+/// The results as Markdown tables (load, then idle memory), then the
+/// issue's targets against this run.
+fn render(results: &[Outcome], runs: usize, seconds: f64) -> String {
+    let mut t = String::new();
+    let _ = writeln!(
+        t,
+        "Median of {runs} run(s) × {seconds} s. Server CPU = utime+stime of every server process over the \
+         measured window ÷ messages echoed.\n\"C module\" figures are issue 8's, from another run: the C \
+         module is not built or measured here.\n"
+    );
+    let _ = writeln!(
+        t,
+        "| case | server | msgs/s | MiB/s | p50 µs | p99 µs | server CPU µs/msg | CPU ÷ ours | msgs/s ÷ ours | \
+         C module (issue 8 figures, other run) |"
+    );
+    let _ = writeln!(t, "|---|---|---:|---:|---:|---:|---:|---:|---:|---|");
+    let find = |case: &str, server: Server| results.iter().find(|o| o.case.id == case && o.server == server);
+    for o in results.iter().filter(|o| o.case.kind == Kind::Load) {
+        let ours = find(o.case.id, Server::Ours);
+        let is_ours = o.server == Server::Ours;
+        let cpu = o.median("server_cpu_us_per_msg");
+        let rate = o.median("msgs_per_sec");
+        let mut label = o.server.label().to_owned();
+        if o.case.deflate {
+            if let (Some(wire), true) = (o.median("wire_bytes_per_msg"), is_ours) {
+                let _ = write!(
+                    label,
+                    "; echoes {:.0}% of their size on the wire",
+                    100.0 * wire / o.case.size as f64
+                );
+            }
+        }
+        let _ = writeln!(
+            t,
+            "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
+            o.case.label,
+            label,
+            fmt_num(rate),
+            fmt_num(o.median("mib_per_sec")),
+            fmt_num(o.median("p50_us")),
+            fmt_num(o.median("p99_us")),
+            fmt_num(cpu),
+            if is_ours {
+                "1".into()
+            } else {
+                ratio(cpu, ours.and_then(|u| u.median("server_cpu_us_per_msg")))
+            },
+            if is_ours {
+                "1".into()
+            } else {
+                ratio(rate, ours.and_then(|u| u.median("msgs_per_sec")))
+            },
+            if is_ours {
+                c_reference(&o.case, ours)
+            } else {
+                String::new()
+            },
+        );
+    }
+    let idle: Vec<&Outcome> = results.iter().filter(|o| o.case.kind == Kind::Idle).collect();
+    if !idle.is_empty() {
+        let _ = writeln!(
+            t,
+            "\n| idle connections | server | resident memory per connection (KiB) |\n|---|---|---:|"
+        );
+        for o in &idle {
+            let _ = writeln!(
+                t,
+                "| {} | {} | {} |",
+                o.case.label,
+                o.server.label(),
+                fmt_num(o.median("rss_kib_per_conn"))
+            );
+        }
+    }
+    let _ = writeln!(t, "\nIssue 8 targets, this run:");
+    for line in targets(results) {
+        let _ = writeln!(t, "- {line}");
+    }
+    t
+}
+
+fn verdict(ok: bool) -> &'static str {
+    if ok {
+        "met"
+    } else {
+        "NOT met"
+    }
+}
+
+fn targets(results: &[Outcome]) -> Vec<String> {
+    let find = |case: &str, server: Server| results.iter().find(|o| o.case.id == case && o.server == server);
+    let mut lines = Vec::new();
+    for case in CASES {
+        let (Some(target), Some(o)) = (case.target_cpu_us, find(case.id, Server::Ours)) else {
+            continue;
+        };
+        if let Some(cpu) = o.median("server_cpu_us_per_msg") {
+            lines.push(format!(
+                "{}: server CPU ≤ {target} µs/msg: {} ({})",
+                case.label,
+                fmt_num(Some(cpu)),
+                verdict(cpu <= target)
+            ));
+        }
+    }
+    if let Some(o) = find("1m", Server::Ours) {
+        if let Some(mib) = o.median("mib_per_sec") {
+            let gbs = mib * 1024.0 * 1024.0 / 1e9;
+            lines.push(format!(
+                "1 MiB binary: ≥ 1.7 GB/s: {gbs:.2} GB/s ({}; on a 2-core machine with the load client on \
+                 the other core)",
+                verdict(gbs >= 1.7)
+            ));
+        }
+    }
+    if let Some(p50) = find("latency", Server::Ours).and_then(|o| o.median("p50_us")) {
+        let others: Vec<(Server, f64)> = [Server::ModEcho, Server::Standalone]
+            .into_iter()
+            .filter_map(|s| Some((s, find("latency", s)?.median("p50_us")?)))
+            .collect();
+        let ok = p50 <= 20.0 && others.iter().all(|(_, p)| p50 <= *p);
+        let vs: Vec<String> = others
+            .iter()
+            .map(|(s, p)| format!("{} {}", s.short(), fmt_num(Some(*p))))
+            .collect();
+        lines.push(format!(
+            "latency p50 ≤ 20 µs and ≤ mod_echo's and the standalone server's: {} µs (vs {}) ({})",
+            fmt_num(Some(p50)),
+            if vs.is_empty() {
+                "—".into()
+            } else {
+                vs.join(", ")
+            },
+            verdict(ok)
+        ));
+    }
+    if let Some(kib) = find("idle", Server::Ours).and_then(|o| o.median("rss_kib_per_conn")) {
+        let echo = find("idle", Server::ModEcho).and_then(|o| o.median("rss_kib_per_conn"));
+        let beyond = echo.map(|e| kib - e);
+        lines.push(format!(
+            "idle connection ≤ 64 KiB beyond Apache's own per-connection cost: {} KiB{} ({})",
+            fmt_num(Some(kib)),
+            match beyond {
+                Some(b) => format!(", {} KiB more than mod_echo's", fmt_num(Some(b))),
+                None => String::new(),
+            },
+            verdict(beyond.unwrap_or(kib) <= 64.0)
+        ));
+    }
+    lines
+}
+
+fn results_json(
+    results: &[Outcome],
+    runs: usize,
+    seconds: f64,
+    quick: bool,
+    pinning: bool,
+    cpus: usize,
+    elapsed: Duration,
+) -> Value {
+    const FIELDS: &[&str] = &[
+        "msgs_per_sec",
+        "mib_per_sec",
+        "p50_us",
+        "p99_us",
+        "server_cpu_us_per_msg",
+        "wire_bytes_per_msg",
+        "rss_kib_per_conn",
+    ];
+    let rows: Vec<Value> = results
+        .iter()
+        .map(|o| {
+            let median: serde_json::Map<String, Value> = FIELDS
+                .iter()
+                .filter_map(|f| Some((f.to_string(), json!(o.median(f)?))))
+                .collect();
+            json!({
+                "case": o.case.id,
+                "case_label": o.case.label,
+                "server": o.server.id(),
+                "server_label": o.server.label(),
+                "size": o.case.size,
+                "conns": o.case.conns,
+                "inflight": o.case.inflight,
+                "content": o.case.content,
+                "deflate": o.case.deflate,
+                "client_on_server_core": o.case.same_core,
+                "median": median,
+                "runs": o.runs,
+            })
+        })
+        .collect();
+    let c_module: Vec<Value> = CASES
+        .iter()
+        .filter_map(|c| {
+            let f = c.c_module?;
+            Some(json!({"case": c.id, "server_cpu_us_per_msg": f.cpu_us, "mib_per_sec": f.mib_s, "p50_us": f.p50_us}))
+        })
+        .collect();
+    json!({
+        "machine": machine_info(cpus),
+        "settings": {
+            "runs": runs,
+            "seconds": seconds,
+            "quick": quick,
+            "pinned": pinning,
+            "servers_cpu": if pinning { json!(0) } else { Value::Null },
+            "client_cpu": if pinning { json!(1) } else { Value::Null },
+            "mpm": "event",
+            "elapsed_seconds": elapsed.as_secs_f64(),
+        },
+        "results": rows,
+        "c_module_reference": {
+            "note": "issue 8's figures from another run; the C module is not built or measured here",
+            "figures": c_module,
+        },
+        "targets": targets(results),
+    })
+}
+
+fn command_line(program: &str, args: &[&str]) -> Option<String> {
+    let out = Command::new(program).args(args).output().ok()?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    Some(text.lines().next()?.trim().to_owned())
+}
+
+fn machine_info(cpus: usize) -> Value {
+    let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+    let model = cpuinfo.lines().find_map(|l| {
+        l.strip_prefix("model name")?
+            .split_once(':')
+            .map(|(_, m)| m.trim().to_owned())
+    });
+    let httpd = httpd_runner::find_httpd().unwrap_or_else(|| PathBuf::from("apache2"));
+    json!({
+        "cpu_model": model,
+        "cores": cpus,
+        "kernel": command_line("uname", &["-sr"]),
+        "httpd": command_line(&httpd.to_string_lossy(), &["-v"]),
+        "rustc": command_line("rustc", &["--version"]),
+        "git_revision": command_line("git", &["-C", &crate::util::root().to_string_lossy(), "rev-parse", "--short", "HEAD"]),
+        "unix_time": std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs()),
+    })
+}
