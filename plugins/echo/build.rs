@@ -1,25 +1,5 @@
-//! Link settings of the plugin's cdylib.
-//!
-//! `export_plugin!` declares the init function `extern "system"`: on 32-bit
-//! Windows that is `__stdcall`, whose symbol is decorated (`_echo_init@0`), while
-//! x64 and every other target export the plain name. So that configurations
-//! written either way load, a 32-bit MSVC build exports both spellings
-//! through a module-definition (.def) file generated from the init names
-//! below (mod_websocket's loader also tries both when it looks one up).
-
-/// The init functions this plugin exports with `export_plugin!`.
-const INIT_FUNCTIONS: &[&str] = &["echo_init"];
+//! Link settings of the plugin's cdylib: see `websocket_plugin::build`.
 
 fn main() {
-    println!("cargo:rerun-if-changed=build.rs");
-    let var = |name: &str| std::env::var(name).unwrap_or_default();
-    if var("CARGO_CFG_TARGET_OS") == "windows"
-        && var("CARGO_CFG_TARGET_ARCH") == "x86"
-        && var("CARGO_CFG_TARGET_ENV") == "msvc"
-    {
-        let def = std::path::Path::new(&var("OUT_DIR")).join("exports.def");
-        std::fs::write(&def, websocket_plugin::windows_def_file(INIT_FUNCTIONS))
-            .unwrap_or_else(|e| panic!("cannot write {}: {e}", def.display()));
-        println!("cargo:rustc-cdylib-link-arg=/DEF:{}", def.display());
-    }
+    websocket_plugin::build::export_init_functions(&["echo_init"]);
 }

@@ -26,6 +26,7 @@
 //! ```
 
 mod api;
+pub mod build;
 mod export;
 pub mod ffi;
 mod loader;

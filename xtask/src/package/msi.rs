@@ -428,10 +428,9 @@ mod tests {
             let dir = root().join("plugins").join(plugin);
             let build_rs = fs::read_to_string(dir.join("build.rs")).unwrap();
             assert!(
-                build_rs.contains(&format!("const INIT_FUNCTIONS: &[&str] = &[\"{init}\"];")),
+                build_rs.contains(&format!("export_init_functions(&[\"{init}\"])")),
                 "plugins/{plugin}/build.rs does not declare {init}"
             );
-            assert!(build_rs.contains("cargo:rustc-cdylib-link-arg=/DEF:"));
             let lib_rs = fs::read_to_string(dir.join("src/lib.rs")).unwrap();
             assert!(
                 lib_rs.contains(&format!("export_plugin!({init},")),
