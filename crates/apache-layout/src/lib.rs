@@ -330,8 +330,9 @@ fn has_header(dir: &Path, header: &str, searched: &mut Vec<String>, how: &str) -
     }
 }
 
-#[cfg(test)]
-pub(crate) mod testutil {
+/// Builders of synthetic installation trees, for tests here and in the xtask.
+#[cfg(any(test, feature = "testutil"))]
+pub mod testutil {
     use std::fs;
     use std::path::Path;
 

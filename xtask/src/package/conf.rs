@@ -338,3 +338,101 @@ mod tests {
         }
     }
 }
+
+/// Discovery (crates/apache-layout) on a synthetic tree of each platform the
+/// xtask packages for, and where the packaging then puts the modules.
+#[cfg(test)]
+mod discovery_tests {
+    use super::Platform;
+    use apache_layout::testutil::{apr_headers, apu_headers, fake_tool, httpd_headers, touch};
+    use apache_layout::{Flavor, Probe, TargetOs};
+
+    #[test]
+    fn debian() {
+        let tmp = tempfile::tempdir().unwrap();
+        let r = tmp.path();
+        httpd_headers(&r.join("usr/include/apache2"));
+        apr_headers(&r.join("usr/include/apr-1.0"));
+        apu_headers(&r.join("usr/include/apr-1.0"));
+        let layout = Probe::with_root(r).discover(TargetOs::Linux).unwrap();
+        assert_eq!(layout.flavor, Flavor::Linux);
+        assert_eq!(layout.mmn.as_deref(), Some("20120211"));
+        assert_eq!(layout.modules_dir, r.join(&Platform::Debian.modules_dir()[1..]));
+    }
+
+    #[test]
+    fn homebrew_on_both_prefixes() {
+        for prefix in ["opt/homebrew", "usr/local"] {
+            let tmp = tempfile::tempdir().unwrap();
+            let r = tmp.path();
+            let opt = r.join(prefix).join("opt");
+            httpd_headers(&opt.join("httpd/include/httpd"));
+            apr_headers(&opt.join("apr/include/apr-1"));
+            apu_headers(&opt.join("apr-util/include/apr-1"));
+            let layout = Probe::with_root(r).discover(TargetOs::MacOs).unwrap();
+            assert_eq!(layout.flavor, Flavor::Homebrew, "{prefix}");
+            let platform = Platform::Homebrew {
+                prefix: std::path::PathBuf::from("/").join(prefix),
+            };
+            assert_eq!(
+                layout.modules_dir,
+                r.join(&platform.modules_dir()[1..]),
+                "{prefix}"
+            );
+        }
+    }
+
+    #[test]
+    fn macos_system_apache() {
+        let tmp = tempfile::tempdir().unwrap();
+        let r = tmp.path();
+        let sdk = r.join("sdk/MacOSX.sdk");
+        httpd_headers(&sdk.join("usr/include/apache2"));
+        apr_headers(&sdk.join("usr/include/apr-1"));
+        apu_headers(&sdk.join("usr/include/apr-1"));
+        std::fs::create_dir_all(r.join("usr/libexec/apache2")).unwrap();
+        touch(&r.join("usr/sbin/httpd"), "");
+        fake_tool(
+            &r.join("bin/xcrun"),
+            &[("--show-sdk-path", sdk.to_str().unwrap())],
+        );
+        let layout = Probe::with_root(r)
+            .path(r.join("bin"))
+            .discover(TargetOs::MacOs)
+            .unwrap();
+        assert_eq!(layout.flavor, Flavor::MacSystem);
+        // Apple's modules live on the read-only system volume; ours go beside them.
+        assert_eq!(layout.modules_dir, r.join("usr/libexec/apache2"));
+        assert_eq!(Platform::MacSystem.modules_dir(), "/usr/local/libexec/apache2");
+    }
+
+    #[test]
+    fn apache_lounge() {
+        let tmp = tempfile::tempdir().unwrap();
+        let root = tmp.path().join("C/Apache24");
+        httpd_headers(&root.join("include"));
+        apr_headers(&root.join("include"));
+        apu_headers(&root.join("include"));
+        for lib in ["libhttpd.lib", "libapr-1.lib", "libaprutil-1.lib"] {
+            touch(&root.join("lib").join(lib), "");
+        }
+        let layout = Probe::with_root(tmp.path()).discover(TargetOs::Windows).unwrap();
+        assert_eq!(layout.flavor, Flavor::ApacheLounge);
+        assert_eq!(layout.import_libs, ["libhttpd", "libapr-1", "libaprutil-1"]);
+        assert_eq!(layout.modules_dir, root.join("modules"));
+        assert_eq!(Platform::Windows.modules_dir(), "${SRVROOT}/modules");
+    }
+
+    #[test]
+    fn nothing_installed_names_what_to_install() {
+        let tmp = tempfile::tempdir().unwrap();
+        for (os, hint) in [
+            (TargetOs::Linux, "apache2-dev"),
+            (TargetOs::MacOs, "brew install httpd"),
+            (TargetOs::Windows, "Apache24"),
+        ] {
+            let err = Probe::with_root(tmp.path()).discover(os).unwrap_err().to_string();
+            assert!(err.contains(hint), "{os:?}: {err}");
+        }
+    }
+}
