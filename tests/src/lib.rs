@@ -115,28 +115,34 @@ pub fn c_plugin() -> &'static Path {
         let dir = httpd_runner::scratch_dir("c-plugin");
         std::fs::create_dir_all(&dir).expect("create the C plugin directory");
         let out = dir.join("test_plugin.so");
-        let cc = std::env::var("CC").unwrap_or_else(|_| "cc".into());
-        let result = Command::new(&cc)
-            .args([
-                "-shared", "-fPIC", "-Wall", "-Wextra", "-Werror", "-O1", "-pthread",
-            ])
-            .arg("-I")
-            .arg(stage().include_dir())
-            .arg("-o")
-            .arg(&out)
-            .arg(&source)
-            .output()
-            .unwrap_or_else(|e| panic!("cannot run the C compiler `{cc}`: {e}"));
-        assert!(
-            result.status.success(),
-            "compiling {} failed:\n{}{}",
-            source.display(),
-            String::from_utf8_lossy(&result.stdout),
-            String::from_utf8_lossy(&result.stderr)
-        );
+        compile_c_plugin(&source, &out);
         make_world_readable(&dir, &out);
         out
     })
+}
+
+/// Compiles a C plugin against the staged `websocket_plugin.h` into a
+/// shared library, warnings as errors; panics with the compiler's output.
+pub fn compile_c_plugin(source: &Path, out: &Path) {
+    let cc = std::env::var("CC").unwrap_or_else(|_| "cc".into());
+    let result = Command::new(&cc)
+        .args([
+            "-shared", "-fPIC", "-Wall", "-Wextra", "-Werror", "-O1", "-pthread",
+        ])
+        .arg("-I")
+        .arg(stage().include_dir())
+        .arg("-o")
+        .arg(out)
+        .arg(source)
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run the C compiler `{cc}`: {e}"));
+    assert!(
+        result.status.success(),
+        "compiling {} failed:\n{}{}",
+        source.display(),
+        String::from_utf8_lossy(&result.stdout),
+        String::from_utf8_lossy(&result.stderr)
+    );
 }
 
 #[cfg(unix)]

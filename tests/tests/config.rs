@@ -5,7 +5,6 @@
 
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::sync::OnceLock;
 use std::thread;
 use std::time::{Duration, Instant};
@@ -456,21 +455,7 @@ EXPORT WebSocketPlugin *CALLBACK no_on_message_init(void) { return &no_on_messag
         )
         .unwrap();
         let out = dir.join("bad_plugins.so");
-        let cc = std::env::var("CC").unwrap_or_else(|_| "cc".into());
-        let result = Command::new(&cc)
-            .args(["-shared", "-fPIC", "-Wall", "-Wextra", "-Werror"])
-            .arg("-I")
-            .arg(stage().include_dir())
-            .arg("-o")
-            .arg(&out)
-            .arg(&source)
-            .output()
-            .unwrap_or_else(|e| panic!("cannot run `{cc}`: {e}"));
-        assert!(
-            result.status.success(),
-            "compiling the bad plugins failed:\n{}",
-            String::from_utf8_lossy(&result.stderr)
-        );
+        compile_c_plugin(&source, &out);
         out
     })
 }

@@ -76,30 +76,3 @@ pub unsafe fn request(
         )
     }
 }
-
-/// Logs `msg` for a server (configuration time, no request).
-///
-/// # Safety
-/// `s` is NULL or a live server_rec.
-pub unsafe fn server(
-    s: *const sys::server_rec,
-    module_index: c_int,
-    level: c_int,
-    status: sys::apr_status_t,
-    msg: &str,
-) {
-    let msg = message(msg);
-    // SAFETY: as above; a NULL server logs to the main server's log.
-    unsafe {
-        sys::ap_log_error_(
-            c"mod_websocket".as_ptr(),
-            0,
-            module_index,
-            level,
-            status,
-            s,
-            c"%s".as_ptr(),
-            msg.as_ptr(),
-        )
-    }
-}
