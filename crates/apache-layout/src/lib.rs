@@ -270,12 +270,24 @@ impl Probe {
     /// Runs `program args` and returns its trimmed stdout, or `None` when it
     /// cannot run, fails or prints nothing.
     fn query(&self, program: &Path, args: &[&str]) -> Option<String> {
-        let out = Command::new(program)
-            .args(args)
-            .stdin(Stdio::null())
-            .stderr(Stdio::null())
-            .output()
-            .ok()?;
+        // A tool being written at this moment (a package upgrade, or a
+        // test creating it while another thread forks) fails with "text
+        // file busy" for a few milliseconds; that is not "not installed".
+        let mut busy_retries = 20;
+        let out = loop {
+            match Command::new(program)
+                .args(args)
+                .stdin(Stdio::null())
+                .stderr(Stdio::null())
+                .output()
+            {
+                Err(e) if e.kind() == std::io::ErrorKind::ExecutableFileBusy && busy_retries > 0 => {
+                    busy_retries -= 1;
+                    std::thread::sleep(std::time::Duration::from_millis(10));
+                }
+                other => break other.ok()?,
+            }
+        };
         if !out.status.success() {
             return None;
         }
