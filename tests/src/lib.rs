@@ -220,11 +220,15 @@ pub fn assert_no_crash(server: &RunningServer) {
 pub fn finish(server: RunningServer) {
     assert_no_crash(&server);
     let log_path = server.config().error_log_path();
-    let logs = server.logs();
-    if let Err(e) = server.stop() {
-        panic!("stopping httpd failed: {e}\n{logs}");
-    }
+    // Graceful: Apache's immediate stop can crash a threaded MPM's child by
+    // itself (see RunningServer::graceful_stop), which would hide ours.
+    let stopped = server.graceful_stop();
     let log = std::fs::read_to_string(&log_path).unwrap_or_default();
+    match stopped {
+        Ok(status) if status.success() => {}
+        Ok(status) => panic!("httpd did not stop gracefully ({status}):\n{log}"),
+        Err(e) => panic!("stopping httpd failed: {e}\n{log}"),
+    }
     for marker in CRASH_MARKERS {
         assert!(
             !log.contains(marker),
