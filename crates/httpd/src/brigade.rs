@@ -144,12 +144,27 @@ impl Brigade {
         filters: *mut sys::ap_filter_t,
         data: &[u8],
     ) -> Result<(), sys::apr_status_t> {
+        // SAFETY: forwarded contract.
+        unsafe { self.write_parts_and_flush(filters, &[data]) }
+    }
+
+    /// Like [`Brigade::write_and_flush`] for several pieces in order (a
+    /// frame header and its payload), one bucket each, none copied: with the
+    /// FLUSH the core output filter writes them out before returning.
+    ///
+    /// # Safety
+    /// As for [`Brigade::write_and_flush`].
+    pub unsafe fn write_parts_and_flush(
+        &self,
+        filters: *mut sys::ap_filter_t,
+        parts: &[&[u8]],
+    ) -> Result<(), sys::apr_status_t> {
         self.cleanup();
-        // SAFETY: live brigade and allocator; a transient bucket points at
-        // `data`, which stays valid until ap_pass_brigade returns, and any
-        // filter that keeps it longer must set it aside (copy) by contract.
+        // SAFETY: live brigade and allocator; transient buckets point at
+        // `parts`, which stay valid until ap_pass_brigade returns, and any
+        // filter that keeps them longer must set them aside (copy) by contract.
         let rv = unsafe {
-            if !data.is_empty() {
+            for data in parts.iter().filter(|d| !d.is_empty()) {
                 let b = sys::apr_bucket_transient_create(
                     data.as_ptr().cast(),
                     data.len() as sys::apr_size_t,

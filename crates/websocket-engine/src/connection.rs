@@ -7,12 +7,14 @@
 //! another thread waits while it is full, and every sender gets 0 at once
 //! once the session has ended.
 
+use std::cell::Cell;
 use std::ffi::CString;
 use std::os::raw::{c_char, c_int};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Condvar, Mutex, MutexGuard};
 use std::thread::ThreadId;
 
+use httpd::brigade::Brigade;
 use httpd::sys;
 use websocket_plugin::ffi::{
     WebSocketServer, WebSocketState, MESSAGE_TYPE_BINARY, MESSAGE_TYPE_CLOSE, MESSAGE_TYPE_PING,
@@ -27,6 +29,12 @@ use websocket_proto::Opcode;
 /// Bytes other threads may queue before `send` waits for the owner to
 /// write them out. One message larger than this still goes through alone.
 pub const QUEUE_LIMIT: usize = 1 << 20;
+
+/// Data messages at least this large that the owner thread sends from inside
+/// a plugin callback go to the wire at once, the payload as the plugin
+/// handed it, instead of being copied into the queue. Smaller ones are
+/// batched: a copy costs less than a write of their own.
+pub const DIRECT_MIN: usize = 64 * 1024;
 
 /// The owner's pollset, woken when another thread queues a frame.
 struct Waker(*mut sys::apr_pollset_t);
@@ -91,8 +99,12 @@ struct Compressor {
 impl Compressor {
     /// Appends a compressed data frame, or returns false if the message is
     /// too small to be worth it.
+    fn wants(&self, opcode: Opcode, len: usize) -> bool {
+        len >= self.settings.min_size && matches!(opcode, Opcode::Text | Opcode::Binary)
+    }
+
     fn encode(&mut self, opcode: Opcode, payload: &[u8], out: &mut Vec<u8>) -> bool {
-        if payload.len() < self.settings.min_size || !matches!(opcode, Opcode::Text | Opcode::Binary) {
+        if !self.wants(opcode, payload.len()) {
             return false;
         }
         let settings = &self.settings;
@@ -193,6 +205,55 @@ impl Outbox {
         true
     }
 
+    /// Sends one data frame without copying `payload`: `write` gets what is
+    /// queued, the frame header and the payload, in that order, and writes
+    /// them out before returning (false if the connection failed). Only for
+    /// the owner thread, which alone writes. `None` when the frame must go
+    /// through the queue instead (compressed, or not RFC 6455 framing).
+    pub fn push_direct(
+        &self,
+        opcode: Opcode,
+        payload: &[u8],
+        write: impl FnOnce(&[&[u8]]) -> bool,
+    ) -> Option<bool> {
+        let mut q = self.lock();
+        if q.closed || q.close_queued {
+            return Some(false);
+        }
+        let compressed = q
+            .compressor
+            .as_ref()
+            .is_some_and(|c| c.wants(opcode, payload.len()));
+        if compressed || q.framing != Framing::Rfc6455 || opcode.is_control() {
+            return None;
+        }
+        // Written outside the lock: other threads keep queueing meanwhile,
+        // and what they queue goes out after this frame.
+        let mut queued = std::mem::take(&mut q.bytes);
+        let waiting = q.waiting > 0;
+        drop(q);
+        if waiting {
+            self.space.notify_all();
+        }
+        let header = FrameHeaderBuf::new(opcode, true, false, payload.len() as u64);
+        if !write(&[&queued, header.as_bytes(), payload]) {
+            self.close();
+            return Some(false);
+        }
+        let mut q = self.lock();
+        if q.bytes.is_empty() && !q.closed {
+            // Keep the queue's allocation.
+            queued.clear();
+            q.bytes = queued;
+        }
+        Some(true)
+    }
+
+    /// Whether the session has ended for senders (or a direct write failed).
+    pub fn is_closed(&self) -> bool {
+        self.lock().closed
+    }
+
     /// Queues bytes that are not a message (the draft-76 handshake answer).
     pub fn push_raw(&self, bytes: &[u8]) {
         self.lock().bytes.extend_from_slice(bytes);
@@ -244,6 +305,16 @@ pub struct ConnState {
     pub outbox: Outbox,
     /// Response headers may only change before the 101 is sent.
     pub handshake_open: AtomicBool,
+    /// The session's way to the wire while it runs; owner thread only.
+    pub direct: Cell<Option<DirectOut>>,
+}
+
+/// The owner thread's output brigade and filter chain, for
+/// [`Outbox::push_direct`].
+#[derive(Clone, Copy)]
+pub struct DirectOut {
+    pub brigade: *const Brigade,
+    pub filters: *mut sys::ap_filter_t,
 }
 
 /// The struct handed to plugins, with the state it points at. Boxed so its
@@ -255,7 +326,8 @@ pub struct Connection {
 
 // SAFETY: plugins use the server from their own threads. Everything they can
 // reach from another thread goes through the Mutex'd outbox or reads data
-// that is immutable once the session runs (request headers, protocols).
+// that is immutable once the session runs (request headers, protocols);
+// `direct` is read and written on the owner thread only.
 unsafe impl Sync for Connection {}
 
 impl Connection {
@@ -285,6 +357,7 @@ impl Connection {
                 owner: std::thread::current().id(),
                 outbox: Outbox::new(framing, compression),
                 handshake_open: AtomicBool::new(true),
+                direct: Cell::new(None),
             },
         });
         conn.server.state = (&conn.state as *const ConnState)
@@ -398,6 +471,18 @@ unsafe extern "system" fn send(
         _ => return 0,
     };
     let from_owner = s.owner == std::thread::current().id();
+    if from_owner && payload.len() >= DIRECT_MIN {
+        if let Some(direct) = s.direct.get() {
+            let write = |parts: &[&[u8]]| {
+                // SAFETY: `direct` is set by the running session on this, the
+                // owner thread, and cleared before its brigade goes away.
+                unsafe { (*direct.brigade).write_parts_and_flush(direct.filters, parts) }.is_ok()
+            };
+            if let Some(sent) = s.outbox.push_direct(opcode, payload, write) {
+                return if sent { payload.len() } else { 0 };
+            }
+        }
+    }
     if s.outbox.push(from_owner, opcode, payload) {
         payload.len()
     } else {
@@ -462,6 +547,67 @@ mod tests {
         let mut out = Vec::new();
         outbox.take(&mut out);
         assert_eq!(out, b"digest\x00\xc3\xa9\xff\xff\x00");
+    }
+
+    #[test]
+    fn direct_frames_follow_what_is_queued_and_leave_the_payload_alone() {
+        let outbox = Outbox::new(Framing::Rfc6455, None);
+        assert!(outbox.push(true, Opcode::Pong, b"p"));
+        let payload = vec![7u8; 65_000];
+        let mut wire = Vec::new();
+        let sent = outbox.push_direct(Opcode::Binary, &payload, |parts| {
+            assert_eq!(parts.len(), 3);
+            assert!(
+                std::ptr::eq(parts[2], payload.as_slice()),
+                "the payload is not copied"
+            );
+            parts.iter().for_each(|p| wire.extend_from_slice(p));
+            true
+        });
+        assert_eq!(sent, Some(true));
+        assert_eq!(&wire[..3], [0x8A, 1, b'p']);
+        assert_eq!(&wire[3..7], [0x82, 126, 0xFD, 0xE8]);
+        assert_eq!(wire.len(), 3 + 4 + 65_000);
+        let mut out = Vec::new();
+        assert!(!outbox.take(&mut out));
+        assert!(out.is_empty(), "the queued pong went out with the frame");
+    }
+
+    #[test]
+    fn direct_frames_are_refused_where_they_cannot_be_written_as_is() {
+        let never = |_: &[&[u8]]| -> bool { panic!("nothing may be written") };
+        let legacy = Outbox::new(Framing::Legacy, None);
+        assert_eq!(legacy.push_direct(Opcode::Text, b"x", never), None);
+        let compressing = Outbox::new(
+            Framing::Rfc6455,
+            Some(Compression {
+                negotiated: websocket_proto::deflate::negotiate(
+                    &websocket_proto::handshake::parse_extensions("permessage-deflate").unwrap(),
+                    &Default::default(),
+                )
+                .unwrap()
+                .unwrap(),
+                level: 1,
+                min_size: 64,
+            }),
+        );
+        assert_eq!(compressing.push_direct(Opcode::Binary, &[0; 100], never), None);
+        assert_eq!(
+            compressing.push_direct(Opcode::Binary, &[0; 10], |_| true),
+            Some(true),
+            "below the compression threshold"
+        );
+        let closing = Outbox::new(Framing::Rfc6455, None);
+        assert!(closing.push(true, Opcode::Close, &[0x03, 0xE8]));
+        assert_eq!(closing.push_direct(Opcode::Binary, b"late", never), Some(false));
+    }
+
+    #[test]
+    fn a_failed_direct_write_ends_the_session_for_senders() {
+        let outbox = Outbox::new(Framing::Rfc6455, None);
+        assert_eq!(outbox.push_direct(Opcode::Binary, b"x", |_| false), Some(false));
+        assert!(outbox.is_closed());
+        assert!(!outbox.push(true, Opcode::Text, b"after"));
     }
 
     #[test]

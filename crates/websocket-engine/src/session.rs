@@ -21,11 +21,49 @@ use websocket_proto::close::{CloseCode, ClosePayload};
 use websocket_proto::decoder::MessageKind;
 use websocket_proto::Opcode;
 
-use crate::connection::Connection;
+use crate::connection::{Connection, DirectOut};
 use crate::rlog;
 
 /// How much one nonblocking read may bring in.
 const READ_SIZE: usize = 64 * 1024;
+
+/// The most the core input filter takes from the socket in one read
+/// (APR_BUCKET_BUFF_SIZE).
+const CORE_READ_SIZE: usize = 8000;
+
+/// Connection input filters known to hold back nothing between reads: with
+/// only these, a read that returns less than both what was asked and a full
+/// socket read means the socket was drained, and the next read would only
+/// say EAGAIN. (mod_ssl, for one, may keep decrypted or raw bytes that a
+/// poll on the socket cannot see, so a chain with it reads until EAGAIN.)
+const PASS_THROUGH_FILTERS: &[&str] = &["core_in", "reqtimeout"];
+
+/// Whether every input filter of `c` is a pass-through one.
+///
+/// # Safety
+/// `c` is a live connection whose filters are not changing.
+unsafe fn input_is_pass_through(c: *mut sys::conn_rec) -> bool {
+    // SAFETY: walking the live filter list; names are C strings that live
+    // as long as the filter registrations.
+    unsafe {
+        let mut f = (*c).input_filters;
+        while !f.is_null() {
+            let frec = (*f).frec;
+            if frec.is_null() || (*frec).name.is_null() {
+                return false;
+            }
+            let name = std::ffi::CStr::from_ptr((*frec).name).to_bytes();
+            if !PASS_THROUGH_FILTERS
+                .iter()
+                .any(|k| k.as_bytes().eq_ignore_ascii_case(name))
+            {
+                return false;
+            }
+            f = (*f).next;
+        }
+    }
+    true
+}
 
 /// How long to wait for the peer's close frame after we sent ours.
 const CLOSE_TIMEOUT: Duration = Duration::from_secs(5);
@@ -186,6 +224,14 @@ pub unsafe fn run(params: SessionParams<'_>, protocol: &mut dyn WireProtocol) {
     let pollset = unsafe { create_pollset(c, pool) };
     let outbox = &params.conn.state.outbox;
     outbox.set_waker(pollset);
+    // SAFETY: live connection; this thread owns it.
+    let pass_through = unsafe { input_is_pass_through(c) };
+    // Large messages the plugin sends from our callbacks go straight out.
+    params.conn.state.direct.set(Some(DirectOut {
+        brigade: &bb_out,
+        // SAFETY: live connection.
+        filters: unsafe { (*c).output_filters },
+    }));
 
     let mut phase = Phase::Open;
     if pollset.is_null() {
@@ -208,18 +254,24 @@ pub unsafe fn run(params: SessionParams<'_>, protocol: &mut dyn WireProtocol) {
         ping_deadline: None,
     };
 
+    // Whether the input filters may have bytes for us: at the start (they
+    // may have come with the handshake), after a poll saw the socket
+    // readable, and when a batch stopped at READ_SIZE. Otherwise the last
+    // read drained them, and a poll, not another read, says when more come.
+    let mut input_pending = true;
     loop {
         let mut progressed = false;
-        if matches!(phase, Phase::Open | Phase::Closing { .. }) {
+        if matches!(phase, Phase::Open | Phase::Closing { .. }) && input_pending {
             input.clear();
+            input_pending = false;
             // The core input filter hands out one socket read (8 KB) per
             // call: gather what is there, up to READ_SIZE, into one batch.
             let mut peer_gone = None;
             while input.len() < READ_SIZE {
+                let want = READ_SIZE - input.len();
                 // SAFETY: this thread owns the connection's filters.
-                match unsafe {
-                    bb_in.read_nonblocking((*c).input_filters, READ_SIZE - input.len(), &mut input)
-                } {
+                match unsafe { bb_in.read_nonblocking((*c).input_filters, want, &mut input) } {
+                    ReadOutcome::Data(n) if pass_through && n < want && n < CORE_READ_SIZE => break,
                     ReadOutcome::Data(_) => {}
                     ReadOutcome::WouldBlock => break,
                     ReadOutcome::Closed(rv) => {
@@ -227,6 +279,9 @@ pub unsafe fn run(params: SessionParams<'_>, protocol: &mut dyn WireProtocol) {
                         break;
                     }
                 }
+            }
+            if input.len() >= READ_SIZE {
+                input_pending = true;
             }
             if !input.is_empty() {
                 progressed = true;
@@ -255,6 +310,10 @@ pub unsafe fn run(params: SessionParams<'_>, protocol: &mut dyn WireProtocol) {
             if let Some(rv) = peer_gone {
                 rlog!(r, mi, APLOG_DEBUG, "peer closed the connection (status {rv})");
                 phase = Phase::Done;
+            }
+            if outbox.is_closed() {
+                rlog!(r, mi, APLOG_DEBUG, "write failed; dropping the connection");
+                break;
             }
         }
         if phase == Phase::Open && stop_checked.elapsed() >= STOP_CHECK {
@@ -321,16 +380,22 @@ pub unsafe fn run(params: SessionParams<'_>, protocol: &mut dyn WireProtocol) {
                 at.saturating_duration_since(Instant::now()).as_micros() as sys::apr_interval_time_t + 1000
             }
         };
-        if progressed {
+        if progressed && input_pending {
             continue;
         }
         let mut n: sys::apr_int32_t = 0;
         let mut descs: *const sys::apr_pollfd_t = std::ptr::null();
-        // SAFETY: live pollset owned by this thread; EINTR (wakeup) and
-        // TIMEUP just lead to another round.
-        unsafe { sys::apr_pollset_poll(pollset, timeout, &mut n, &mut descs) };
+        // SAFETY: live pollset owned by this thread. It holds the connection
+        // alone (the wakeup pipe is APR's and never reported): any returned
+        // descriptor is ours. EINTR (a wakeup) and TIMEUP leave the input
+        // as it was.
+        let rv = unsafe { sys::apr_pollset_poll(pollset, timeout, &mut n, &mut descs) };
+        if rv == sys::APR_SUCCESS as sys::apr_status_t && n > 0 {
+            input_pending = true;
+        }
     }
 
+    params.conn.state.direct.set(None);
     outbox.close();
     drop(bb_in);
     drop(bb_out);
