@@ -10,7 +10,11 @@
 //!   standalone server below;
 //! - `standalone`: `bench-echo-server` (tokio-tungstenite) alone;
 //! - `mod_echo`: Apache's mod_echo (`ProtocolEcho On`), the raw byte path
-//!   without any WebSocket framing.
+//!   without any WebSocket framing;
+//! - `c_module`, with `--c-module DIR`: the C apache-websocket module this
+//!   project replaces, with its own echo plugin, from a checkout of it
+//!   (built here with apxs) or a directory holding the two built `.so`s.
+//!   Its source is not part of this repository.
 //!
 //! Each (case, server) pair runs `runs` times for `seconds`; the table shows
 //! the median of each column. Server CPU counts every process of the
@@ -25,6 +29,8 @@ use std::time::{Duration, Instant};
 use httpd_runner::{Install, Mpm, RunningServer, ServerConfig};
 use serde_json::{json, Value};
 
+mod c_module;
+
 use crate::stage::Stage;
 use crate::util::{cargo, check_args, flag, option, run, target_dir};
 
@@ -34,10 +40,17 @@ enum Server {
     Proxy,
     Standalone,
     ModEcho,
+    CModule,
 }
 
 impl Server {
-    const ALL: [Server; 4] = [Server::Ours, Server::Proxy, Server::Standalone, Server::ModEcho];
+    const ALL: [Server; 5] = [
+        Server::Ours,
+        Server::CModule,
+        Server::Proxy,
+        Server::Standalone,
+        Server::ModEcho,
+    ];
 
     fn id(self) -> &'static str {
         match self {
@@ -45,6 +58,7 @@ impl Server {
             Server::Proxy => "proxy",
             Server::Standalone => "standalone",
             Server::ModEcho => "mod_echo",
+            Server::CModule => "c_module",
         }
     }
 
@@ -54,6 +68,7 @@ impl Server {
             Server::Proxy => "Apache mod_proxy_wstunnel → tokio-tungstenite",
             Server::Standalone => "tokio-tungstenite alone",
             Server::ModEcho => "Apache mod_echo (raw bytes)",
+            Server::CModule => "C apache-websocket module + its echo plugin",
         }
     }
 
@@ -64,12 +79,13 @@ impl Server {
             Server::Proxy => "proxy",
             Server::Standalone => "standalone",
             Server::ModEcho => "mod_echo",
+            Server::CModule => "C module",
         }
     }
 }
 
-/// What the issue measured for the C module (issue 8's table): not measured
-/// here, since its source cannot be built on this machine.
+/// What the issue measured for the C module (issue 8's table), shown when
+/// the C module is not measured in the same run (no `--c-module`).
 #[derive(Debug, Clone, Copy)]
 struct CFigures {
     cpu_us: Option<f64>,
@@ -108,7 +124,10 @@ struct Case {
 /// A location of our server with zlib's default level instead of ours.
 const LEVEL6_PATH: &str = "/echo-level6";
 
-const WS_SERVERS: &[Server] = &[Server::Ours, Server::Proxy, Server::Standalone];
+/// Every server that can run the case (the C module only with `--c-module`).
+const ALL_SERVERS: &[Server] = &Server::ALL;
+/// WebSocket servers (text with UTF-8 checking means nothing to mod_echo).
+const WS_SERVERS: &[Server] = &[Server::Ours, Server::CModule, Server::Proxy, Server::Standalone];
 
 const CASES: &[Case] = &[
     Case {
@@ -122,7 +141,7 @@ const CASES: &[Case] = &[
         deflate: false,
         same_core: false,
         path: None,
-        servers: &Server::ALL,
+        servers: ALL_SERVERS,
         c_module: Some(CFigures {
             cpu_us: Some(6.9),
             mib_s: None,
@@ -141,7 +160,7 @@ const CASES: &[Case] = &[
         deflate: false,
         same_core: false,
         path: None,
-        servers: &Server::ALL,
+        servers: ALL_SERVERS,
         c_module: Some(CFigures {
             cpu_us: Some(13.4),
             mib_s: None,
@@ -160,7 +179,7 @@ const CASES: &[Case] = &[
         deflate: false,
         same_core: false,
         path: None,
-        servers: &Server::ALL,
+        servers: ALL_SERVERS,
         c_module: Some(CFigures {
             cpu_us: Some(2359.0),
             mib_s: Some(423.0),
@@ -198,7 +217,7 @@ const CASES: &[Case] = &[
         deflate: false,
         same_core: true,
         path: None,
-        servers: &Server::ALL,
+        servers: ALL_SERVERS,
         c_module: Some(CFigures {
             cpu_us: None,
             mib_s: None,
@@ -249,7 +268,7 @@ const CASES: &[Case] = &[
         deflate: false,
         same_core: false,
         path: None,
-        servers: &Server::ALL,
+        servers: ALL_SERVERS,
         c_module: None,
         target_cpu_us: None,
     },
@@ -273,7 +292,11 @@ const CASES: &[Case] = &[
 const USAGE_CASES: &str = "16b, 4k, 1m, 1m-text, latency, deflate, deflate-l6, idle, idle-deflate";
 
 pub fn cmd_bench(args: &[String]) -> Result<(), String> {
-    check_args(args, &["--quick"], &["--seconds", "--cases", "--servers"])?;
+    check_args(
+        args,
+        &["--quick"],
+        &["--seconds", "--cases", "--servers", "--c-module"],
+    )?;
     let quick = flag(args, "--quick");
     let seconds: f64 = match option(args, "--seconds")? {
         Some(s) => s
@@ -299,20 +322,37 @@ pub fn cmd_bench(args: &[String]) -> Result<(), String> {
             })
             .collect::<Result<_, _>>()?,
     };
+    let c_module_dir = option(args, "--c-module")?.map(PathBuf::from);
     let servers: Vec<Server> = match option(args, "--servers")? {
-        None => Server::ALL.to_vec(),
+        None => Server::ALL
+            .into_iter()
+            .filter(|s| *s != Server::CModule || c_module_dir.is_some())
+            .collect(),
         Some(list) => list
             .split(',')
             .map(|id| {
                 Server::ALL
                     .into_iter()
                     .find(|s| s.id() == id.trim())
-                    .ok_or_else(|| format!("unknown server '{id}' (ours, proxy, standalone, mod_echo)"))
+                    .ok_or_else(|| {
+                        format!("unknown server '{id}' (ours, c_module, proxy, standalone, mod_echo)")
+                    })
             })
             .collect::<Result<_, _>>()?,
     };
+    if servers.contains(&Server::CModule) && c_module_dir.is_none() {
+        return Err(
+            "the c_module server needs --c-module DIR (a checkout of the C apache-websocket \
+                    module, or a directory with its built mod_websocket.so and mod_websocket_echo.so)"
+                .into(),
+        );
+    }
 
     crate::deps::ensure(&[crate::deps::BUILD, crate::deps::RUN])?;
+    let c_module = match (&c_module_dir, servers.contains(&Server::CModule)) {
+        (Some(dir), true) => Some(c_module::locate_or_build(dir)?),
+        _ => None,
+    };
     let stage = crate::stage::build(true)?;
     run(cargo()
         .args([
@@ -341,7 +381,7 @@ pub fn cmd_bench(args: &[String]) -> Result<(), String> {
                 && servers.contains(&Server::Proxy)
                 && cases.iter().any(|c| c.servers.contains(&Server::Proxy))
     };
-    let fleet = Fleet::start(&stage, &bin, pinning, needed)?;
+    let fleet = Fleet::start(&stage, &bin, pinning, c_module.as_ref(), needed)?;
 
     let plan: Vec<(Case, Server)> = cases
         .iter()
@@ -391,7 +431,13 @@ pub fn cmd_bench(args: &[String]) -> Result<(), String> {
 
     let table = render(&results, runs, seconds);
     println!("\n{table}");
-    let json = results_json(&results, runs, seconds, quick, pinning, cpus, elapsed);
+    let mut json = results_json(&results, runs, seconds, quick, pinning, cpus, elapsed);
+    if let Some(c) = &c_module {
+        json["c_module"] = json!({
+            "module": c.module.display().to_string(),
+            "echo_plugin": c.echo_plugin.display().to_string(),
+        });
+    }
     let dir = target_dir().join("bench");
     std::fs::create_dir_all(&dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
     let path = dir.join("results.json");
@@ -406,6 +452,7 @@ struct Fleet {
     ours: Option<RunningServer>,
     proxy: Option<RunningServer>,
     mod_echo: Option<RunningServer>,
+    c_module: Option<RunningServer>,
     standalone: Option<Standalone>,
     pinning: bool,
 }
@@ -427,6 +474,7 @@ impl Fleet {
         stage: &Stage,
         bin: &Path,
         pinning: bool,
+        c_module: Option<&c_module::Build>,
         needed: impl Fn(Server) -> bool,
     ) -> Result<Fleet, String> {
         let root = target_dir().join("bench").join("servers");
@@ -435,6 +483,7 @@ impl Fleet {
             ours: None,
             proxy: None,
             mod_echo: None,
+            c_module: None,
             standalone: None,
             pinning,
         };
@@ -451,6 +500,20 @@ impl Fleet {
                     stage.module("mod_websocket_echo.so").display()
                 ));
             fleet.ours = Some(start_apache(config, "mod_websocket")?);
+        }
+        if let (true, Some(c)) = (needed(Server::CModule), c_module) {
+            // Same MPM settings and location as ours; the C module's
+            // MaxMessageSize default (32 MiB) is ours too.
+            let config = ServerConfig::new(root.join("c_module"))
+                .mpm(Mpm::Event)
+                .load_module("websocket_module", &c.module)
+                .log_level("warn")
+                .extra_config(&format!(
+                    "<Location /echo>\n    SetHandler websocket-handler\n    \
+                     WebSocketHandler \"{}\" echo_init\n</Location>\n",
+                    c.echo_plugin.display()
+                ));
+            fleet.c_module = Some(start_apache(config, "the C apache-websocket module")?);
         }
         if needed(Server::ModEcho) {
             let config = ServerConfig::new(root.join("mod_echo"))
@@ -504,7 +567,7 @@ impl Fleet {
     }
 
     fn all_pgids(&self) -> Vec<u32> {
-        [&self.ours, &self.proxy, &self.mod_echo]
+        [&self.ours, &self.proxy, &self.mod_echo, &self.c_module]
             .into_iter()
             .flatten()
             .map(RunningServer::pid)
@@ -527,6 +590,10 @@ impl Fleet {
             Server::ModEcho => {
                 let (addr, pid) = apache(&self.mod_echo);
                 (addr, "/", vec![pid])
+            }
+            Server::CModule => {
+                let (addr, pid) = apache(&self.c_module);
+                (addr, "/echo", vec![pid])
             }
             Server::Proxy => {
                 let (addr, pid) = apache(&self.proxy);
@@ -748,16 +815,23 @@ fn c_reference(case: &Case, ours: Option<&Outcome>) -> String {
 /// issue's targets against this run.
 fn render(results: &[Outcome], runs: usize, seconds: f64) -> String {
     let mut t = String::new();
+    let c_measured = results.iter().any(|o| o.server == Server::CModule);
     let _ = writeln!(
         t,
         "Median of {runs} run(s) × {seconds} s. Server CPU = utime+stime of every server process over the \
-         measured window ÷ messages echoed.\n\"C module\" figures are issue 8's, from another run: the C \
-         module is not built or measured here.\n"
+         measured window ÷ messages echoed.\n{}\n",
+        if c_measured {
+            "The C module ran in this run (--c-module); the last column is issue 8's figures for it, from \
+             another machine."
+        } else {
+            "The last column is issue 8's figures for the C module, from another run (run with --c-module \
+             DIR to measure it here)."
+        }
     );
     let _ = writeln!(
         t,
         "| case | server | msgs/s | MiB/s | p50 µs | p99 µs | server CPU µs/msg | CPU ÷ ours | msgs/s ÷ ours | \
-         C module (issue 8 figures, other run) |"
+         C module (issue 8 figures) |"
     );
     let _ = writeln!(t, "|---|---|---:|---:|---:|---:|---:|---:|---:|---|");
     let find = |case: &str, server: Server| results.iter().find(|o| o.case.id == case && o.server == server);
@@ -857,6 +931,16 @@ fn targets(results: &[Outcome]) -> Vec<String> {
                 "1 MiB binary: ≥ 1.7 GB/s: {gbs:.2} GB/s ({}; on a 2-core machine with the load client on \
                  the other core)",
                 verdict(gbs >= 1.7)
+            ));
+        }
+    }
+    for case in CASES.iter().filter(|c| c.kind == Kind::Load) {
+        let cpu = |s| find(case.id, s).and_then(|o| o.median("server_cpu_us_per_msg"));
+        if let (Some(ours), Some(c)) = (cpu(Server::Ours), cpu(Server::CModule)) {
+            lines.push(format!(
+                "{}: the C module needs {:.1}× our server CPU per message",
+                case.label,
+                c / ours
             ));
         }
     }
