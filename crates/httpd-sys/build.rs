@@ -68,6 +68,7 @@ const FUNCTIONS: &[&str] = &[
     "apr_table_.*",
     "apr_socket_(timeout|opt)_(set|get)",
     "apr_os_sock_get",
+    "apr_dynamic_fn_retrieve",
     "apr_palloc",
     "apr_pcalloc",
     "apr_pmemdup",

@@ -21,5 +21,6 @@
 #include <apr_network_io.h>
 #include <apr_thread_proc.h>
 #include <apr_time.h>
+#include <apr_optional.h>
 #include <apr_errno.h>
 #include <apr_general.h>

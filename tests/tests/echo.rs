@@ -170,3 +170,53 @@ fn echo_worker() {
 fn echo_prefork() {
     echo_suite(Mpm::Prefork);
 }
+
+/// Bytes a session reads past Apache's input filters (plain connections are
+/// read from the socket directly) still count for mod_logio's `%I`, and
+/// what it writes for `%O`.
+#[test]
+fn session_traffic_is_counted_for_the_access_log() {
+    let log = "logs/io.log";
+    let config = format!(
+        "{}\nLogFormat \"%r|%I|%O\" io\nCustomLog \"{log}\" io\n",
+        echo_location("/echo", "")
+    );
+    let server = start_server("echo-logio", Mpm::Event, &config);
+    let mut client = RawClient::open(&server, "/echo");
+    let payload = vec![b'x'; 100_000];
+    for _ in 0..5 {
+        client.send_frame(Opcode::Binary, true, &payload);
+        let frame = client.read_frame().expect("an echo");
+        assert_eq!(frame.payload.len(), payload.len());
+    }
+    client.send_close(1000, "");
+    assert_eq!(client.expect_close(), Some(1000));
+    drop(client);
+    let path = server.root().join(log);
+    let line = wait_for(Duration::from_secs(5), || {
+        std::fs::read_to_string(&path)
+            .ok()
+            .and_then(|t| t.lines().find(|l| l.starts_with("GET /echo")).map(str::to_owned))
+    })
+    .unwrap_or_else(|| panic!("no access log line for the session:\n{}", server.logs()));
+    let fields: Vec<&str> = line.split('|').collect();
+    let (bytes_in, bytes_out): (u64, u64) = (fields[1].parse().unwrap(), fields[2].parse().unwrap());
+    // Five masked 100 000-byte frames in, five echoes out, plus handshakes.
+    assert!(bytes_in >= 500_000 + 5 * 14, "%I = {bytes_in}: {line}");
+    assert!(bytes_out >= 500_000 + 5 * 4, "%O = {bytes_out}: {line}");
+    finish(server);
+}
+
+/// Polls `f` until it returns something or `timeout` passes.
+fn wait_for<T>(timeout: Duration, mut f: impl FnMut() -> Option<T>) -> Option<T> {
+    let deadline = std::time::Instant::now() + timeout;
+    loop {
+        if let Some(v) = f() {
+            return Some(v);
+        }
+        if std::time::Instant::now() > deadline {
+            return None;
+        }
+        thread::sleep(Duration::from_millis(50));
+    }
+}

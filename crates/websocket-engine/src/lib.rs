@@ -8,6 +8,7 @@ pub mod config;
 pub mod connection;
 pub mod serve;
 pub mod session;
+mod socket_input;
 
 /// Logs for a request under a module's index, formatting only when the
 /// level is enabled.

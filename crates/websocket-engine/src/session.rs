@@ -23,6 +23,7 @@ use websocket_proto::Opcode;
 
 use crate::connection::{Connection, DirectOut};
 use crate::rlog;
+use crate::socket_input::SocketInput;
 
 /// How much one nonblocking read may bring in.
 const READ_SIZE: usize = 64 * 1024;
@@ -36,33 +37,38 @@ const CORE_READ_SIZE: usize = 8000;
 /// socket read means the socket was drained, and the next read would only
 /// say EAGAIN. (mod_ssl, for one, may keep decrypted or raw bytes that a
 /// poll on the socket cannot see, so a chain with it reads until EAGAIN.)
-const PASS_THROUGH_FILTERS: &[&str] = &["core_in", "reqtimeout"];
+/// (mod_logio's and mod_reqtimeout's filters only count and time reads.)
+const PASS_THROUGH_FILTERS: &[&str] = &["core_in", "reqtimeout", "log_input_output"];
 
-/// Whether every input filter of `c` is a pass-through one.
+/// The names of `c`'s input filters, first to last.
 ///
 /// # Safety
 /// `c` is a live connection whose filters are not changing.
-unsafe fn input_is_pass_through(c: *mut sys::conn_rec) -> bool {
+unsafe fn input_filter_names(c: *mut sys::conn_rec) -> Vec<String> {
+    let mut names = Vec::new();
     // SAFETY: walking the live filter list; names are C strings that live
     // as long as the filter registrations.
     unsafe {
         let mut f = (*c).input_filters;
         while !f.is_null() {
             let frec = (*f).frec;
-            if frec.is_null() || (*frec).name.is_null() {
-                return false;
-            }
-            let name = std::ffi::CStr::from_ptr((*frec).name).to_bytes();
-            if !PASS_THROUGH_FILTERS
-                .iter()
-                .any(|k| k.as_bytes().eq_ignore_ascii_case(name))
-            {
-                return false;
-            }
+            names.push(if frec.is_null() || (*frec).name.is_null() {
+                String::from("?")
+            } else {
+                std::ffi::CStr::from_ptr((*frec).name)
+                    .to_string_lossy()
+                    .into_owned()
+            });
             f = (*f).next;
         }
     }
-    true
+    names
+}
+
+fn is_pass_through(filters: &[String]) -> bool {
+    filters
+        .iter()
+        .all(|name| PASS_THROUGH_FILTERS.iter().any(|k| k.eq_ignore_ascii_case(name)))
 }
 
 /// How long to wait for the peer's close frame after we sent ours.
@@ -225,7 +231,20 @@ pub unsafe fn run(params: SessionParams<'_>, protocol: &mut dyn WireProtocol) {
     let outbox = &params.conn.state.outbox;
     outbox.set_waker(pollset);
     // SAFETY: live connection; this thread owns it.
-    let pass_through = unsafe { input_is_pass_through(c) };
+    let filters = unsafe { input_filter_names(c) };
+    let pass_through = is_pass_through(&filters);
+    rlog!(
+        r,
+        mi,
+        APLOG_DEBUG,
+        "session starts; input filters: {} ({})",
+        filters.join(", "),
+        if pass_through {
+            "read from the socket once they are drained"
+        } else {
+            "reading until EAGAIN"
+        }
+    );
     // Large messages the plugin sends from our callbacks go straight out.
     params.conn.state.direct.set(Some(DirectOut {
         brigade: &bb_out,
@@ -259,6 +278,8 @@ pub unsafe fn run(params: SessionParams<'_>, protocol: &mut dyn WireProtocol) {
     // readable, and when a batch stopped at READ_SIZE. Otherwise the last
     // read drained them, and a poll, not another read, says when more come.
     let mut input_pending = true;
+    // Once the filters are drained, a plain connection is read directly.
+    let mut socket_input: Option<SocketInput> = None;
     loop {
         let mut progressed = false;
         if matches!(phase, Phase::Open | Phase::Closing { .. }) && input_pending {
@@ -267,18 +288,37 @@ pub unsafe fn run(params: SessionParams<'_>, protocol: &mut dyn WireProtocol) {
             // The core input filter hands out one socket read (8 KB) per
             // call: gather what is there, up to READ_SIZE, into one batch.
             let mut peer_gone = None;
+            let mut drained = false;
             while input.len() < READ_SIZE {
                 let want = READ_SIZE - input.len();
-                // SAFETY: this thread owns the connection's filters.
-                match unsafe { bb_in.read_nonblocking((*c).input_filters, want, &mut input) } {
-                    ReadOutcome::Data(n) if pass_through && n < want && n < CORE_READ_SIZE => break,
+                let (outcome, short) = match &socket_input {
+                    Some(socket) => (socket.read(want, &mut input), want),
+                    // SAFETY: this thread owns the connection's filters.
+                    None => (
+                        unsafe { bb_in.read_nonblocking((*c).input_filters, want, &mut input) },
+                        want.min(CORE_READ_SIZE),
+                    ),
+                };
+                match outcome {
+                    ReadOutcome::Data(n) if pass_through && n < short => {
+                        drained = true;
+                        break;
+                    }
                     ReadOutcome::Data(_) => {}
-                    ReadOutcome::WouldBlock => break,
+                    ReadOutcome::WouldBlock => {
+                        drained = true;
+                        break;
+                    }
                     ReadOutcome::Closed(rv) => {
                         peer_gone = Some(rv);
                         break;
                     }
                 }
+            }
+            if drained && pass_through && socket_input.is_none() {
+                // SAFETY: the filters just said they hold nothing more, and
+                // this thread alone reads the connection until it ends.
+                socket_input = unsafe { SocketInput::new(c) };
             }
             if input.len() >= READ_SIZE {
                 input_pending = true;
