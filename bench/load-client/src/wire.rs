@@ -52,38 +52,25 @@ pub struct ServerFrame {
 /// Parses a server frame header at the start of `buf`: `Ok(None)` when more
 /// bytes are needed.
 pub fn parse_server_header(buf: &[u8]) -> Result<Option<ServerFrame>, String> {
-    if buf.len() < 2 {
-        return Ok(None);
-    }
-    let (b0, b1) = (buf[0], buf[1]);
-    if b0 & 0x30 != 0 {
-        return Err(format!("server frame with RSV2/RSV3 set (first byte {b0:#04x})"));
-    }
-    if b1 & 0x80 != 0 {
+    use websocket_proto::frame::{FrameHeader, RSV1, RSV2, RSV3};
+    // Refused from the second byte on, before a mask key could follow.
+    if buf.len() >= 2 && buf[1] & 0x80 != 0 {
         return Err("server frame is masked".into());
     }
-    let (len, header_len) = match b1 & 0x7f {
-        126 => {
-            if buf.len() < 4 {
-                return Ok(None);
-            }
-            (u16::from_be_bytes([buf[2], buf[3]]) as u64, 4)
-        }
-        127 => {
-            if buf.len() < 10 {
-                return Ok(None);
-            }
-            let mut b = [0u8; 8];
-            b.copy_from_slice(&buf[2..10]);
-            (u64::from_be_bytes(b), 10)
-        }
-        n => (n as u64, 2),
+    let Some((h, header_len)) = FrameHeader::parse(buf).map_err(|e| format!("server frame: {e:?}"))? else {
+        return Ok(None);
     };
+    if h.rsv & (RSV2 | RSV3) != 0 {
+        return Err(format!(
+            "server frame with RSV2/RSV3 set (first byte {:#04x})",
+            buf[0]
+        ));
+    }
     Ok(Some(ServerFrame {
-        fin: b0 & 0x80 != 0,
-        rsv1: b0 & 0x40 != 0,
-        opcode: b0 & 0x0f,
-        len,
+        fin: h.fin,
+        rsv1: h.rsv & RSV1 != 0,
+        opcode: h.opcode,
+        len: h.payload_len,
         header_len,
     }))
 }
