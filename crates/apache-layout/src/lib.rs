@@ -378,6 +378,31 @@ pub mod testutil {
         touch(&dir.join("apr_buckets.h"), "");
     }
 
+    /// Debian's apache2-dev headers under `root` (no apxs: the standard dirs).
+    pub fn debian_tree(root: &Path) {
+        httpd_headers(&root.join("usr/include/apache2"));
+        apr_headers(&root.join("usr/include/apr-1.0"));
+        apu_headers(&root.join("usr/include/apr-1.0"));
+    }
+
+    /// macOS's own Apache under `root`: headers in the SDK at `root/sdk`, the
+    /// server and its modules dir, and an `xcrun` in `root/bin` naming the SDK.
+    /// Returns the SDK path.
+    #[cfg(unix)]
+    pub fn mac_system_tree(root: &Path, sdk: &str) -> std::path::PathBuf {
+        let sdk = root.join(sdk);
+        httpd_headers(&sdk.join("usr/include/apache2"));
+        apr_headers(&sdk.join("usr/include/apr-1"));
+        apu_headers(&sdk.join("usr/include/apr-1"));
+        fs::create_dir_all(root.join("usr/libexec/apache2")).unwrap();
+        touch(&root.join("usr/sbin/httpd"), "");
+        fake_tool(
+            &root.join("bin/xcrun"),
+            &[("--show-sdk-path", sdk.to_str().unwrap())],
+        );
+        sdk
+    }
+
     /// A shell script that answers `-q NAME` / `--includedir` from a table.
     #[cfg(unix)]
     pub fn fake_tool(path: &Path, answers: &[(&str, &str)]) {

@@ -315,9 +315,7 @@ mod tests {
     fn debian_layout_from_standard_dirs() {
         let tmp = tempfile::tempdir().unwrap();
         let r = tmp.path();
-        httpd_headers(&r.join("usr/include/apache2"));
-        apr_headers(&r.join("usr/include/apr-1.0"));
-        apu_headers(&r.join("usr/include/apr-1.0"));
+        debian_tree(r);
         let layout = Probe::with_root(r).discover(TargetOs::Linux).unwrap();
         assert_eq!(
             layout.include_dirs,

@@ -287,16 +287,7 @@ mod tests {
     fn system_apache_via_xcrun_sdk() {
         let tmp = tempfile::tempdir().unwrap();
         let r = tmp.path();
-        let sdk = r.join("xcode/MacOSX14.sdk");
-        httpd_headers(&sdk.join("usr/include/apache2"));
-        apr_headers(&sdk.join("usr/include/apr-1"));
-        apu_headers(&sdk.join("usr/include/apr-1"));
-        std::fs::create_dir_all(r.join("usr/libexec/apache2")).unwrap();
-        touch(&r.join("usr/sbin/httpd"), "");
-        fake_tool(
-            &r.join("bin/xcrun"),
-            &[("--show-sdk-path", sdk.to_str().unwrap())],
-        );
+        let sdk = mac_system_tree(r, "xcode/MacOSX14.sdk");
         let layout = Probe::with_root(r)
             .path(r.join("bin"))
             .discover(TargetOs::MacOs)

@@ -344,16 +344,16 @@ mod tests {
 #[cfg(test)]
 mod discovery_tests {
     use super::Platform;
-    use apache_layout::testutil::{apr_headers, apu_headers, fake_tool, httpd_headers, touch};
+    use apache_layout::testutil::{
+        apr_headers, apu_headers, debian_tree, httpd_headers, mac_system_tree, touch,
+    };
     use apache_layout::{Flavor, Probe, TargetOs};
 
     #[test]
     fn debian() {
         let tmp = tempfile::tempdir().unwrap();
         let r = tmp.path();
-        httpd_headers(&r.join("usr/include/apache2"));
-        apr_headers(&r.join("usr/include/apr-1.0"));
-        apu_headers(&r.join("usr/include/apr-1.0"));
+        debian_tree(r);
         let layout = Probe::with_root(r).discover(TargetOs::Linux).unwrap();
         assert_eq!(layout.flavor, Flavor::Linux);
         assert_eq!(layout.mmn.as_deref(), Some("20120211"));
@@ -386,16 +386,7 @@ mod discovery_tests {
     fn macos_system_apache() {
         let tmp = tempfile::tempdir().unwrap();
         let r = tmp.path();
-        let sdk = r.join("sdk/MacOSX.sdk");
-        httpd_headers(&sdk.join("usr/include/apache2"));
-        apr_headers(&sdk.join("usr/include/apr-1"));
-        apu_headers(&sdk.join("usr/include/apr-1"));
-        std::fs::create_dir_all(r.join("usr/libexec/apache2")).unwrap();
-        touch(&r.join("usr/sbin/httpd"), "");
-        fake_tool(
-            &r.join("bin/xcrun"),
-            &[("--show-sdk-path", sdk.to_str().unwrap())],
-        );
+        mac_system_tree(r, "sdk/MacOSX.sdk");
         let layout = Probe::with_root(r)
             .path(r.join("bin"))
             .discover(TargetOs::MacOs)
