@@ -14,7 +14,6 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Condvar, Mutex, MutexGuard};
 use std::thread::ThreadId;
 
-use httpd::brigade::Brigade;
 use httpd::sys;
 use websocket_plugin::ffi::{
     WebSocketServer, WebSocketState, MESSAGE_TYPE_BINARY, MESSAGE_TYPE_CLOSE, MESSAGE_TYPE_PING,
@@ -25,6 +24,8 @@ use websocket_proto::deflate::{Deflater, Negotiated};
 use websocket_proto::encoder::FrameHeaderBuf;
 use websocket_proto::frame::{FrameHeader, MAX_CONTROL_PAYLOAD};
 use websocket_proto::Opcode;
+
+use crate::conn_io::ConnIo;
 
 /// Bytes other threads may queue before `send` waits for the owner to
 /// write them out. One message larger than this still goes through alone.
@@ -305,16 +306,9 @@ pub struct ConnState {
     pub outbox: Outbox,
     /// Response headers may only change before the 101 is sent.
     pub handshake_open: AtomicBool,
-    /// The session's way to the wire while it runs; owner thread only.
-    pub direct: Cell<Option<DirectOut>>,
-}
-
-/// The owner thread's output brigade and filter chain, for
-/// [`Outbox::push_direct`].
-#[derive(Clone, Copy)]
-pub struct DirectOut {
-    pub brigade: *const Brigade,
-    pub filters: *mut sys::ap_filter_t,
+    /// The session's way to the wire while it runs, for
+    /// [`Outbox::push_direct`]; owner thread only.
+    pub direct: Cell<Option<*const ConnIo>>,
 }
 
 /// The struct handed to plugins, with the state it points at. Boxed so its
@@ -472,11 +466,11 @@ unsafe extern "system" fn send(
     };
     let from_owner = s.owner == std::thread::current().id();
     if from_owner && payload.len() >= DIRECT_MIN {
-        if let Some(direct) = s.direct.get() {
+        if let Some(io) = s.direct.get() {
             let write = |parts: &[&[u8]]| {
                 // SAFETY: `direct` is set by the running session on this, the
-                // owner thread, and cleared before its brigade goes away.
-                unsafe { (*direct.brigade).write_parts_and_flush(direct.filters, parts) }.is_ok()
+                // owner thread, and cleared before its ConnIo goes away.
+                unsafe { (*io).write(parts) }.is_ok()
             };
             if let Some(sent) = s.outbox.push_direct(opcode, payload, write) {
                 return if sent { payload.len() } else { 0 };

@@ -5,10 +5,11 @@
 //! Each module only adds its handshake and its [`session::WireProtocol`].
 
 pub mod config;
+mod conn_io;
 pub mod connection;
+mod plain_socket;
 pub mod serve;
 pub mod session;
-mod socket_input;
 
 /// Logs for a request under a module's index, formatting only when the
 /// level is enabled.

@@ -12,7 +12,7 @@
 use std::os::raw::{c_int, c_void};
 use std::time::{Duration, Instant};
 
-use httpd::brigade::{Brigade, ReadOutcome};
+use httpd::brigade::ReadOutcome;
 use httpd::log::{APLOG_DEBUG, APLOG_ERR, APLOG_INFO};
 use httpd::sys;
 use websocket_plugin::ffi::{MESSAGE_TYPE_BINARY, MESSAGE_TYPE_TEXT};
@@ -21,55 +21,12 @@ use websocket_proto::close::{CloseCode, ClosePayload};
 use websocket_proto::decoder::MessageKind;
 use websocket_proto::Opcode;
 
-use crate::connection::{Connection, DirectOut};
+use crate::conn_io::ConnIo;
+use crate::connection::Connection;
 use crate::rlog;
-use crate::socket_input::SocketInput;
 
 /// How much one nonblocking read may bring in.
 const READ_SIZE: usize = 64 * 1024;
-
-/// The most the core input filter takes from the socket in one read
-/// (APR_BUCKET_BUFF_SIZE).
-const CORE_READ_SIZE: usize = 8000;
-
-/// Connection input filters known to hold back nothing between reads: with
-/// only these, a read that returns less than both what was asked and a full
-/// socket read means the socket was drained, and the next read would only
-/// say EAGAIN. (mod_ssl, for one, may keep decrypted or raw bytes that a
-/// poll on the socket cannot see, so a chain with it reads until EAGAIN.)
-/// (mod_logio's and mod_reqtimeout's filters only count and time reads.)
-const PASS_THROUGH_FILTERS: &[&str] = &["core_in", "reqtimeout", "log_input_output"];
-
-/// The names of `c`'s input filters, first to last.
-///
-/// # Safety
-/// `c` is a live connection whose filters are not changing.
-unsafe fn input_filter_names(c: *mut sys::conn_rec) -> Vec<String> {
-    let mut names = Vec::new();
-    // SAFETY: walking the live filter list; names are C strings that live
-    // as long as the filter registrations.
-    unsafe {
-        let mut f = (*c).input_filters;
-        while !f.is_null() {
-            let frec = (*f).frec;
-            names.push(if frec.is_null() || (*frec).name.is_null() {
-                String::from("?")
-            } else {
-                std::ffi::CStr::from_ptr((*frec).name)
-                    .to_string_lossy()
-                    .into_owned()
-            });
-            f = (*f).next;
-        }
-    }
-    names
-}
-
-fn is_pass_through(filters: &[String]) -> bool {
-    filters
-        .iter()
-        .all(|name| PASS_THROUGH_FILTERS.iter().any(|k| k.eq_ignore_ascii_case(name)))
-}
 
 /// How long to wait for the peer's close frame after we sent ours.
 const CLOSE_TIMEOUT: Duration = Duration::from_secs(5);
@@ -219,38 +176,16 @@ pub unsafe fn run(params: SessionParams<'_>, protocol: &mut dyn WireProtocol) {
     // SAFETY: a subpool of the request pool, destroyed below, so that the
     // pollset and brigades do not outlive the session.
     unsafe { sys::apr_pool_create_ex(&mut pool, (*r).pool, None, std::ptr::null_mut()) };
-    // SAFETY: live pool and connection allocator, used only on this thread.
-    let (bb_in, bb_out) = unsafe {
-        (
-            Brigade::new(pool, (*c).bucket_alloc),
-            Brigade::new(pool, (*c).bucket_alloc),
-        )
-    };
     // SAFETY: live connection and pool.
     let pollset = unsafe { create_pollset(c, pool) };
     let outbox = &params.conn.state.outbox;
     outbox.set_waker(pollset);
-    // SAFETY: live connection; this thread owns it.
-    let filters = unsafe { input_filter_names(c) };
-    let pass_through = is_pass_through(&filters);
-    rlog!(
-        r,
-        mi,
-        APLOG_DEBUG,
-        "session starts; input filters: {} ({})",
-        filters.join(", "),
-        if pass_through {
-            "read from the socket once they are drained"
-        } else {
-            "reading until EAGAIN"
-        }
-    );
+    // SAFETY: a subpool of the request pool, outliving `io`; this thread
+    // owns the connection, and the handshake answer was flushed.
+    let io = unsafe { ConnIo::new(c, pool) };
+    rlog!(r, mi, APLOG_DEBUG, "session starts; {}", io.describe());
     // Large messages the plugin sends from our callbacks go straight out.
-    params.conn.state.direct.set(Some(DirectOut {
-        brigade: &bb_out,
-        // SAFETY: live connection.
-        filters: unsafe { (*c).output_filters },
-    }));
+    params.conn.state.direct.set(Some(&io as *const ConnIo));
 
     let mut phase = Phase::Open;
     if pollset.is_null() {
@@ -278,8 +213,6 @@ pub unsafe fn run(params: SessionParams<'_>, protocol: &mut dyn WireProtocol) {
     // readable, and when a batch stopped at READ_SIZE. Otherwise the last
     // read drained them, and a poll, not another read, says when more come.
     let mut input_pending = true;
-    // Once the filters are drained, a plain connection is read directly.
-    let mut socket_input: Option<SocketInput> = None;
     loop {
         let mut progressed = false;
         if matches!(phase, Phase::Open | Phase::Closing { .. }) && input_pending {
@@ -288,44 +221,28 @@ pub unsafe fn run(params: SessionParams<'_>, protocol: &mut dyn WireProtocol) {
             // The core input filter hands out one socket read (8 KB) per
             // call: gather what is there, up to READ_SIZE, into one batch.
             let mut peer_gone = None;
-            let mut drained = false;
             while input.len() < READ_SIZE {
-                let want = READ_SIZE - input.len();
-                let (outcome, short) = match &socket_input {
-                    Some(socket) => (socket.read(want, &mut input), want),
-                    // SAFETY: this thread owns the connection's filters.
-                    None => (
-                        unsafe { bb_in.read_nonblocking((*c).input_filters, want, &mut input) },
-                        want.min(CORE_READ_SIZE),
-                    ),
-                };
-                match outcome {
-                    ReadOutcome::Data(n) if pass_through && n < short => {
-                        drained = true;
+                match io.read(READ_SIZE - input.len(), &mut input) {
+                    (ReadOutcome::Data(n), full) if n < full && io.short_read_drains() => {
+                        io.input_drained();
                         break;
                     }
-                    ReadOutcome::Data(_) => {}
-                    ReadOutcome::WouldBlock => {
-                        drained = true;
+                    (ReadOutcome::Data(_), _) => {}
+                    (ReadOutcome::WouldBlock, _) => {
+                        io.input_drained();
                         break;
                     }
-                    ReadOutcome::Closed(rv) => {
+                    (ReadOutcome::Closed(rv), _) => {
                         peer_gone = Some(rv);
                         break;
                     }
                 }
-            }
-            if drained && pass_through && socket_input.is_none() {
-                // SAFETY: the filters just said they hold nothing more, and
-                // this thread alone reads the connection until it ends.
-                socket_input = unsafe { SocketInput::new(c) };
             }
             if input.len() >= READ_SIZE {
                 input_pending = true;
             }
             if !input.is_empty() {
                 progressed = true;
-                timers.heard(Instant::now());
                 let result = protocol.consume(&mut input, &mut |event| {
                     handle(&params, &mut phase, event);
                     !matches!(phase, Phase::Done)
@@ -356,8 +273,13 @@ pub unsafe fn run(params: SessionParams<'_>, protocol: &mut dyn WireProtocol) {
                 break;
             }
         }
-        if phase == Phase::Open && stop_checked.elapsed() >= STOP_CHECK {
-            stop_checked = Instant::now();
+        // One clock read per pass (and one after writing, which may wait).
+        let mut now = Instant::now();
+        if progressed {
+            timers.heard(now);
+        }
+        if phase == Phase::Open && now >= stop_checked + STOP_CHECK {
+            stop_checked = now;
             if server_stopping() {
                 rlog!(r, mi, APLOG_INFO, "closing with 1001: the server is stopping");
                 outbox.push(
@@ -369,7 +291,7 @@ pub unsafe fn run(params: SessionParams<'_>, protocol: &mut dyn WireProtocol) {
             }
         }
         if phase == Phase::Open {
-            match timers.due(Instant::now()) {
+            match timers.due(now) {
                 TimerAction::None => {}
                 TimerAction::Ping => {
                     outbox.push(true, Opcode::Ping, b"");
@@ -387,8 +309,7 @@ pub unsafe fn run(params: SessionParams<'_>, protocol: &mut dyn WireProtocol) {
         output.clear();
         let close_queued = outbox.take(&mut output);
         if !output.is_empty() {
-            // SAFETY: this thread owns the connection's output filters.
-            if let Err(rv) = unsafe { bb_out.write_and_flush((*c).output_filters, &output) } {
+            if let Err(rv) = io.write(&[&output]) {
                 rlog!(
                     r,
                     mi,
@@ -398,16 +319,16 @@ pub unsafe fn run(params: SessionParams<'_>, protocol: &mut dyn WireProtocol) {
                 break;
             }
             progressed = true;
+            now = Instant::now();
         }
         if close_queued && phase == Phase::Open {
             phase = Phase::Closing {
-                deadline: Instant::now() + close_timeout,
+                deadline: now + close_timeout,
             };
         }
         let timeout = match phase {
             Phase::Done | Phase::Failed => break,
             Phase::Closing { deadline } => {
-                let now = Instant::now();
                 if now >= deadline {
                     rlog!(r, mi, APLOG_DEBUG, "no close frame from the peer in time");
                     break;
@@ -417,7 +338,7 @@ pub unsafe fn run(params: SessionParams<'_>, protocol: &mut dyn WireProtocol) {
             Phase::Open => {
                 let next_stop_check = stop_checked + STOP_CHECK;
                 let at = timers.next().map_or(next_stop_check, |t| t.min(next_stop_check));
-                at.saturating_duration_since(Instant::now()).as_micros() as sys::apr_interval_time_t + 1000
+                at.saturating_duration_since(now).as_micros() as sys::apr_interval_time_t + 1000
             }
         };
         if progressed && input_pending {
@@ -437,8 +358,7 @@ pub unsafe fn run(params: SessionParams<'_>, protocol: &mut dyn WireProtocol) {
 
     params.conn.state.direct.set(None);
     outbox.close();
-    drop(bb_in);
-    drop(bb_out);
+    drop(io);
     // SAFETY: the pollset was unregistered from the outbox (close) and the
     // brigades are gone; destroying the subpool frees the rest.
     unsafe {
