@@ -158,6 +158,11 @@ impl ConnIo {
         }
     }
 
+    /// Whether reads go straight to the socket (see [`ConnIo::input_drained`]).
+    pub fn reads_socket(&self) -> bool {
+        self.read_socket.get()
+    }
+
     /// Writes `parts` in order and returns once they are all on the wire or
     /// taken by the output filters (which then block until they are
     /// written, up to the server's Timeout).

@@ -12,7 +12,6 @@ use std::ffi::CString;
 use std::os::raw::{c_char, c_int};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Condvar, Mutex, MutexGuard};
-use std::thread::ThreadId;
 
 use httpd::sys;
 use websocket_plugin::ffi::{
@@ -142,6 +141,9 @@ struct Queue {
 pub struct Outbox {
     queue: Mutex<Queue>,
     space: Condvar,
+    /// `Queue::closed`, readable without the lock (the owner asks after
+    /// every batch).
+    closed: AtomicBool,
 }
 
 impl Outbox {
@@ -161,6 +163,7 @@ impl Outbox {
                 waiting: 0,
             }),
             space: Condvar::new(),
+            closed: AtomicBool::new(false),
         }
     }
 
@@ -252,7 +255,7 @@ impl Outbox {
 
     /// Whether the session has ended for senders (or a direct write failed).
     pub fn is_closed(&self) -> bool {
-        self.lock().closed
+        self.closed.load(Ordering::Acquire)
     }
 
     /// Queues bytes that are not a message (the draft-76 handshake answer).
@@ -291,6 +294,7 @@ impl Outbox {
     pub fn close(&self) {
         let mut q = self.lock();
         q.closed = true;
+        self.closed.store(true, Ordering::Release);
         q.waker = None;
         q.bytes = Vec::new();
         drop(q);
@@ -298,11 +302,28 @@ impl Outbox {
     }
 }
 
+/// Which thread this is, cheaply: the address of a thread-local, distinct
+/// for every thread alive at the same time. (The owner thread outlives its
+/// connection, so no other thread can carry its mark meanwhile.) `send`
+/// asks on every message, where `thread::current()` costs a reference
+/// count round trip.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ThreadMark(usize);
+
+impl ThreadMark {
+    pub fn current() -> ThreadMark {
+        thread_local! {
+            static MARK: u8 = const { 0 };
+        }
+        MARK.with(|m| ThreadMark(m as *const u8 as usize))
+    }
+}
+
 /// What `WebSocketServer::state` points at.
 pub struct ConnState {
     pub r: *mut sys::request_rec,
     pub protocols: Vec<CString>,
-    pub owner: ThreadId,
+    pub owner: ThreadMark,
     pub outbox: Outbox,
     /// Response headers may only change before the 101 is sent.
     pub handshake_open: AtomicBool,
@@ -348,7 +369,7 @@ impl Connection {
             state: ConnState {
                 r,
                 protocols,
-                owner: std::thread::current().id(),
+                owner: ThreadMark::current(),
                 outbox: Outbox::new(framing, compression),
                 handshake_open: AtomicBool::new(true),
                 direct: Cell::new(None),
@@ -403,7 +424,7 @@ unsafe extern "system" fn header_set(
             if !key.is_null()
                 && !value.is_null()
                 && s.handshake_open.load(Ordering::Acquire)
-                && s.owner == std::thread::current().id()
+                && s.owner == ThreadMark::current()
             {
                 sys::apr_table_set((*s.r).headers_out, key, value);
             }
@@ -464,7 +485,7 @@ unsafe extern "system" fn send(
         MESSAGE_TYPE_CLOSE => Opcode::Close,
         _ => return 0,
     };
-    let from_owner = s.owner == std::thread::current().id();
+    let from_owner = s.owner == ThreadMark::current();
     if from_owner && payload.len() >= DIRECT_MIN {
         if let Some(io) = s.direct.get() {
             let write = |parts: &[&[u8]]| {
@@ -487,7 +508,7 @@ unsafe extern "system" fn send(
 unsafe extern "system" fn close(server: *const WebSocketServer) {
     // SAFETY: the plugin passes back its server.
     if let Some(s) = unsafe { state(server) } {
-        let from_owner = s.owner == std::thread::current().id();
+        let from_owner = s.owner == ThreadMark::current();
         s.outbox.push(
             from_owner,
             Opcode::Close,
