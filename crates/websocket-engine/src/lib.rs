@@ -4,6 +4,7 @@
 //! origin policy and the handshake's common tail, and the session engine.
 //! Each module only adds its handshake and its [`session::WireProtocol`].
 
+mod clock;
 pub mod config;
 mod conn_io;
 pub mod connection;

@@ -10,7 +10,7 @@
 //! drafts share this loop.
 
 use std::os::raw::{c_int, c_void};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use httpd::brigade::ReadOutcome;
 use httpd::log::{APLOG_DEBUG, APLOG_ERR, APLOG_INFO};
@@ -21,6 +21,7 @@ use websocket_proto::close::{CloseCode, ClosePayload};
 use websocket_proto::decoder::MessageKind;
 use websocket_proto::Opcode;
 
+use crate::clock::Moment;
 use crate::conn_io::ConnIo;
 use crate::connection::Connection;
 use crate::rlog;
@@ -85,7 +86,7 @@ enum Phase {
     Open,
     /// We sent a close frame and wait for the peer's.
     Closing {
-        deadline: Instant,
+        deadline: Moment,
     },
     /// We sent a close frame after a protocol error: stop reading.
     Failed,
@@ -112,9 +113,9 @@ pub struct SessionParams<'a> {
 struct Timers {
     idle_timeout: Option<Duration>,
     ping_interval: Option<Duration>,
-    last_heard: Instant,
+    last_heard: Moment,
     /// When the ping we sent must have been answered.
-    ping_deadline: Option<Instant>,
+    ping_deadline: Option<Moment>,
 }
 
 enum TimerAction {
@@ -124,13 +125,13 @@ enum TimerAction {
 }
 
 impl Timers {
-    fn heard(&mut self, now: Instant) {
+    fn heard(&mut self, now: Moment) {
         self.last_heard = now;
         self.ping_deadline = None;
     }
 
     /// What is due at `now`.
-    fn due(&mut self, now: Instant) -> TimerAction {
+    fn due(&mut self, now: Moment) -> TimerAction {
         if let Some(deadline) = self.ping_deadline {
             if now >= deadline {
                 return TimerAction::Close("no pong within WebSocketPingInterval");
@@ -151,7 +152,7 @@ impl Timers {
     }
 
     /// The next moment something may be due.
-    fn next(&self) -> Option<Instant> {
+    fn next(&self) -> Option<Moment> {
         let idle = self.idle_timeout.map(|t| self.last_heard + t);
         let ping = match (self.ping_deadline, self.ping_interval) {
             (Some(d), _) => Some(d),
@@ -199,12 +200,12 @@ pub unsafe fn run(params: SessionParams<'_>, protocol: &mut dyn WireProtocol) {
     }
     let mut input: Vec<u8> = Vec::with_capacity(READ_SIZE);
     let mut output: Vec<u8> = Vec::new();
-    let mut stop_checked = Instant::now();
+    let mut stop_checked = Moment::now();
     let mut close_timeout = CLOSE_TIMEOUT;
     let mut timers = Timers {
         idle_timeout: params.idle_timeout,
         ping_interval: params.ping_interval.filter(|_| params.can_ping),
-        last_heard: Instant::now(),
+        last_heard: Moment::now(),
         ping_deadline: None,
     };
 
@@ -275,7 +276,7 @@ pub unsafe fn run(params: SessionParams<'_>, protocol: &mut dyn WireProtocol) {
             }
         }
         // One clock read per pass (and one after writing, which may wait).
-        let mut now = Instant::now();
+        let mut now = Moment::now();
         if progressed {
             timers.heard(now);
         }
@@ -320,7 +321,7 @@ pub unsafe fn run(params: SessionParams<'_>, protocol: &mut dyn WireProtocol) {
                 break;
             }
             progressed = true;
-            now = Instant::now();
+            now = Moment::now();
             // A peer in a request/response exchange has often sent its next
             // message by the time our answer is written (on a shared core it
             // runs while we do): read before polling, which then costs one
@@ -341,12 +342,12 @@ pub unsafe fn run(params: SessionParams<'_>, protocol: &mut dyn WireProtocol) {
                     rlog!(r, mi, APLOG_DEBUG, "no close frame from the peer in time");
                     break;
                 }
-                (deadline - now).as_micros() as sys::apr_interval_time_t
+                now.until(deadline).as_micros() as sys::apr_interval_time_t
             }
             Phase::Open => {
                 let next_stop_check = stop_checked + STOP_CHECK;
                 let at = timers.next().map_or(next_stop_check, |t| t.min(next_stop_check));
-                at.saturating_duration_since(now).as_micros() as sys::apr_interval_time_t + 1000
+                now.until(at).as_micros() as sys::apr_interval_time_t + 1000
             }
         };
         if progressed && input_pending {
