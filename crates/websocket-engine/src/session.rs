@@ -10,7 +10,7 @@
 //! drafts share this loop.
 
 use std::os::raw::{c_int, c_void};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use httpd::brigade::ReadOutcome;
 use httpd::log::{APLOG_DEBUG, APLOG_ERR, APLOG_INFO};
@@ -28,6 +28,10 @@ use crate::rlog;
 
 /// How much one nonblocking read may bring in.
 const READ_SIZE: usize = 64 * 1024;
+
+/// A write that takes at least this long was most likely interrupted by
+/// another task on our core (a small write to a socket takes about 1 µs).
+const PEER_MAY_HAVE_RUN: Duration = Duration::from_micros(2);
 
 /// How long to wait for the peer's close frame after we sent ours.
 const CLOSE_TIMEOUT: Duration = Duration::from_secs(5);
@@ -311,6 +315,7 @@ pub unsafe fn run(params: SessionParams<'_>, protocol: &mut dyn WireProtocol) {
         output.clear();
         let close_queued = outbox.take(&mut output);
         if !output.is_empty() {
+            let write_started = Instant::now();
             if let Err(rv) = io.write(&[&output]) {
                 rlog!(
                     r,
@@ -322,11 +327,12 @@ pub unsafe fn run(params: SessionParams<'_>, protocol: &mut dyn WireProtocol) {
             }
             progressed = true;
             now = Moment::now();
-            // A peer in a request/response exchange has often sent its next
-            // message by the time our answer is written (on a shared core it
-            // runs while we do): read before polling, which then costs one
-            // recv instead of a poll and a recv, or one EAGAIN if not.
-            if io.reads_socket() {
+            // A write that took long was most likely interrupted, and a peer
+            // in a request/response exchange that ran meanwhile (on our core,
+            // woken by this very write) has often sent its next message
+            // already: read before polling, one recv instead of a poll and a
+            // recv. After a quick write that read would mostly say EAGAIN.
+            if io.reads_socket() && write_started.elapsed() >= PEER_MAY_HAVE_RUN {
                 input_pending = true;
             }
         }
