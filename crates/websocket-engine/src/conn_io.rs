@@ -167,15 +167,18 @@ impl ConnIo {
     /// taken by the output filters (which then block until they are
     /// written, up to the server's Timeout).
     pub fn write(&self, parts: &[&[u8]]) -> Result<(), sys::apr_status_t> {
-        let total: usize = parts.iter().map(|p| p.len()).sum();
         let mut written = 0;
         if let (true, Some(socket)) = (self.write_socket, &self.socket) {
             written = socket
                 .write(parts)
                 .map_err(|e| e.raw_os_error().unwrap_or(sys::APR_EGENERAL))?;
-            if written == total {
+            if written == parts.iter().map(|p| p.len()).sum::<usize>() {
                 return Ok(());
             }
+        }
+        if written == 0 {
+            // SAFETY: this thread owns the connection's filters (contract of new).
+            return unsafe { self.bb_out.write_parts_and_flush((*self.c).output_filters, parts) };
         }
         // The socket took part of it (it is full): the filters write the
         // rest, waiting for room.
@@ -189,7 +192,7 @@ impl ConnIo {
                 skip = 0;
             }
         }
-        // SAFETY: this thread owns the connection's filters (contract of new).
+        // SAFETY: as above.
         unsafe { self.bb_out.write_parts_and_flush((*self.c).output_filters, &rest) }
     }
 }

@@ -127,8 +127,6 @@ struct Queue {
     framing: Framing,
     compressor: Option<Compressor>,
     bytes: Vec<u8>,
-    /// The session is over: every send fails.
-    closed: bool,
     /// A close frame is queued: nothing may follow it on the wire.
     close_queued: bool,
     waker: Option<Waker>,
@@ -141,8 +139,8 @@ struct Queue {
 pub struct Outbox {
     queue: Mutex<Queue>,
     space: Condvar,
-    /// `Queue::closed`, readable without the lock (the owner asks after
-    /// every batch).
+    /// The session is over: every send fails. Set under the queue's lock,
+    /// and read without it too (the owner asks after every batch).
     closed: AtomicBool,
 }
 
@@ -157,7 +155,6 @@ impl Outbox {
                     scratch: Vec::new(),
                 }),
                 bytes: Vec::new(),
-                closed: false,
                 close_queued: false,
                 waker: None,
                 waiting: 0,
@@ -179,13 +176,17 @@ impl Outbox {
         let size = FrameHeader::MAX_LEN + payload.len();
         let mut q = self.lock();
         if !from_owner {
-            while !q.closed && !q.close_queued && !q.bytes.is_empty() && q.bytes.len() + size > QUEUE_LIMIT {
+            while !self.is_closed()
+                && !q.close_queued
+                && !q.bytes.is_empty()
+                && q.bytes.len() + size > QUEUE_LIMIT
+            {
                 q.waiting += 1;
                 q = self.space.wait(q).unwrap_or_else(|e| e.into_inner());
                 q.waiting -= 1;
             }
         }
-        if q.closed || q.close_queued {
+        if self.is_closed() || q.close_queued {
             return false;
         }
         let q = &mut *q;
@@ -221,7 +222,7 @@ impl Outbox {
         write: impl FnOnce(&[&[u8]]) -> bool,
     ) -> Option<bool> {
         let mut q = self.lock();
-        if q.closed || q.close_queued {
+        if self.is_closed() || q.close_queued {
             return Some(false);
         }
         let compressed = q
@@ -245,7 +246,7 @@ impl Outbox {
             return Some(false);
         }
         let mut q = self.lock();
-        if q.bytes.is_empty() && !q.closed {
+        if q.bytes.is_empty() && !self.is_closed() {
             // Keep the queue's allocation.
             queued.clear();
             q.bytes = queued;
@@ -293,7 +294,6 @@ impl Outbox {
     /// Ends the session for senders: pending and future sends return 0.
     pub fn close(&self) {
         let mut q = self.lock();
-        q.closed = true;
         self.closed.store(true, Ordering::Release);
         q.waker = None;
         q.bytes = Vec::new();
