@@ -33,10 +33,12 @@ impl CloseCode {
         matches!(self.0, 1000..=1003 | 1007..=1014 | 3000..=4999)
     }
 
-    /// Reserved for future protocol revisions (1016-2999) but not forbidden:
-    /// `WebSocketAllowReservedStatusCodes` lets applications use them.
-    pub fn is_reserved_for_future(self) -> bool {
-        matches!(self.0, 1016..=2999)
+    /// "Reserved" in RFC 6455 §7.4.1 (1004) or for future protocol
+    /// revisions (1016-2999), but not forbidden on the wire the way 1005,
+    /// 1006 and 1015 are: `WebSocketAllowReservedStatusCodes` lets
+    /// applications use them.
+    pub fn is_reserved(self) -> bool {
+        matches!(self.0, 1004 | 1016..=2999)
     }
 }
 
@@ -87,8 +89,8 @@ pub struct CloseFrame<'a> {
     pub reason: &'a str,
 }
 
-/// Parses and validates a close frame body. With `allow_reserved`, codes
-/// reserved for future use (1016-2999) are accepted.
+/// Parses and validates a close frame body. With `allow_reserved`, the
+/// reserved codes (1004 and 1016-2999) are accepted.
 pub fn parse_close(payload: &[u8], allow_reserved: bool) -> Result<CloseFrame<'_>, CloseError> {
     match payload.len() {
         0 => Ok(CloseFrame {
@@ -98,7 +100,7 @@ pub fn parse_close(payload: &[u8], allow_reserved: bool) -> Result<CloseFrame<'_
         1 => Err(CloseError::Truncated),
         _ => {
             let code = CloseCode(u16::from_be_bytes([payload[0], payload[1]]));
-            if !(code.is_valid_on_wire() || allow_reserved && code.is_reserved_for_future()) {
+            if !(code.is_valid_on_wire() || allow_reserved && code.is_reserved()) {
                 return Err(CloseError::InvalidCode(code.0));
             }
             let reason = simdutf8::basic::from_utf8(&payload[2..]).map_err(|_| CloseError::InvalidReason)?;
@@ -181,11 +183,18 @@ mod tests {
 
     #[test]
     fn reserved_codes_only_when_allowed() {
-        for c in [1016u16, 2000, 2999] {
-            assert!(parse_close(&c.to_be_bytes(), true).is_ok());
+        // 1004 is "Reserved" like 1016-2999 (RFC 6455 §7.4.1); 1005, 1006
+        // and 1015 must never appear on the wire.
+        for c in [1004u16, 1016, 2000, 2999] {
+            assert!(parse_close(&c.to_be_bytes(), false).is_err(), "{c}");
+            assert!(parse_close(&c.to_be_bytes(), true).is_ok(), "{c}");
         }
-        for c in [999u16, 1005, 1006, 1015, 5000] {
+        for c in [0u16, 999, 1005, 1006, 1015, 5000, 65535] {
             assert!(parse_close(&c.to_be_bytes(), true).is_err(), "{c}");
+        }
+        // The IANA-registered 1012-1014 need no option.
+        for c in [1012u16, 1013, 1014] {
+            assert!(parse_close(&c.to_be_bytes(), false).is_ok(), "{c}");
         }
     }
 

@@ -11,7 +11,9 @@
 use std::fmt;
 
 use crate::close::{parse_close, CloseCode, CloseError, CloseFrame};
-use crate::frame::{FrameHeader, HeaderError, Opcode, ProtocolVersion, MAX_CONTROL_PAYLOAD, RSV1};
+use crate::frame::{
+    FrameHeader, FramePrefix, HeaderError, Opcode, ProtocolVersion, MAX_CONTROL_PAYLOAD, RSV1,
+};
 use crate::mask::apply_mask;
 use crate::utf8::Utf8Validator;
 
@@ -369,6 +371,7 @@ impl Decoder {
                     self.header[..rest.len()].copy_from_slice(rest);
                     self.header_len = rest.len();
                     *pos = input.len();
+                    self.check_partial_header()?;
                     return Ok(None);
                 }
             }
@@ -384,6 +387,7 @@ impl Decoder {
                 None => {
                     self.header_len = had + take;
                     *pos += take;
+                    self.check_partial_header()?;
                     return Ok(None);
                 }
             }
@@ -393,7 +397,19 @@ impl Decoder {
         Ok(Some(()))
     }
 
-    fn start_frame(&mut self, h: FrameHeader) -> Result<(), DecodeError> {
+    /// Checks the buffered start of a header once its length is known.
+    fn check_partial_header(&self) -> Result<(), DecodeError> {
+        if let Some(prefix) = FrameHeader::parse_prefix(&self.header[..self.header_len])? {
+            self.check_frame(&prefix)?;
+        }
+        Ok(())
+    }
+
+    /// Everything that can be wrong with a frame given the stream so far,
+    /// decided from the header's first bytes alone: a frame is refused as
+    /// soon as its length field has arrived, before its masking key or any
+    /// payload byte. Returns the opcode.
+    fn check_frame(&self, h: &FramePrefix) -> Result<Opcode, DecodeError> {
         let opcode = Opcode::from_u8(h.opcode).ok_or(DecodeError::UnknownOpcode(h.opcode))?;
         let starts_message = matches!(opcode, Opcode::Text | Opcode::Binary);
         let allowed_rsv = if self.config.allow_rsv1 && starts_message {
@@ -404,10 +420,8 @@ impl Decoder {
         if h.rsv & !allowed_rsv != 0 {
             return Err(DecodeError::ReservedBits(h.rsv));
         }
-        if h.mask.is_some() != self.config.expect_masked {
-            return Err(DecodeError::MaskMismatch {
-                masked: h.mask.is_some(),
-            });
+        if h.masked != self.config.expect_masked {
+            return Err(DecodeError::MaskMismatch { masked: h.masked });
         }
         if opcode.is_control() {
             if !h.fin {
@@ -416,22 +430,43 @@ impl Decoder {
             if h.payload_len > MAX_CONTROL_PAYLOAD as u64 {
                 return Err(DecodeError::ControlTooLong(h.payload_len));
             }
-            self.control_len = 0;
-        } else {
-            match (opcode, self.message) {
-                (Opcode::Continuation, None) => return Err(DecodeError::UnexpectedContinuation),
-                (Opcode::Text | Opcode::Binary, Some(_)) => return Err(DecodeError::ExpectedContinuation),
-                _ => {}
-            }
-            // Checked before a single payload byte is buffered.
-            let total = self.message_len.saturating_add(h.payload_len);
-            if total > self.config.max_message_size {
+            // A limit below 125 bytes bounds control frames too.
+            if h.payload_len > self.config.max_message_size {
                 return Err(DecodeError::MessageTooBig {
                     limit: self.config.max_message_size,
                 });
             }
-            self.message_len = total;
-            if starts_message {
+            return Ok(opcode);
+        }
+        let compressed = match (opcode, self.message) {
+            (Opcode::Continuation, None) => return Err(DecodeError::UnexpectedContinuation),
+            (Opcode::Text | Opcode::Binary, Some(_)) => return Err(DecodeError::ExpectedContinuation),
+            (Opcode::Continuation, Some((_, compressed))) => compressed,
+            _ => h.rsv & RSV1 != 0,
+        };
+        // The limit is on the message the plugin sees; a compressed one may
+        // be slightly larger on the wire than inflated, and the inflater
+        // enforces the limit on the inflated bytes.
+        let limit = if compressed {
+            crate::deflate::max_deflated_len(self.config.max_message_size)
+        } else {
+            self.config.max_message_size
+        };
+        if self.message_len.saturating_add(h.payload_len) > limit {
+            return Err(DecodeError::MessageTooBig {
+                limit: self.config.max_message_size,
+            });
+        }
+        Ok(opcode)
+    }
+
+    fn start_frame(&mut self, h: FrameHeader) -> Result<(), DecodeError> {
+        let opcode = self.check_frame(&h.prefix())?;
+        if opcode.is_control() {
+            self.control_len = 0;
+        } else {
+            self.message_len += h.payload_len;
+            if matches!(opcode, Opcode::Text | Opcode::Binary) {
                 let kind = if opcode == Opcode::Text {
                     MessageKind::Text
                 } else {

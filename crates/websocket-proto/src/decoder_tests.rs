@@ -254,7 +254,7 @@ fn limit_applies_to_the_sum_of_fragments() {
     };
     assert_eq!(decode_with(cfg, &frame(Opcode::Binary, true, &[0; 10])).1, Ok(()));
     let mut bytes = frame(Opcode::Binary, false, &[0; 6]);
-    bytes.extend(frame(Opcode::Ping, true, b"control frames do not count"));
+    bytes.extend(frame(Opcode::Ping, true, b"ctl"));
     bytes.extend(frame(Opcode::Continuation, false, &[0; 4]));
     bytes.extend(frame(Opcode::Continuation, true, &[0; 1]));
     let (events, r) = decode_with(cfg, &bytes);
@@ -374,6 +374,117 @@ fn close_frames() {
         ..DecoderConfig::default()
     };
     assert_eq!(decode_with(allow, &reserved).1, Ok(()));
+    // 1004 is "Reserved" too: refused unless allowed.
+    let reserved_1004 = frame(Opcode::Close, true, &1004u16.to_be_bytes());
+    assert_eq!(error_code(&reserved_1004), 1002);
+    assert_eq!(
+        decode_with(allow, &reserved_1004).0,
+        vec![OwnedEvent::Close {
+            code: Some(1004),
+            reason: String::new()
+        }]
+    );
+    for never in [1005u16, 1006, 1015, 999, 5000] {
+        let f = frame(Opcode::Close, true, &never.to_be_bytes());
+        assert!(decode_with(allow, &f).1.is_err(), "{never}");
+    }
+}
+
+#[test]
+fn a_length_over_the_limit_fails_before_the_mask_key() {
+    // 2^63-1 announced; the masking key never comes.
+    let header = [0x82, 0xFF, 0x7F, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF];
+    let mut d = Decoder::new(DecoderConfig::default());
+    let err = d.decode(&mut header.to_vec()).unwrap_err();
+    assert_eq!(err, DecodeError::MessageTooBig { limit: 32 << 20 });
+    // Byte by byte: nothing until the last length byte, then the error.
+    let mut d = Decoder::new(DecoderConfig::default());
+    for (i, b) in header.iter().enumerate() {
+        let mut byte = [*b];
+        let r = d.decode(&mut byte);
+        if i + 1 < header.len() {
+            assert!(matches!(r, Ok((1, None))), "byte {i}: {r:?}");
+        } else {
+            assert_eq!(r.unwrap_err(), DecodeError::MessageTooBig { limit: 32 << 20 });
+        }
+    }
+    // 16-bit length over a small limit, versions 7/8 get 1004.
+    let cfg = DecoderConfig {
+        max_message_size: 100,
+        version: ProtocolVersion::V8,
+        ..DecoderConfig::default()
+    };
+    let mut d = Decoder::new(cfg);
+    let err = d.decode(&mut [0x81, 0xFE, 0x01, 0x00]).unwrap_err();
+    assert_eq!(err.close_code(ProtocolVersion::V8).0, 1004);
+    // Other header errors are just as early.
+    let mut d = Decoder::new(DecoderConfig::default());
+    assert_eq!(
+        d.decode(&mut [0x82, 0x7F, 0, 0, 0, 0, 0, 0, 0, 1]).unwrap_err(),
+        DecodeError::MaskMismatch { masked: false }
+    );
+    // Within the limit, the header just waits for its key.
+    let mut d = Decoder::new(DecoderConfig::default());
+    assert!(matches!(d.decode(&mut [0x82, 0xFE, 0x01, 0x00]), Ok((4, None))));
+}
+
+#[test]
+fn a_small_limit_bounds_control_frames() {
+    let cfg = DecoderConfig {
+        max_message_size: 4,
+        ..DecoderConfig::default()
+    };
+    for op in [Opcode::Ping, Opcode::Pong] {
+        assert_eq!(decode_with(cfg, &frame(op, true, b"four")).1, Ok(()));
+        let (events, r) = decode_with(cfg, &frame(op, true, b"five!"));
+        assert_eq!(r, Err(DecodeError::MessageTooBig { limit: 4 }), "{op:?}");
+        assert!(events.is_empty());
+    }
+    let mut close = 1000u16.to_be_bytes().to_vec();
+    close.extend_from_slice(b"bye");
+    let r = decode_with(cfg, &frame(Opcode::Close, true, &close)).1;
+    assert_eq!(r.unwrap_err().close_code(ProtocolVersion::V13).0, 1009);
+    // Above 125 it stays the protocol error it always is.
+    let big = DecoderConfig {
+        max_message_size: 10,
+        ..DecoderConfig::default()
+    };
+    let mut bytes = vec![0x89, 0xFE, 0x00, 126];
+    bytes.extend_from_slice(&KEY);
+    bytes.extend_from_slice(&[0; 126]);
+    assert_eq!(decode_with(big, &bytes).1, Err(DecodeError::ControlTooLong(126)));
+    // The default limit leaves control frames at 125.
+    assert_eq!(decode(&frame(Opcode::Ping, true, &[0; 125])).1, Ok(()));
+}
+
+#[test]
+fn compressed_messages_may_be_larger_on_the_wire_than_the_limit() {
+    let cfg = DecoderConfig {
+        max_message_size: 4,
+        allow_rsv1: true,
+        ..DecoderConfig::default()
+    };
+    let bound = crate::deflate::max_deflated_len(4) as usize;
+    // "1234" deflates to 6 bytes: the inflater judges it, not the decoder.
+    let mut six = frame(Opcode::Text, true, &[0; 6]);
+    six[0] |= RSV1;
+    let (events, r) = decode_with(cfg, &six);
+    assert_eq!(r, Ok(()));
+    assert_eq!(events.len(), 1);
+    // Uncompressed, the limit is exact.
+    assert!(decode_with(cfg, &frame(Opcode::Text, true, b"12345")).1.is_err());
+    // Compressed, up to the bound, counting every fragment.
+    let mut at_bound = frame(Opcode::Binary, false, &vec![0; bound - 1]);
+    at_bound[0] |= RSV1;
+    at_bound.extend(frame(Opcode::Continuation, true, &[0]));
+    assert_eq!(decode_with(cfg, &at_bound).1, Ok(()));
+    let mut over = frame(Opcode::Binary, false, &vec![0; bound]);
+    over[0] |= RSV1;
+    over.extend(frame(Opcode::Continuation, true, &[0]));
+    assert_eq!(
+        decode_with(cfg, &over).1,
+        Err(DecodeError::MessageTooBig { limit: 4 })
+    );
 }
 
 #[test]

@@ -424,6 +424,21 @@ impl fmt::Display for InflateError {
 
 impl std::error::Error for InflateError {}
 
+/// The most a compressed message may take on the wire when it inflates to
+/// at most `inflated_limit` bytes, so that `MaxMessageSize` is about what
+/// the plugin sees: tiny messages grow under deflate ("1234" is 6 bytes).
+/// A conforming encoder spends at worst 9 bits on a literal (the fixed
+/// Huffman code of bytes 144-255; stored blocks cost less), plus block
+/// headers and flush markers, bounded by the constant. No real encoder
+/// makes more of a message within the limit, so anything larger is refused
+/// before it is buffered; a bomb (small on the wire, huge inflated) is
+/// stopped by the inflater's own bound on its output.
+pub fn max_deflated_len(inflated_limit: u64) -> u64 {
+    inflated_limit
+        .saturating_add(inflated_limit / 8)
+        .saturating_add(256)
+}
+
 /// The per-connection decompressor for incoming messages (RFC 7692 §7.2.2).
 pub struct Inflater {
     decompress: Decompress,

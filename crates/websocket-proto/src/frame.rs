@@ -96,6 +96,17 @@ pub struct FrameHeader {
     pub payload_len: u64,
 }
 
+/// The part of a header that comes before the masking key: everything a
+/// receiver needs to refuse a frame, known as soon as the length field is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FramePrefix {
+    pub fin: bool,
+    pub rsv: u8,
+    pub opcode: u8,
+    pub masked: bool,
+    pub payload_len: u64,
+}
+
 /// Why a header is malformed on its own, before any stream context applies.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum HeaderError {
@@ -104,17 +115,39 @@ pub enum HeaderError {
 }
 
 impl FrameHeader {
-    /// Parses a header from the start of `buf`. Returns the header and its
-    /// length in bytes, or `Ok(None)` when `buf` is too short to tell.
+    pub fn prefix(&self) -> FramePrefix {
+        FramePrefix {
+            fin: self.fin,
+            rsv: self.rsv,
+            opcode: self.opcode,
+            masked: self.mask.is_some(),
+            payload_len: self.payload_len,
+        }
+    }
+
+    /// Parses the start of a header up to its length field, so that a frame
+    /// can be refused before its masking key arrives. `Ok(None)` when `buf`
+    /// is too short to hold the length.
+    pub fn parse_prefix(buf: &[u8]) -> Result<Option<FramePrefix>, HeaderError> {
+        let Some((payload_len, _)) = Self::length_field(buf)? else {
+            return Ok(None);
+        };
+        Ok(Some(FramePrefix {
+            fin: buf[0] & 0x80 != 0,
+            rsv: buf[0] & (RSV1 | RSV2 | RSV3),
+            opcode: buf[0] & 0x0f,
+            masked: buf[1] & 0x80 != 0,
+            payload_len,
+        }))
+    }
+
+    /// The payload length and where the length field ends, once `buf` holds it.
     #[inline]
-    pub fn parse(buf: &[u8]) -> Result<Option<(FrameHeader, usize)>, HeaderError> {
+    fn length_field(buf: &[u8]) -> Result<Option<(u64, usize)>, HeaderError> {
         if buf.len() < 2 {
             return Ok(None);
         }
-        let b0 = buf[0];
-        let b1 = buf[1];
-        let masked = b1 & 0x80 != 0;
-        let (payload_len, mut pos) = match b1 & 0x7f {
+        Ok(Some(match buf[1] & 0x7f {
             126 => {
                 if buf.len() < 4 {
                     return Ok(None);
@@ -132,7 +165,18 @@ impl FrameHeader {
                 (len, 10)
             }
             n => (n as u64, 2),
+        }))
+    }
+
+    /// Parses a header from the start of `buf`. Returns the header and its
+    /// length in bytes, or `Ok(None)` when `buf` is too short to tell.
+    #[inline]
+    pub fn parse(buf: &[u8]) -> Result<Option<(FrameHeader, usize)>, HeaderError> {
+        let Some((payload_len, mut pos)) = Self::length_field(buf)? else {
+            return Ok(None);
         };
+        let b0 = buf[0];
+        let masked = buf[1] & 0x80 != 0;
         let mask = if masked {
             if buf.len() < pos + 4 {
                 return Ok(None);
@@ -162,6 +206,41 @@ impl FrameHeader {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn prefix_is_known_before_the_mask() {
+        // 64-bit length 2^63-1, masked, no key yet.
+        let buf = [0x82, 0xFF, 0x7F, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF];
+        assert_eq!(FrameHeader::parse(&buf), Ok(None));
+        let p = FrameHeader::parse_prefix(&buf).unwrap().unwrap();
+        assert_eq!(
+            p,
+            FramePrefix {
+                fin: true,
+                rsv: 0,
+                opcode: 2,
+                masked: true,
+                payload_len: (1 << 63) - 1
+            }
+        );
+        assert_eq!(FrameHeader::parse_prefix(&buf[..9]), Ok(None));
+        assert_eq!(FrameHeader::parse_prefix(&[0x81]), Ok(None));
+        assert_eq!(FrameHeader::parse_prefix(&[0x81, 0xFE, 0x01]), Ok(None));
+        assert_eq!(
+            FrameHeader::parse_prefix(&[0x81, 0xFE, 0x01, 0x00])
+                .unwrap()
+                .unwrap()
+                .payload_len,
+            256
+        );
+        let mut over = buf;
+        over[2] = 0x80;
+        assert_eq!(FrameHeader::parse_prefix(&over), Err(HeaderError::LengthOverflow));
+        // A complete header gives the same prefix.
+        let full = [0x81, 0x85, 0x37, 0xfa, 0x21, 0x3d];
+        let (h, _) = FrameHeader::parse(&full).unwrap().unwrap();
+        assert_eq!(FrameHeader::parse_prefix(&full).unwrap(), Some(h.prefix()));
+    }
 
     #[test]
     fn parses_rfc_examples() {

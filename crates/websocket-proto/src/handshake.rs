@@ -281,7 +281,7 @@ pub enum HandshakeError {
     BadVersionSyntax(String),
     /// A version number we do not speak.
     UnsupportedVersion(String),
-    /// `Sec-WebSocket-Protocol` is not a list of distinct tokens.
+    /// `Sec-WebSocket-Protocol` is not a non-empty list of tokens.
     BadProtocolList(String),
     /// `Sec-WebSocket-Extensions` does not follow RFC 6455 §9.1.
     BadExtensionList(String),
@@ -397,11 +397,12 @@ fn parse_version(value: &str) -> Result<ProtocolVersion, HandshakeError> {
     }
 }
 
-/// Parses `Sec-WebSocket-Protocol` (RFC 6455 §4.1: distinct tokens).
+/// Parses `Sec-WebSocket-Protocol` (RFC 6455 §4.1, `1#token`).
 ///
-/// Empty list elements are skipped as RFC 7230 §7 asks; a header with no
-/// element at all is treated as if absent rather than refused, since a few
-/// clients send the header empty when they have nothing to offer.
+/// Several header lines are one list (RFC 7230 §3.2.2; Apache joins them
+/// with ", "). Empty list elements are skipped (RFC 7230 §7), but a value
+/// with no token at all is malformed. A token offered more than once is
+/// the client's mistake but harmless: it is kept once, at its first place.
 pub fn parse_protocols(value: &str) -> Result<Vec<String>, HandshakeError> {
     let mut out: Vec<String> = Vec::new();
     for element in list_elements(value) {
@@ -411,12 +412,14 @@ pub fn parse_protocols(value: &str) -> Result<Vec<String>, HandshakeError> {
                 excerpt(element)
             )));
         }
-        if out.iter().any(|p| p == element) {
-            return Err(HandshakeError::BadProtocolList(format!(
-                "\"{element}\" offered twice"
-            )));
+        if !out.iter().any(|p| p == element) {
+            out.push(element.to_owned());
         }
-        out.push(element.to_owned());
+    }
+    if out.is_empty() {
+        return Err(HandshakeError::BadProtocolList(
+            "the header names no subprotocol".to_owned(),
+        ));
     }
     Ok(out)
 }
@@ -432,7 +435,8 @@ pub fn parse_protocols(value: &str) -> Result<Vec<String>, HandshakeError> {
 /// with optional whitespace around every separator (the grammar uses RFC
 /// 2616's implied linear whitespace). A quoted value, once unescaped, must
 /// itself be a token. Empty list elements are skipped (RFC 7230 §7); the
-/// same extension may be offered several times with different parameters.
+/// same extension may be offered several times with different parameters
+/// (alternatives, in order), and an identical offer repeated is kept once.
 pub fn parse_extensions(value: &str) -> Result<Vec<ExtensionOffer>, HandshakeError> {
     ExtensionParser {
         s: value.as_bytes(),
@@ -494,7 +498,12 @@ impl ExtensionParser<'_> {
                 };
                 params.push((pname, value));
             }
-            out.push(ExtensionOffer { name, params });
+            let offer = ExtensionOffer { name, params };
+            // The same offer twice (a repeated header line) is one offer;
+            // different parameters are alternatives and all kept.
+            if !out.contains(&offer) {
+                out.push(offer);
+            }
         }
     }
 
@@ -871,8 +880,12 @@ mod tests {
         assert_eq!(parse_protocols("chat").unwrap(), ["chat"]);
         assert_eq!(parse_protocols(" a ,b,\tc ").unwrap(), ["a", "b", "c"]);
         assert_eq!(parse_protocols(",, a ,, b ,").unwrap(), ["a", "b"]);
-        assert!(parse_protocols("").unwrap().is_empty());
-        assert!(parse_protocols(" , ").unwrap().is_empty());
+        // Offered twice, in one line or across lines Apache joined: once.
+        assert_eq!(parse_protocols("a, b, a").unwrap(), ["a", "b"]);
+        assert_eq!(
+            parse_protocols("chat, superchat, chat").unwrap(),
+            ["chat", "superchat"]
+        );
         assert_eq!(
             parse_protocols("v2.bookings.example.net, x~y|z").unwrap(),
             ["v2.bookings.example.net", "x~y|z"]
@@ -888,8 +901,14 @@ mod tests {
             "chat, \"chat\"",
             "a/b",
             "é",
-            "a, a",
             "x=1",
+            // 1#token: at least one.
+            "",
+            " ",
+            "\t \t",
+            ",",
+            ",,",
+            ", ,",
             "a,(b)",
             "a\u{1}",
         ] {
@@ -930,6 +949,15 @@ mod tests {
         );
         assert!(parse_extensions("").unwrap().is_empty());
         assert!(parse_extensions(" , ,").unwrap().is_empty());
+        // Two header lines with the same offer, as Apache joins them.
+        assert_eq!(
+            parse_extensions("permessage-deflate; client_max_window_bits, permessage-deflate; client_max_window_bits, permessage-deflate")
+                .unwrap(),
+            [
+                ext("permessage-deflate", &[("client_max_window_bits", None)]),
+                ext("permessage-deflate", &[]),
+            ]
+        );
         let offer = &parse_extensions("x; A=1; b").unwrap()[0];
         assert_eq!(offer.param("a"), Some(Some("1")));
         assert_eq!(offer.param("B"), Some(None));
