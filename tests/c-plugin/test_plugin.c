@@ -1,7 +1,9 @@
 /*
  * A plugin written in C against websocket_plugin.h alone, as third-party plugins are.
  * The integration tests load it to prove that the module speaks the C ABI; every
- * behaviour below exists only to be observed by a test.
+ * behaviour below exists only to be observed by a test. It also builds against the
+ * header as it was before functions were appended to WebSocketServer (the tests
+ * compile it both ways), as a plugin written for the original module would.
  *
  *   on_connect   refuses (403) if the request has X-Refuse; copies X-Echo-Header into
  *                the response as X-Echo-Header-Reply; picks subprotocol chat.v2 if
@@ -11,7 +13,13 @@
  *                "header:<name>"    -> that request header, or "(null)"
  *                "threads:<n>:<m>"  -> n threads each send m texts "t<i>:<k>" at once,
  *                                      then "threads-done" once all have finished
- *                "close"            -> close()
+ *                "close"            -> close() (a Close frame without a status code)
+ *                "close-with:<code>:<reason>"
+ *                                   -> close_with(code, reason) if the server has it
+ *                                      (and the header declares it), else the text
+ *                                      "no close_with"; "close_with refused" if it
+ *                                      returned 0
+ *                "has-close-with"   -> "yes" or "no": whether this build sees it
  *                "live"             -> how many connections of this process have been
  *                                      accepted by on_connect and not yet ended by
  *                                      on_disconnect (a process-wide counter)
@@ -135,6 +143,33 @@ static int starts_with(const unsigned char *buffer, size_t size, const char *pre
     return size >= strlen(prefix) && memcmp(buffer, prefix, strlen(prefix)) == 0;
 }
 
+/* "<code>:<reason>" (not NUL-terminated) */
+static void close_with(const WebSocketServer *server, const unsigned char *spec, size_t size)
+{
+#ifdef WEBSOCKET_SERVER_HAS
+    unsigned long code = 0;
+    size_t i = 0;
+
+    while (i < size && spec[i] >= '0' && spec[i] <= '9') {
+        code = code * 10 + (unsigned long)(spec[i] - '0');
+        i++;
+    }
+    if (i < size && spec[i] == ':') {
+        i++;
+    }
+    if (!WEBSOCKET_SERVER_HAS(server, close_with)) {
+        send_text(server, "no close_with");
+    } else if (server->close_with(server, (unsigned short)code, (const char *)spec + i,
+                                  size - i) == 0) {
+        send_text(server, "close_with refused");
+    }
+#else
+    (void)spec;
+    (void)size;
+    send_text(server, "no close_with");
+#endif
+}
+
 static void *CALLBACK on_connect(const WebSocketServer *server)
 {
     struct connection *conn;
@@ -204,6 +239,18 @@ static size_t CALLBACK on_message(void *plugin_private, const WebSocketServer *s
         }
         if (is(buffer, buffer_size, "close")) {
             server->close(server);
+            return 0;
+        }
+        if (is(buffer, buffer_size, "has-close-with")) {
+#ifdef WEBSOCKET_SERVER_HAS
+            send_text(server, WEBSOCKET_SERVER_HAS(server, close_with) ? "yes" : "no");
+#else
+            send_text(server, "no");
+#endif
+            return 0;
+        }
+        if (starts_with(buffer, buffer_size, "close-with:")) {
+            close_with(server, buffer + strlen("close-with:"), buffer_size - strlen("close-with:"));
             return 0;
         }
         if (starts_with(buffer, buffer_size, "header:") ||

@@ -110,27 +110,46 @@ pub fn stage() -> &'static Stage {
 /// staged header into a world-readable shared library, once per process.
 pub fn c_plugin() -> &'static Path {
     static PLUGIN: OnceLock<PathBuf> = OnceLock::new();
+    PLUGIN.get_or_init(|| build_c_test_plugin("c-plugin", &stage().include_dir()))
+}
+
+/// The same C test plugin compiled against the header as it was before any
+/// function was appended to `WebSocketServer`
+/// (tests/c-plugin/original-header): what a plugin built for the original
+/// module is.
+pub fn c_plugin_original_header() -> &'static Path {
+    static PLUGIN: OnceLock<PathBuf> = OnceLock::new();
     PLUGIN.get_or_init(|| {
-        let source = Path::new(env!("CARGO_MANIFEST_DIR")).join("c-plugin/test_plugin.c");
-        let dir = httpd_runner::scratch_dir("c-plugin");
-        std::fs::create_dir_all(&dir).expect("create the C plugin directory");
-        let out = dir.join("test_plugin.so");
-        compile_c_plugin(&source, &out);
-        make_world_readable(&dir, &out);
-        out
+        let include = Path::new(env!("CARGO_MANIFEST_DIR")).join("c-plugin/original-header");
+        build_c_test_plugin("c-plugin-original-header", &include)
     })
+}
+
+fn build_c_test_plugin(name: &str, include_dir: &Path) -> PathBuf {
+    let source = Path::new(env!("CARGO_MANIFEST_DIR")).join("c-plugin/test_plugin.c");
+    let dir = httpd_runner::scratch_dir(name);
+    std::fs::create_dir_all(&dir).expect("create the C plugin directory");
+    let out = dir.join("test_plugin.so");
+    compile_c_plugin_with(&source, &out, include_dir);
+    make_world_readable(&dir, &out);
+    out
 }
 
 /// Compiles a C plugin against the staged `websocket_plugin.h` into a
 /// shared library, warnings as errors; panics with the compiler's output.
 pub fn compile_c_plugin(source: &Path, out: &Path) {
+    compile_c_plugin_with(source, out, &stage().include_dir())
+}
+
+/// Compiles a C plugin against the `websocket_plugin.h` in `include_dir`.
+pub fn compile_c_plugin_with(source: &Path, out: &Path, include_dir: &Path) {
     let cc = std::env::var("CC").unwrap_or_else(|_| "cc".into());
     let result = Command::new(&cc)
         .args([
             "-shared", "-fPIC", "-Wall", "-Wextra", "-Werror", "-O1", "-pthread",
         ])
         .arg("-I")
-        .arg(stage().include_dir())
+        .arg(include_dir)
         .arg("-o")
         .arg(out)
         .arg(source)
@@ -372,6 +391,13 @@ impl Handshake {
     /// Sets a header, replacing any header of that name.
     pub fn header(mut self, name: &str, value: &str) -> Handshake {
         self = self.without(name);
+        self.headers.push((name.into(), value.into()));
+        self
+    }
+
+    /// Adds one more header line, keeping any of the same name (a client
+    /// that splits a list over several lines).
+    pub fn also(mut self, name: &str, value: &str) -> Handshake {
         self.headers.push((name.into(), value.into()));
         self
     }

@@ -93,6 +93,8 @@ unsafe fn handle(r: *mut sys::request_rec, headers: &RequestHeaders<'_>) -> c_in
         protocols: &handshake.protocols,
         response_headers: handshake.response_headers(None, extensions_header.as_deref()),
         protocol_header: "Sec-WebSocket-Protocol",
+        // Only the plugin chooses (RFC 6455 §4.2.2: one of those offered, or none).
+        default_protocol: None,
         status_line: None,
         answer_body: Vec::new(),
         framing: Framing::Rfc6455,

@@ -99,6 +99,8 @@ unsafe fn handle(r: *mut sys::request_rec, headers: &RequestHeaders<'_>) -> c_in
         protocols: &protocols,
         response_headers: legacy.response_headers(secure, resource, None),
         protocol_header,
+        // The drafts' servers confirm the one protocol asked for.
+        default_protocol: legacy.protocol.as_deref(),
         status_line: Some(status_line),
         answer_body,
         framing: Framing::Legacy,

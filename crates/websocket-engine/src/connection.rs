@@ -9,7 +9,7 @@
 
 use std::cell::Cell;
 use std::ffi::CString;
-use std::os::raw::{c_char, c_int};
+use std::os::raw::{c_char, c_int, c_ushort};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Condvar, Mutex, MutexGuard};
 
@@ -365,6 +365,7 @@ impl Connection {
                 protocol_set: Some(protocol_set),
                 send: Some(send),
                 close: Some(close),
+                close_with: Some(close_with),
             },
             state: ConnState {
                 r,
@@ -505,16 +506,45 @@ unsafe extern "system" fn send(
     }
 }
 
+/// The original ABI's close: a Close frame without a status code, as the C
+/// module sent (the peer reports 1005).
 unsafe extern "system" fn close(server: *const WebSocketServer) {
     // SAFETY: the plugin passes back its server.
     if let Some(s) = unsafe { state(server) } {
         let from_owner = s.owner == ThreadMark::current();
-        s.outbox.push(
-            from_owner,
-            Opcode::Close,
-            ClosePayload::new(CloseCode::NORMAL, "").as_bytes(),
-        );
+        s.outbox.push(from_owner, Opcode::Close, &[]);
     }
+}
+
+/// Appended to the ABI: a Close frame with a code a server may send and a
+/// UTF-8 reason that fits the frame. 1 if the close was queued.
+unsafe extern "system" fn close_with(
+    server: *const WebSocketServer,
+    code: c_ushort,
+    reason: *const c_char,
+    reason_size: usize,
+) -> c_int {
+    // SAFETY: the plugin passes back its server.
+    let Some(s) = (unsafe { state(server) }) else {
+        return 0;
+    };
+    let reason: &[u8] = match (reason.is_null(), reason_size) {
+        (_, 0) => &[],
+        (true, _) => return 0,
+        // SAFETY: the plugin promises `reason_size` readable bytes at `reason`.
+        (false, n) => unsafe { std::slice::from_raw_parts(reason.cast::<u8>(), n) },
+    };
+    let Some(payload) = close_with_payload(CloseCode(code), reason) else {
+        return 0;
+    };
+    let from_owner = s.owner == ThreadMark::current();
+    c_int::from(s.outbox.push(from_owner, Opcode::Close, payload.as_bytes()))
+}
+
+/// The body `close_with` sends, if the code and reason may go on the wire.
+fn close_with_payload(code: CloseCode, reason: &[u8]) -> Option<ClosePayload> {
+    let reason = std::str::from_utf8(reason).ok()?;
+    (code.is_valid_on_wire() && reason.len() <= MAX_CONTROL_PAYLOAD - 2).then(|| ClosePayload::new(code, reason))
 }
 
 /// Owned copies of the offered subprotocols, for `protocol_index`.
@@ -530,6 +560,22 @@ mod tests {
     use super::*;
     use std::sync::Arc;
     use std::time::Duration;
+
+    #[test]
+    fn close_with_sends_only_what_the_wire_allows() {
+        let ok = close_with_payload(CloseCode(4001), "room closed".as_bytes()).unwrap();
+        assert_eq!(&ok.as_bytes()[..2], &4001u16.to_be_bytes());
+        assert_eq!(&ok.as_bytes()[2..], b"room closed");
+        for code in [1000u16, 1003, 1007, 1014, 3000, 4999] {
+            assert!(close_with_payload(CloseCode(code), b"").is_some(), "{code}");
+        }
+        for code in [0u16, 999, 1004, 1005, 1006, 1015, 1016, 2999, 5000] {
+            assert!(close_with_payload(CloseCode(code), b"").is_none(), "{code}");
+        }
+        assert!(close_with_payload(CloseCode::NORMAL, &[b'x'; 123]).is_some());
+        assert!(close_with_payload(CloseCode::NORMAL, &[b'x'; 124]).is_none());
+        assert!(close_with_payload(CloseCode::NORMAL, &[0xFF]).is_none());
+    }
 
     #[test]
     fn frames_are_encoded_in_order() {

@@ -52,8 +52,12 @@ pub struct Endpoint<'a> {
     pub protocols: &'a [String],
     /// The protocol's own response headers (accept key, location, ...).
     pub response_headers: Vec<(&'static str, String)>,
-    /// The name of the subprotocol header to preset and let the plugin change.
+    /// The name of the subprotocol header the plugin's choice goes into.
     pub protocol_header: &'static str,
+    /// The subprotocol the response names unless the plugin picks one. RFC
+    /// 6455 leaves the choice to the application (`None`); draft-75/76
+    /// servers confirm the one protocol the client asked for.
+    pub default_protocol: Option<&'a str>,
     /// Status line to answer with; `None` for the standard one.
     pub status_line: Option<&'static CStr>,
     /// Bytes to send right after the response headers (draft-76's digest).
@@ -143,10 +147,8 @@ pub unsafe fn serve(ep: Endpoint<'_>, protocol: &mut dyn WireProtocol) -> c_int 
     for (name, value) in &ep.response_headers {
         out.set(name, value);
     }
-    // As the C module did: answer with the client's first choice unless the
-    // plugin picks another in on_connect.
-    if let Some(first) = ep.protocols.first() {
-        out.set(ep.protocol_header, first);
+    if let Some(default) = ep.default_protocol {
+        out.set(ep.protocol_header, default);
     }
     let conn = Connection::new(r, protocol_list(ep.protocols), ep.framing, ep.compression);
     // Before anything the plugin sends from on_connect on.

@@ -6,8 +6,11 @@
  * This header is a drop-in replacement for the websocket_plugin.h of the original C
  * apache-websocket module: the same include guard, macros, type names and struct
  * layouts, so a plugin written for that module compiles and runs unchanged. Nothing in
- * the version-0 plugin struct or the version-1 server struct will ever change; anything
- * new will come as a new, separately versioned struct after the original definitions.
+ * the version-0 plugin struct or in the original fields of the version-1 server struct
+ * will ever change. New server functions are appended to the end of WebSocketServer,
+ * after `close`: a plugin built against an older header never sees them, and a plugin
+ * that uses one checks first that the server has it (see WEBSOCKET_SERVER_HAS below),
+ * since a server built against an older header does not.
  *
  * A plugin is a shared library (.so / .dll / .dylib) that exports an init function of
  * type WS_Init. The configuration names both:
@@ -31,9 +34,11 @@
  * THE LIFE OF A CONNECTION
  *
  *   on_connect  Called during the opening handshake, before the 101 response is
- *               sent. The response's Sec-WebSocket-Protocol is preset to the first
- *               subprotocol the client offered; protocol_set overrides it and
- *               header_set adds response headers. Returning NULL refuses the
+ *               sent. The server picks no subprotocol on the plugin's behalf: the
+ *               101 names one only if on_connect calls protocol_set (RFC 6455
+ *               §4.2.2 lets a server choose one of those offered, or none), and
+ *               protocol_count/protocol_index report what the client offered,
+ *               each name once, in its order. header_set adds response headers. Returning NULL refuses the
  *               connection with 403 Forbidden, and then no other callback runs for
  *               it. Any other value is the plugin_private passed to every later
  *               callback. If on_connect is NULL, every connection is accepted and
@@ -55,9 +60,9 @@
  *   - The callbacks of one connection never run concurrently with each other and run
  *     in the order on_connect, on_message..., on_disconnect. Do not assume they all
  *     run on the same thread.
- *   - send and close may be called from any thread, at any time from the start of
- *     on_connect until on_disconnect returns. Called from within on_message they
- *     write directly; called from another thread they queue the message and may
+ *   - send, close and close_with may be called from any thread, at any time from the
+ *     start of on_connect until on_disconnect returns. Called from within on_message
+ *     they write directly; called from another thread they queue the message and may
  *     block while the connection's output queue is full (back-pressure). A message
  *     sent before the handshake has completed is delivered after the 101 response.
  *   - Once the connection is closing, send returns 0 at once, and it never blocks
@@ -80,12 +85,19 @@
  *   - send copies the buffer before returning; its return value is the number of
  *     payload bytes accepted, or 0 if the message was not (connection closed or
  *     failing).
- *   - close starts the closing handshake; on_disconnect follows once it completes.
+ *   - close starts the closing handshake with a Close frame that carries no status
+ *     code, as the original module did (the client sees 1005, "no status received").
+ *     close_with sends a status code and reason instead: code 1000-1003, 1007-1014 or
+ *     3000-4999, reason valid UTF-8 of at most 123 bytes (reason may be NULL when
+ *     reason_size is 0). It returns 1 when the close was started and 0 when it was
+ *     not (an invalid code or reason, or the connection already closing).
+ *     on_disconnect follows once the closing handshake completes.
  */
 
 #ifndef _MOD_WEBSOCKET_H_
 #define _MOD_WEBSOCKET_H_
 
+#include <stddef.h>
 #include <stdlib.h>
 
 #ifdef __cplusplus
@@ -130,6 +142,9 @@ typedef void (CALLBACK *WS_Protocol_Set)(const struct _WebSocketServer *server,
 typedef size_t (CALLBACK *WS_Send)(const struct _WebSocketServer *server, const int type,
                                    const unsigned char *buffer, const size_t buffer_size);
 typedef void (CALLBACK *WS_Close)(const struct _WebSocketServer *server);
+typedef int (CALLBACK *WS_Close_With)(const struct _WebSocketServer *server,
+                                      const unsigned short code, const char *reason,
+                                      const size_t reason_size);
 
 /* Filled in by the server; plugins only read it. */
 typedef struct _WebSocketServer {
@@ -143,8 +158,15 @@ typedef struct _WebSocketServer {
     WS_Protocol_Index protocol_index; /* the index-th offered subprotocol, or NULL */
     WS_Protocol_Set protocol_set;   /* choose the response's subprotocol (on_connect only) */
     WS_Send send;                   /* send a TEXT or BINARY message; any thread */
-    WS_Close close;                 /* start the closing handshake; any thread */
+    WS_Close close;                 /* start the closing handshake, no status code; any thread */
+    /* Appended later: check WEBSOCKET_SERVER_HAS(server, field) before use. */
+    WS_Close_With close_with;       /* start the closing handshake with a code; any thread */
 } WebSocketServer;
+
+/* Whether the server struct is large enough to hold `field` (and it is set). */
+#define WEBSOCKET_SERVER_HAS(server, field)                                              \
+    ((server)->size >= offsetof(WebSocketServer, field) + sizeof((server)->field) &&      \
+     (server)->field != NULL)
 
 typedef struct _WebSocketPlugin *(CALLBACK *WS_Init)(void);
 typedef void (CALLBACK *WS_Destroy)(struct _WebSocketPlugin *plugin);

@@ -19,8 +19,8 @@ pub trait Plugin: Send + Sync + 'static {
 
     /// Called during the opening handshake, before the 101 response.
     ///
-    /// The response's subprotocol is preset to the first one the client offered;
-    /// [`Connection::set_protocol`] overrides it. Returning `None` (or panicking) refuses
+    /// The 101 names a subprotocol only if this calls [`Connection::set_protocol`]
+    /// (with one of [`Connection::protocols`]); the server never picks one itself. Returning `None` (or panicking) refuses
     /// the connection with 403 Forbidden, and then no other callback runs for it.
     fn on_connect(&self, conn: &Connection<'_>) -> Option<Self::Session>;
 
@@ -62,6 +62,39 @@ impl<'a> Message<'a> {
         }
     }
 }
+
+/// The status code of a Close frame (RFC 6455 §7.4).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct CloseCode(pub u16);
+
+impl CloseCode {
+    pub const NORMAL: CloseCode = CloseCode(1000);
+    pub const GOING_AWAY: CloseCode = CloseCode(1001);
+    pub const PROTOCOL_ERROR: CloseCode = CloseCode(1002);
+    pub const UNSUPPORTED_DATA: CloseCode = CloseCode(1003);
+    pub const INVALID_PAYLOAD: CloseCode = CloseCode(1007);
+    pub const POLICY_VIOLATION: CloseCode = CloseCode(1008);
+    pub const MESSAGE_TOO_BIG: CloseCode = CloseCode(1009);
+    pub const INTERNAL_ERROR: CloseCode = CloseCode(1011);
+    pub const SERVICE_RESTART: CloseCode = CloseCode(1012);
+    pub const TRY_AGAIN_LATER: CloseCode = CloseCode(1013);
+
+    /// May a server send this code? The registered 1000-1003 and 1007-1014, and
+    /// 3000-4999 for libraries and applications; 1004-1006 and 1015 never go on the
+    /// wire, and the rest is reserved.
+    pub fn may_be_sent(self) -> bool {
+        matches!(self.0, 1000..=1003 | 1007..=1014 | 3000..=4999)
+    }
+}
+
+impl fmt::Display for CloseCode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.0)
+    }
+}
+
+/// The longest close reason: a control frame's 125 bytes less the code's 2.
+pub const MAX_CLOSE_REASON: usize = 123;
 
 /// A string given to the server contained a byte it cannot carry (NUL, CR or LF).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -143,7 +176,7 @@ impl<'a> Connection<'a> {
         }
     }
 
-    /// Chooses the subprotocol named in the 101 response.
+    /// Chooses the subprotocol named in the 101 response; without a call, it names none.
     pub fn set_protocol(&self, protocol: &str) -> Result<(), InvalidString> {
         let protocol = to_c_string(protocol)?;
         if let Some(set) = server_fn!(self.server, protocol_set) {
@@ -214,7 +247,9 @@ impl<'a> Iterator for Protocols<'a> {
 pub enum SendError {
     /// The connection has ended; nothing was handed to the server.
     Closed,
-    /// The server did not accept the message (it is closing the connection or failed).
+    /// The server did not accept the message (it is closing the connection or failed,
+    /// or, for [`Sender::close_with`], the code or reason cannot be sent, or the server
+    /// predates `close_with`).
     Rejected,
 }
 
@@ -323,7 +358,8 @@ impl Sender {
         }
     }
 
-    /// Starts the closing handshake.
+    /// Starts the closing handshake with 1000 (normal closure). A server that predates
+    /// `close_with` sends its Close frame without a status code.
     pub fn close(&self) -> Result<(), SendError> {
         let guard = self.shared.server.read().unwrap_or_else(PoisonError::into_inner);
         let server = guard.0;
@@ -331,9 +367,40 @@ impl Sender {
             return Err(SendError::Closed);
         }
         // SAFETY: non-NULL under the read lock: the server struct is still valid.
-        let close = server_fn!(unsafe { &*server }, close).ok_or(SendError::Rejected)?;
+        let raw = unsafe { &*server };
+        if let Some(close_with) = server_fn!(raw, close_with) {
+            // SAFETY: as above; close_with may be called from any thread, and an empty
+            // reason needs no buffer.
+            let started = unsafe { close_with(server, CloseCode::NORMAL.0, std::ptr::null(), 0) };
+            return if started != 0 { Ok(()) } else { Err(SendError::Rejected) };
+        }
+        let close = server_fn!(raw, close).ok_or(SendError::Rejected)?;
         // SAFETY: as above; close may be called from any thread.
         unsafe { close(server) };
         Ok(())
+    }
+
+    /// Starts the closing handshake with a status code and a reason. The code must be
+    /// one a server may send ([`CloseCode::may_be_sent`]) and the reason at most
+    /// [`MAX_CLOSE_REASON`] bytes; otherwise nothing is sent and the result is
+    /// [`SendError::Rejected`], as it is from a server that predates `close_with`.
+    pub fn close_with(&self, code: CloseCode, reason: &str) -> Result<(), SendError> {
+        if !code.may_be_sent() || reason.len() > MAX_CLOSE_REASON {
+            return Err(SendError::Rejected);
+        }
+        let guard = self.shared.server.read().unwrap_or_else(PoisonError::into_inner);
+        let server = guard.0;
+        if server.is_null() {
+            return Err(SendError::Closed);
+        }
+        // SAFETY: non-NULL under the read lock: the server struct is still valid.
+        let close_with = server_fn!(unsafe { &*server }, close_with).ok_or(SendError::Rejected)?;
+        // SAFETY: as above; the server reads reason_size bytes of the reason and copies them.
+        let started = unsafe { close_with(server, code.0, reason.as_ptr().cast(), reason.len()) };
+        if started != 0 {
+            Ok(())
+        } else {
+            Err(SendError::Rejected)
+        }
     }
 }

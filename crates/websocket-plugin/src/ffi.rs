@@ -7,7 +7,7 @@
 
 #![allow(non_camel_case_types)]
 
-use std::ffi::{c_char, c_int, c_uint, c_void};
+use std::ffi::{c_char, c_int, c_uint, c_ushort, c_void};
 use std::marker::{PhantomData, PhantomPinned};
 
 /// Not a real message type: what a server reports for something it could not classify.
@@ -74,8 +74,21 @@ pub type WS_Send = Option<
 >;
 /// `void (CALLBACK *)(const WebSocketServer *server)`
 pub type WS_Close = Option<unsafe extern "system" fn(server: *const WebSocketServer)>;
+/// `int (CALLBACK *)(const WebSocketServer *server, const unsigned short code,
+/// const char *reason, const size_t reason_size)`; 1 if the close was started.
+pub type WS_Close_With = Option<
+    unsafe extern "system" fn(
+        server: *const WebSocketServer,
+        code: c_ushort,
+        reason: *const c_char,
+        reason_size: usize,
+    ) -> c_int,
+>;
 
 /// What the server hands a plugin for one connection (`struct _WebSocketServer`, version 1).
+///
+/// Fields after `close` were appended later; a server declares through `size` which it
+/// has, and [`server_fn!`] reads a field only when `size` covers it.
 #[repr(C)]
 pub struct WebSocketServer {
     pub size: c_uint,
@@ -89,7 +102,13 @@ pub struct WebSocketServer {
     pub protocol_set: WS_Protocol_Set,
     pub send: WS_Send,
     pub close: WS_Close,
+    // Appended after the original layout: present only when `size` covers them.
+    pub close_with: WS_Close_With,
 }
+
+/// The size of the server struct as the original C module's header declares it: a
+/// server (or fake) that declares this size has none of the appended functions.
+pub const ORIGINAL_SERVER_SIZE: usize = std::mem::offset_of!(WebSocketServer, close_with);
 
 /// `struct _WebSocketPlugin *(CALLBACK *)(void)`: the function a `WebSocketHandler` names.
 pub type WS_Init = Option<unsafe extern "system" fn() -> *mut WebSocketPlugin>;

@@ -6,11 +6,12 @@
 //! any callback into the server that arrives after `on_disconnect` has returned.
 
 use std::collections::VecDeque;
-use std::ffi::{c_char, c_int, c_uint, c_void, CStr, CString};
+use std::ffi::{c_char, c_int, c_uint, c_ushort, c_void, CStr, CString};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Condvar, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
+use crate::api::{CloseCode, MAX_CLOSE_REASON};
 use crate::ffi::{
     request_rec, WebSocketPlugin, WebSocketServer, WebSocketState, MESSAGE_TYPE_BINARY, MESSAGE_TYPE_TEXT,
     WEBSOCKET_PLUGIN_VERSION_0, WEBSOCKET_SERVER_VERSION_1,
@@ -26,6 +27,7 @@ struct Inner {
     sent_changed: Condvar,
     send_delay: Duration,
     close_calls: AtomicUsize,
+    closes: Mutex<Vec<Option<(u16, String)>>>,
     send_calls: AtomicUsize,
     in_flight: AtomicUsize,
     closing: AtomicBool,
@@ -148,9 +150,37 @@ unsafe extern "system" fn fake_send(
 
 unsafe extern "system" fn fake_close(server: *const WebSocketServer) {
     // SAFETY: called by the plugin with its server pointer.
-    unsafe { inner(server) }
-        .close_calls
-        .fetch_add(1, Ordering::SeqCst);
+    let inner = unsafe { inner(server) };
+    inner.close_calls.fetch_add(1, Ordering::SeqCst);
+    lock(&inner.closes).push(None);
+}
+
+unsafe extern "system" fn fake_close_with(
+    server: *const WebSocketServer,
+    code: c_ushort,
+    reason: *const c_char,
+    reason_size: usize,
+) -> c_int {
+    // SAFETY: called by the plugin with its server pointer.
+    let inner = unsafe { inner(server) };
+    inner.close_calls.fetch_add(1, Ordering::SeqCst);
+    let reason: &[u8] = if reason_size == 0 {
+        &[]
+    } else if reason.is_null() {
+        return 0;
+    } else {
+        // SAFETY: the plugin passes reason_size readable bytes.
+        unsafe { std::slice::from_raw_parts(reason.cast::<u8>(), reason_size) }
+    };
+    // The same rules as the module's.
+    let Ok(reason) = std::str::from_utf8(reason) else {
+        return 0;
+    };
+    if !CloseCode(code).may_be_sent() || reason.len() > MAX_CLOSE_REASON || inner.closing.load(Ordering::SeqCst) {
+        return 0;
+    }
+    lock(&inner.closes).push(Some((code, reason.to_owned())));
+    1
 }
 
 impl Default for FakeServer {
@@ -175,6 +205,7 @@ impl FakeServer {
                 protocol_set: Some(fake_protocol_set),
                 send: Some(fake_send),
                 close: Some(fake_close),
+                close_with: Some(fake_close_with),
             },
             request_headers: Vec::new(),
             protocols: Vec::new(),
@@ -184,6 +215,7 @@ impl FakeServer {
             sent_changed: Condvar::new(),
             send_delay: Duration::ZERO,
             close_calls: AtomicUsize::new(0),
+            closes: Mutex::new(Vec::new()),
             send_calls: AtomicUsize::new(0),
             in_flight: AtomicUsize::new(0),
             closing: AtomicBool::new(false),
@@ -283,8 +315,15 @@ impl FakeServer {
         lock(&self.inner.chosen_protocol).clone()
     }
 
+    /// Calls of `close` and `close_with`, accepted or not.
     pub fn close_calls(&self) -> usize {
         self.inner.close_calls.load(Ordering::SeqCst)
+    }
+
+    /// The closes the server accepted, in order: `None` for `close` (no status code),
+    /// the code and reason for `close_with`.
+    pub fn closes(&self) -> Vec<Option<(u16, String)>> {
+        lock(&self.inner.closes).clone()
     }
 
     pub fn send_calls(&self) -> usize {

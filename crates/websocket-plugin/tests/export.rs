@@ -5,9 +5,11 @@ use std::sync::Mutex;
 use std::thread;
 use std::time::Duration;
 
-use websocket_plugin::ffi::{WebSocketPlugin, MESSAGE_TYPE_BINARY, MESSAGE_TYPE_PING, MESSAGE_TYPE_TEXT};
+use websocket_plugin::ffi::{
+    WebSocketPlugin, MESSAGE_TYPE_BINARY, MESSAGE_TYPE_PING, MESSAGE_TYPE_TEXT, ORIGINAL_SERVER_SIZE,
+};
 use websocket_plugin::testing::{FakeServer, PluginUnderTest};
-use websocket_plugin::{Connection, Message, Plugin, SendError, Sender};
+use websocket_plugin::{CloseCode, Connection, Message, Plugin, SendError, Sender};
 
 /// Records what the generic test plugin saw, per test (each test has its own statics).
 #[derive(Default)]
@@ -360,4 +362,73 @@ websocket_plugin::export_plugin!(panicky_init, make_panicky());
 #[test]
 fn a_panicking_constructor_makes_init_return_null() {
     assert!(panicky_init().is_null());
+}
+
+/// Closes the way the message asks: "close" plainly, "close-with:<code>:<reason>" with a
+/// code, and reports what the Sender answered.
+struct Closer {
+    results: &'static Mutex<Vec<Result<(), SendError>>>,
+}
+
+impl Plugin for Closer {
+    type Session = ();
+
+    fn on_connect(&self, _: &Connection<'_>) -> Option<()> {
+        Some(())
+    }
+
+    fn on_message(&self, _: &mut (), msg: Message<'_>, sender: &Sender) {
+        let Message::Text(text) = msg else { return };
+        let result = match text.strip_prefix("close-with:") {
+            None => sender.close(),
+            Some(rest) => {
+                let (code, reason) = rest.split_once(':').unwrap();
+                sender.close_with(CloseCode(code.parse().unwrap()), reason)
+            }
+        };
+        self.results.lock().unwrap().push(result);
+    }
+}
+
+static CLOSER_RESULTS: Mutex<Vec<Result<(), SendError>>> = Mutex::new(Vec::new());
+websocket_plugin::export_plugin!(closer_init, Closer { results: &CLOSER_RESULTS });
+
+#[test]
+fn close_means_normal_closure_and_close_with_carries_the_code() {
+    let plugin = PluginUnderTest::init(closer_init);
+    let server = FakeServer::new();
+    let mut session = plugin.connect(&server).unwrap();
+    session.text("close");
+    session.text("close-with:4001:room closed");
+    session.text("close-with:1013:try again");
+    // Codes a server must not send, and a reason over 123 bytes, are refused here.
+    session.text("close-with:1005:");
+    session.text("close-with:2000:");
+    session.text(&format!("close-with:1000:{}", "x".repeat(124)));
+    assert_eq!(
+        server.closes(),
+        [
+            Some((1000, String::new())),
+            Some((4001, "room closed".to_owned())),
+            Some((1013, "try again".to_owned())),
+        ]
+    );
+    assert_eq!(server.close_calls(), 3);
+    let results = std::mem::take(&mut *CLOSER_RESULTS.lock().unwrap());
+    assert_eq!(
+        results,
+        [Ok(()), Ok(()), Ok(()), Err(SendError::Rejected), Err(SendError::Rejected), Err(SendError::Rejected)]
+    );
+    session.disconnect();
+
+    // A server with the original struct has no close_with: close() falls back to the
+    // plain close (no status code), close_with is refused without reading past the end.
+    let old = FakeServer::new().declared_size(ORIGINAL_SERVER_SIZE);
+    let mut session = plugin.connect(&old).unwrap();
+    session.text("close");
+    session.text("close-with:4001:x");
+    assert_eq!(old.closes(), [None]);
+    let results = std::mem::take(&mut *CLOSER_RESULTS.lock().unwrap());
+    assert_eq!(results, [Ok(()), Err(SendError::Rejected)]);
+    session.disconnect();
 }

@@ -22,7 +22,7 @@ fn size_of_field<T, F>(_: impl Fn(&T) -> &F) -> usize {
 
 fn server_fields() -> Vec<(&'static str, usize, usize)> {
     fields!(WebSocketServer: size, version, state, request, header_get, header_set,
-        protocol_count, protocol_index, protocol_set, send, close)
+        protocol_count, protocol_index, protocol_set, send, close, close_with)
 }
 
 fn plugin_fields() -> Vec<(&'static str, usize, usize)> {
@@ -44,9 +44,12 @@ fn fields_are_packed_in_declaration_order() {
         ("WebSocketServer.protocol_set", 8 + 6 * p, p),
         ("WebSocketServer.send", 8 + 7 * p, p),
         ("WebSocketServer.close", 8 + 8 * p, p),
+        // Appended: the original layout ends before it.
+        ("WebSocketServer.close_with", 8 + 9 * p, p),
     ];
     assert_eq!(server_fields(), expect_server);
-    assert_eq!(size_of::<WebSocketServer>(), 8 + 9 * p);
+    assert_eq!(size_of::<WebSocketServer>(), 8 + 10 * p);
+    assert_eq!(ORIGINAL_SERVER_SIZE, 8 + 9 * p);
     let expect_plugin = [
         ("WebSocketPlugin.size", 0, 4),
         ("WebSocketPlugin.version", 4, 4),

@@ -1,5 +1,7 @@
 //! The dumb-increment-protocol plugin: each connection receives a counter, as text, every
-//! 50 ms; the text message `reset\n` (or `reset`) sets it back to 0.
+//! 50 ms; the text message `reset\n` (or `reset`) sets it back to 0, and `closeme\n` (or
+//! `closeme`) makes the server close the connection with 1001 and the reason "seeya",
+//! as libwebsockets' test server of the same protocol does.
 //!
 //! ```apache
 //! <Location /dumb-increment>
@@ -14,7 +16,7 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::thread::{self, JoinHandle};
 use std::time::Duration;
 
-use websocket_plugin::{Connection, Message, Plugin, SendError, Sender};
+use websocket_plugin::{CloseCode, Connection, Message, Plugin, SendError, Sender};
 
 pub const PROTOCOL: &str = "dumb-increment-protocol";
 const INTERVAL: Duration = Duration::from_millis(50);
@@ -110,9 +112,14 @@ impl Plugin for DumbIncrement {
         })
     }
 
-    fn on_message(&self, session: &mut Session, msg: Message<'_>, _sender: &Sender) {
-        if let Message::Text("reset\n" | "reset") = msg {
-            session.shared.lock().next = 0;
+    fn on_message(&self, session: &mut Session, msg: Message<'_>, sender: &Sender) {
+        match msg {
+            Message::Text("reset\n" | "reset") => session.shared.lock().next = 0,
+            Message::Text("closeme\n" | "closeme") => {
+                // Fails only when the connection is closing already.
+                let _ = sender.close_with(CloseCode::GOING_AWAY, "seeya");
+            }
+            _ => {}
         }
     }
 }
@@ -180,5 +187,15 @@ mod tests {
         for w in n.windows(2) {
             assert!(w[1] == w[0] + 1 || w[1] == 0, "{n:?}");
         }
+    }
+
+    #[test]
+    fn closeme_closes_with_going_away() {
+        let plugin = PluginUnderTest::init(dumb_increment_init);
+        let server = FakeServer::new().protocols(&[PROTOCOL]);
+        let mut session = plugin.connect(&server).expect("accepted");
+        session.text("closeme\n");
+        assert_eq!(server.closes(), [Some((1001, "seeya".to_owned()))]);
+        session.disconnect();
     }
 }

@@ -7,8 +7,8 @@
 //! </Location>
 //! ```
 //!
-//! Any subprotocol is fine: the server's default answer, the first one the client
-//! offered, stands.
+//! It speaks no subprotocol of its own and chooses none, so its 101 names none
+//! whatever the client offers (RFC 6455 lets the server choose none).
 
 use websocket_plugin::{Connection, Message, Plugin, Sender};
 
@@ -52,7 +52,7 @@ mod tests {
                 (MESSAGE_TYPE_TEXT, vec![]),
             ]
         );
-        // The server's default (the first offered protocol) is left alone.
+        // No subprotocol chosen: the 101 will name none.
         assert_eq!(server.chosen_protocol(), None);
         assert_eq!(server.late_calls(), 0);
     }

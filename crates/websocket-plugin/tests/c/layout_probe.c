@@ -26,6 +26,13 @@ static size_t CALLBACK send_fn(const WebSocketServer *server, const int type,
     (void)buffer;
     return buffer_size;
 }
+static int CALLBACK close_with(const WebSocketServer *server, const unsigned short code,
+                               const char *reason, const size_t reason_size)
+{
+    (void)server;
+    (void)reason;
+    return code != 0 && reason_size == 0;
+}
 static void *CALLBACK on_connect(const WebSocketServer *server)
 {
     (void)server;
@@ -50,11 +57,13 @@ int main(void)
 {
     WS_Request r = request;
     WS_Send s = send_fn;
+    WS_Close_With w = close_with;
     WS_OnConnect c = on_connect;
     WS_OnMessage m = on_message;
     WS_Init i = init;
     (void)r;
     (void)s;
+    (void)w;
     (void)c;
     (void)m;
     (void)i;
@@ -71,6 +80,7 @@ int main(void)
     FIELD(WebSocketServer, protocol_set);
     FIELD(WebSocketServer, send);
     FIELD(WebSocketServer, close);
+    FIELD(WebSocketServer, close_with);
 
     SIZE(WebSocketPlugin);
     FIELD(WebSocketPlugin, size);

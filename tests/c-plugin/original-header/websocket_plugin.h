@@ -1,0 +1,175 @@
+/* Test fixture: websocket_plugin.h as this project shipped it before any function was
+ * appended to WebSocketServer, i.e. the original module's layout. tests/ builds
+ * test_plugin.c against it to show that such plugins load and run unchanged. */
+/*
+ * websocket_plugin.h: the plugin interface of mod_websocket.
+ *
+ * Licensed under the Apache License, Version 2.0.
+ *
+ * This header is a drop-in replacement for the websocket_plugin.h of the original C
+ * apache-websocket module: the same include guard, macros, type names and struct
+ * layouts, so a plugin written for that module compiles and runs unchanged. Nothing in
+ * the version-0 plugin struct or the version-1 server struct will ever change; anything
+ * new will come as a new, separately versioned struct after the original definitions.
+ *
+ * A plugin is a shared library (.so / .dll / .dylib) that exports an init function of
+ * type WS_Init. The configuration names both:
+ *
+ *     WebSocketHandler modules/mod_websocket_echo.so echo_init
+ *
+ * THE LIFE OF A PLUGIN
+ *
+ *   init        Called once each time the configuration directive is read. httpd reads
+ *               its configuration twice at startup and again on every graceful restart,
+ *               so init may run several times in one process: return a new plugin
+ *               struct each time (or a static one and make destroy a no-op). The
+ *               plugin is accepted only if init returns non-NULL, version is
+ *               WEBSOCKET_PLUGIN_VERSION_0, size >= sizeof(WebSocketPlugin) and
+ *               on_message is not NULL.
+ *   destroy     Called (if not NULL) when the configuration that called init is torn
+ *               down, with the pointer init returned; the library is unloaded only
+ *               after destroy has returned. Connections that used the plugin have
+ *               all ended by then.
+ *
+ * THE LIFE OF A CONNECTION
+ *
+ *   on_connect  Called during the opening handshake, before the 101 response is
+ *               sent. The response's Sec-WebSocket-Protocol is preset to the first
+ *               subprotocol the client offered; protocol_set overrides it and
+ *               header_set adds response headers. Returning NULL refuses the
+ *               connection with 403 Forbidden, and then no other callback runs for
+ *               it. Any other value is the plugin_private passed to every later
+ *               callback. If on_connect is NULL, every connection is accepted and
+ *               plugin_private is NULL.
+ *   on_message  Called for each complete TEXT (valid UTF-8, not NUL-terminated) or
+ *               BINARY message; fragments are reassembled and control frames are
+ *               handled by the server. The buffer belongs to the server and is valid
+ *               only until on_message returns. The return value is ignored.
+ *   on_disconnect
+ *               Called exactly once for every connection whose on_connect succeeded,
+ *               when the connection has ended for whatever reason. Free
+ *               plugin_private here.
+ *
+ * THREADING CONTRACT
+ *
+ *   - Callbacks of different connections run concurrently on different threads, so
+ *     on_connect, on_message and on_disconnect must be thread-safe with respect to
+ *     anything the plugin shares between connections.
+ *   - The callbacks of one connection never run concurrently with each other and run
+ *     in the order on_connect, on_message..., on_disconnect. Do not assume they all
+ *     run on the same thread.
+ *   - send and close may be called from any thread, at any time from the start of
+ *     on_connect until on_disconnect returns. Called from within on_message they
+ *     write directly; called from another thread they queue the message and may
+ *     block while the connection's output queue is full (back-pressure). A message
+ *     sent before the handshake has completed is delivered after the 101 response.
+ *   - Once the connection is closing, send returns 0 at once, and it never blocks
+ *     after on_disconnect has been called: a plugin may therefore wait, inside
+ *     on_disconnect, for its own threads that are calling send.
+ *   - request, header_get, header_set, protocol_count, protocol_index and
+ *     protocol_set may be called only from the thread running a callback of that
+ *     connection. header_set and protocol_set have an effect only in on_connect.
+ *
+ * POINTER VALIDITY
+ *
+ *   - The same WebSocketServer pointer is passed to every callback of a connection.
+ *     It, and every pointer obtained through it, stays valid from the start of
+ *     on_connect until on_disconnect returns (until on_connect returns, if it
+ *     refused). After that, any use is undefined: stop or join every thread that
+ *     might still call send or close before returning from on_disconnect.
+ *   - Strings returned by header_get and protocol_index are owned by the server;
+ *     copy them to keep them. Strings passed to header_set and protocol_set are
+ *     copied by the server.
+ *   - send copies the buffer before returning; its return value is the number of
+ *     payload bytes accepted, or 0 if the message was not (connection closed or
+ *     failing).
+ *   - close starts the closing handshake; on_disconnect follows once it completes.
+ */
+
+#ifndef _MOD_WEBSOCKET_H_
+#define _MOD_WEBSOCKET_H_
+
+#include <stdlib.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#if defined(_WIN32)
+#define EXPORT __declspec(dllexport)
+#define CALLBACK __stdcall
+#else
+#define EXPORT
+#define CALLBACK
+#endif
+
+#define MESSAGE_TYPE_INVALID (-1)
+#define MESSAGE_TYPE_TEXT 0
+#define MESSAGE_TYPE_BINARY 128
+#define MESSAGE_TYPE_CLOSE 255
+#define MESSAGE_TYPE_PING 256
+#define MESSAGE_TYPE_PONG 257
+
+#define WEBSOCKET_SERVER_VERSION_1 1
+#define WEBSOCKET_PLUGIN_VERSION_0 0
+
+/* Declared here so that the typedefs below do not depend on httpd.h or on each
+ * other's order. */
+struct request_rec;
+struct _WebSocketState;
+struct _WebSocketServer;
+struct _WebSocketPlugin;
+
+typedef struct request_rec *(CALLBACK *WS_Request)(const struct _WebSocketServer *server);
+typedef const char *(CALLBACK *WS_Header_Get)(const struct _WebSocketServer *server,
+                                              const char *key);
+typedef void (CALLBACK *WS_Header_Set)(const struct _WebSocketServer *server,
+                                       const char *key, const char *value);
+typedef size_t (CALLBACK *WS_Protocol_Count)(const struct _WebSocketServer *server);
+typedef const char *(CALLBACK *WS_Protocol_Index)(const struct _WebSocketServer *server,
+                                                  const size_t index);
+typedef void (CALLBACK *WS_Protocol_Set)(const struct _WebSocketServer *server,
+                                         const char *protocol);
+typedef size_t (CALLBACK *WS_Send)(const struct _WebSocketServer *server, const int type,
+                                   const unsigned char *buffer, const size_t buffer_size);
+typedef void (CALLBACK *WS_Close)(const struct _WebSocketServer *server);
+
+/* Filled in by the server; plugins only read it. */
+typedef struct _WebSocketServer {
+    unsigned int size;              /* sizeof(WebSocketServer) as the server knows it */
+    unsigned int version;           /* WEBSOCKET_SERVER_VERSION_1 */
+    struct _WebSocketState *state;  /* private to the server */
+    WS_Request request;             /* Apache's request_rec of the handshake */
+    WS_Header_Get header_get;       /* a request header, or NULL if absent */
+    WS_Header_Set header_set;       /* set a response header (on_connect only) */
+    WS_Protocol_Count protocol_count; /* how many subprotocols the client offered */
+    WS_Protocol_Index protocol_index; /* the index-th offered subprotocol, or NULL */
+    WS_Protocol_Set protocol_set;   /* choose the response's subprotocol (on_connect only) */
+    WS_Send send;                   /* send a TEXT or BINARY message; any thread */
+    WS_Close close;                 /* start the closing handshake; any thread */
+} WebSocketServer;
+
+typedef struct _WebSocketPlugin *(CALLBACK *WS_Init)(void);
+typedef void (CALLBACK *WS_Destroy)(struct _WebSocketPlugin *plugin);
+
+typedef void *(CALLBACK *WS_OnConnect)(const WebSocketServer *server); /* returns plugin_private */
+typedef size_t (CALLBACK *WS_OnMessage)(void *plugin_private, const WebSocketServer *server,
+                                        const int type, unsigned char *buffer,
+                                        const size_t buffer_size);
+typedef void (CALLBACK *WS_OnDisconnect)(void *plugin_private, const WebSocketServer *server);
+
+/* Returned by the plugin's init function; the server only reads it. */
+typedef struct _WebSocketPlugin {
+    unsigned int size;              /* sizeof(WebSocketPlugin) */
+    unsigned int version;           /* WEBSOCKET_PLUGIN_VERSION_0 */
+    WS_Destroy destroy;             /* may be NULL */
+    WS_OnConnect on_connect;        /* may be NULL: accept everything */
+    WS_OnMessage on_message;        /* required */
+    WS_OnDisconnect on_disconnect;  /* may be NULL */
+} WebSocketPlugin;
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* _MOD_WEBSOCKET_H_ */
