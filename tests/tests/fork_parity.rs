@@ -30,9 +30,9 @@ fn server(name: &str, mpm: Mpm) -> RunningServer {
 }
 
 fn protocols(path: &str, lines: &[&str]) -> Handshake {
-    lines
-        .iter()
-        .fold(Handshake::new(path), |h, line| h.also("Sec-WebSocket-Protocol", line))
+    lines.iter().fold(Handshake::new(path), |h, line| {
+        h.also("Sec-WebSocket-Protocol", line)
+    })
 }
 
 fn ask(c: &mut RawClient, command: &str) -> String {
@@ -69,7 +69,12 @@ fn expect_failure(mut c: RawClient, code: u16, what: &str) {
 fn subprotocols(server: &RunningServer) {
     // A Rust plugin that picks nothing: no Sec-WebSocket-Protocol.
     let c = protocols("/echo", &["chat, superchat"]).open(server);
-    assert_eq!(c.response.header("Sec-WebSocket-Protocol"), None, "{:?}", c.response);
+    assert_eq!(
+        c.response.header("Sec-WebSocket-Protocol"),
+        None,
+        "{:?}",
+        c.response
+    );
     end(c);
     // A Rust plugin that picks one: that one.
     let c = protocols("/inc", &["chat, dumb-increment-protocol"]).open(server);
@@ -84,11 +89,20 @@ fn subprotocols(server: &RunningServer) {
     // the offered list is reported either way.
     for path in ["/c", "/c-old"] {
         let mut c = protocols(path, &["superchat,chat"]).open(server);
-        assert_eq!(c.response.header("Sec-WebSocket-Protocol"), None, "{path}: {:?}", c.response);
+        assert_eq!(
+            c.response.header("Sec-WebSocket-Protocol"),
+            None,
+            "{path}: {:?}",
+            c.response
+        );
         assert_eq!(ask(&mut c, "protocols"), "superchat,chat", "{path}");
         end(c);
         let mut c = protocols(path, &["chat.v1, chat.v2, chat.v3"]).open(server);
-        assert_eq!(c.response.header("Sec-WebSocket-Protocol"), Some("chat.v2"), "{path}");
+        assert_eq!(
+            c.response.header("Sec-WebSocket-Protocol"),
+            Some("chat.v2"),
+            "{path}"
+        );
         assert_eq!(ask(&mut c, "protocols"), "chat.v1,chat.v2,chat.v3", "{path}");
         end(c);
     }
@@ -111,7 +125,12 @@ fn empty_lists(server: &RunningServer) {
 fn repeated_lines(server: &RunningServer) {
     // Several lines are one list; repeats are offered once.
     let mut c = protocols("/c", &["chat", "chat.v2, chat", "chat.v2"]).open(server);
-    assert_eq!(c.response.header("Sec-WebSocket-Protocol"), Some("chat.v2"), "{:?}", c.response);
+    assert_eq!(
+        c.response.header("Sec-WebSocket-Protocol"),
+        Some("chat.v2"),
+        "{:?}",
+        c.response
+    );
     assert_eq!(ask(&mut c, "protocols"), "chat,chat.v2");
     end(c);
     let mut c = protocols("/c", &["a, b, a"]).open(server);
@@ -128,7 +147,11 @@ fn repeated_lines(server: &RunningServer) {
         .open(server);
     let accepted = c.response.header("Sec-WebSocket-Extensions").unwrap_or("");
     assert!(accepted.starts_with("permessage-deflate"), "{:?}", c.response);
-    assert!(!accepted.contains(','), "one extension answered: {:?}", c.response);
+    assert!(
+        !accepted.contains(','),
+        "one extension answered: {:?}",
+        c.response
+    );
     end(c);
 }
 
@@ -242,7 +265,10 @@ fn limit_on_the_inflated_message(server: &RunningServer) {
     };
     // "1234" grows under deflate, but the plugin sees 4 bytes: within MaxMessageSize 4.
     let frame = compressed_message("1234");
-    assert!(frame.len() - 6 > 4, "the compressed form must be larger than the limit");
+    assert!(
+        frame.len() - 6 > 4,
+        "the compressed form must be larger than the limit"
+    );
     let mut c = open();
     c.send_raw(&frame);
     assert_eq!(read_maybe_compressed(&mut c), "1234");
@@ -265,7 +291,11 @@ fn limit_on_control_frames(server: &RunningServer) {
     let mut c = RawClient::open(server, "/tiny");
     c.send_frame(Opcode::Ping, true, b"four");
     let pong = c.frame();
-    assert_eq!((pong.opcode, pong.payload.as_slice()), (0xA, &b"four"[..]), "{pong:?}");
+    assert_eq!(
+        (pong.opcode, pong.payload.as_slice()),
+        (0xA, &b"four"[..]),
+        "{pong:?}"
+    );
     end(c);
     // A close whose reason takes it past the limit.
     let mut c = RawClient::open(server, "/small");
@@ -285,17 +315,13 @@ fn early_length_check(server: &RunningServer) {
         let mut c = Handshake::new("/echo")
             .header("Sec-WebSocket-Version", version)
             .open(server);
-        c.stream
-            .set_read_timeout(Some(Duration::from_secs(5)))
-            .unwrap();
+        c.stream.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
         c.send_raw(&header);
         expect_failure(c, code, &format!("2^63-1 bytes announced, version {version}"));
     }
     // A 16-bit length over a small limit, the key still missing.
     let mut c = RawClient::open(server, "/small");
-    c.stream
-        .set_read_timeout(Some(Duration::from_secs(5)))
-        .unwrap();
+    c.stream.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
     c.send_raw(&[0x81, 0xFE, 0x00, 101]);
     expect_failure(c, 1009, "101 bytes announced, MaxMessageSize 100");
 }

@@ -544,7 +544,8 @@ unsafe extern "system" fn close_with(
 /// The body `close_with` sends, if the code and reason may go on the wire.
 fn close_with_payload(code: CloseCode, reason: &[u8]) -> Option<ClosePayload> {
     let reason = std::str::from_utf8(reason).ok()?;
-    (code.is_valid_on_wire() && reason.len() <= MAX_CONTROL_PAYLOAD - 2).then(|| ClosePayload::new(code, reason))
+    (code.is_valid_on_wire() && reason.len() <= MAX_CONTROL_PAYLOAD - 2)
+        .then(|| ClosePayload::new(code, reason))
 }
 
 /// Owned copies of the offered subprotocols, for `protocol_index`.

@@ -372,7 +372,11 @@ impl Sender {
             // SAFETY: as above; close_with may be called from any thread, and an empty
             // reason needs no buffer.
             let started = unsafe { close_with(server, CloseCode::NORMAL.0, std::ptr::null(), 0) };
-            return if started != 0 { Ok(()) } else { Err(SendError::Rejected) };
+            return if started != 0 {
+                Ok(())
+            } else {
+                Err(SendError::Rejected)
+            };
         }
         let close = server_fn!(raw, close).ok_or(SendError::Rejected)?;
         // SAFETY: as above; close may be called from any thread.

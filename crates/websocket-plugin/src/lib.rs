@@ -33,7 +33,9 @@ mod loader;
 #[cfg(feature = "testing")]
 pub mod testing;
 
-pub use api::{CloseCode, Connection, InvalidString, Message, Plugin, Protocols, SendError, Sender, MAX_CLOSE_REASON};
+pub use api::{
+    CloseCode, Connection, InvalidString, Message, Plugin, Protocols, SendError, Sender, MAX_CLOSE_REASON,
+};
 pub use loader::{init_symbol_candidates, windows_def_file, LoadError, LoadedPlugin, Refused};
 
 /// Used by [`export_plugin!`]; not a stable API.

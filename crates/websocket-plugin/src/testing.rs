@@ -176,7 +176,10 @@ unsafe extern "system" fn fake_close_with(
     let Ok(reason) = std::str::from_utf8(reason) else {
         return 0;
     };
-    if !CloseCode(code).may_be_sent() || reason.len() > MAX_CLOSE_REASON || inner.closing.load(Ordering::SeqCst) {
+    if !CloseCode(code).may_be_sent()
+        || reason.len() > MAX_CLOSE_REASON
+        || inner.closing.load(Ordering::SeqCst)
+    {
         return 0;
     }
     lock(&inner.closes).push(Some((code, reason.to_owned())));

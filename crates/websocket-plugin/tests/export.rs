@@ -391,7 +391,12 @@ impl Plugin for Closer {
 }
 
 static CLOSER_RESULTS: Mutex<Vec<Result<(), SendError>>> = Mutex::new(Vec::new());
-websocket_plugin::export_plugin!(closer_init, Closer { results: &CLOSER_RESULTS });
+websocket_plugin::export_plugin!(
+    closer_init,
+    Closer {
+        results: &CLOSER_RESULTS
+    }
+);
 
 #[test]
 fn close_means_normal_closure_and_close_with_carries_the_code() {
@@ -417,7 +422,14 @@ fn close_means_normal_closure_and_close_with_carries_the_code() {
     let results = std::mem::take(&mut *CLOSER_RESULTS.lock().unwrap());
     assert_eq!(
         results,
-        [Ok(()), Ok(()), Ok(()), Err(SendError::Rejected), Err(SendError::Rejected), Err(SendError::Rejected)]
+        [
+            Ok(()),
+            Ok(()),
+            Ok(()),
+            Err(SendError::Rejected),
+            Err(SendError::Rejected),
+            Err(SendError::Rejected)
+        ]
     );
     session.disconnect();
 

@@ -1156,6 +1156,20 @@ mod tests {
         }
 
         #[test]
+        fn compressed_messages_fit_the_wire_bound(
+            message in prop::collection::vec(any::<u8>(), 0..20_000),
+            level in 0u32..=9,
+        ) {
+            // Random bytes are incompressible: the worst case a real encoder meets.
+            let mut deflater = Deflater::new(&symmetric(15, true), level);
+            let body = compress(&mut deflater, &message);
+            prop_assert!(
+                body.len() as u64 <= max_deflated_len(message.len() as u64),
+                "{} bytes compressed to {}", message.len(), body.len()
+            );
+        }
+
+        #[test]
         fn round_trip(
             messages in wordy_messages(),
             level in 0u32..=9,
