@@ -9,6 +9,7 @@
 pub use httpd_sys as sys;
 
 pub mod brigade;
+pub mod client;
 pub mod log;
 pub mod pool;
 pub mod request;

@@ -8,10 +8,10 @@
 //! once the session has ended.
 
 use std::cell::Cell;
-use std::ffi::CString;
-use std::os::raw::{c_char, c_int, c_ushort};
+use std::ffi::{CStr, CString};
+use std::os::raw::{c_char, c_int, c_uint, c_ushort};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Condvar, Mutex, MutexGuard};
+use std::sync::{Condvar, Mutex, MutexGuard, OnceLock};
 
 use httpd::sys;
 use websocket_plugin::ffi::{
@@ -319,9 +319,104 @@ impl ThreadMark {
     }
 }
 
+/// Who the client is, read from the request when the connection starts.
+/// The strings are the request's pool strings: they live as long as the
+/// request, which outlives `on_disconnect`, and Apache no longer changes
+/// them, so any plugin thread may be handed them.
+struct ClientContext {
+    uri_path: *const c_char,
+    query: *const c_char,
+    remote_ip: *const c_char,
+    remote_port: u16,
+    user: *const c_char,
+    auth_type: *const c_char,
+    is_tls: bool,
+    proto_num: i32,
+    /// The Cookie header, split into cookies on first use.
+    cookie_header: *const c_char,
+    cookies: OnceLock<Vec<(CString, CString)>>,
+}
+
+fn c_ptr(s: Option<&CStr>) -> *const c_char {
+    s.map_or(std::ptr::null(), CStr::as_ptr)
+}
+
+impl ClientContext {
+    /// # Safety
+    /// `r` is the live request of the handshake, on its owner thread.
+    unsafe fn read(r: *const sys::request_rec) -> ClientContext {
+        use httpd::client;
+        // SAFETY: live request, per the contract.
+        unsafe {
+            ClientContext {
+                uri_path: c_ptr(client::uri_path(r)),
+                query: c_ptr(client::query(r)),
+                remote_ip: c_ptr(client::remote_ip(r)),
+                remote_port: client::remote_port(r),
+                user: c_ptr(client::user(r)),
+                auth_type: c_ptr(client::auth_type(r)),
+                is_tls: client::is_tls(r),
+                proto_num: client::proto_num(r),
+                cookie_header: sys::apr_table_get((*r).headers_in, c"Cookie".as_ptr()),
+                cookies: OnceLock::new(),
+            }
+        }
+    }
+
+    fn cookie(&self, name: &[u8]) -> *const c_char {
+        let cookies = self.cookies.get_or_init(|| {
+            if self.cookie_header.is_null() {
+                return Vec::new();
+            }
+            // SAFETY: a pool string of the live request (see the struct).
+            let header = unsafe { CStr::from_ptr(self.cookie_header) }.to_bytes();
+            parse_cookies(header)
+        });
+        cookies
+            .iter()
+            .find(|(n, _)| n.as_bytes() == name)
+            .map_or(std::ptr::null(), |(_, v)| v.as_ptr())
+    }
+}
+
+/// The cookies of a `Cookie` header (RFC 6265 §4.2: `name=value` pairs
+/// separated by `; `), in order. Apache joins repeated Cookie lines with
+/// ", ", which no cookie value may contain unquoted, so a comma separates
+/// pairs too. Values lose their surrounding double quotes; pairs without
+/// `=` or a name are skipped.
+fn parse_cookies(header: &[u8]) -> Vec<(CString, CString)> {
+    fn trim(s: &[u8]) -> &[u8] {
+        let start = s
+            .iter()
+            .position(|b| !matches!(b, b' ' | b'\t'))
+            .unwrap_or(s.len());
+        let end = s
+            .iter()
+            .rposition(|b| !matches!(b, b' ' | b'\t'))
+            .map_or(start, |i| i + 1);
+        &s[start..end]
+    }
+    header
+        .split(|&b| b == b';' || b == b',')
+        .filter_map(|pair| {
+            let eq = pair.iter().position(|&b| b == b'=')?;
+            let name = trim(&pair[..eq]);
+            let mut value = trim(&pair[eq + 1..]);
+            if let [b'"', inner @ .., b'"'] = value {
+                value = inner;
+            }
+            if name.is_empty() {
+                return None;
+            }
+            Some((CString::new(name).ok()?, CString::new(value).ok()?))
+        })
+        .collect()
+}
+
 /// What `WebSocketServer::state` points at.
 pub struct ConnState {
     pub r: *mut sys::request_rec,
+    client: ClientContext,
     pub protocols: Vec<CString>,
     pub owner: ThreadMark,
     pub outbox: Outbox,
@@ -366,9 +461,21 @@ impl Connection {
                 send: Some(send),
                 close: Some(close),
                 close_with: Some(close_with),
+                uri_path: Some(uri_path),
+                query_string: Some(query_string),
+                remote_ip: Some(remote_ip),
+                remote_port: Some(remote_port),
+                user: Some(user),
+                auth_type: Some(auth_type),
+                env_get: Some(env_get),
+                cookie_get: Some(cookie_get),
+                is_tls: Some(is_tls),
+                http_version: Some(http_version),
             },
             state: ConnState {
                 r,
+                // SAFETY: Connection::new runs on the request's owner thread.
+                client: unsafe { ClientContext::read(r) },
                 protocols,
                 owner: ThreadMark::current(),
                 outbox: Outbox::new(framing, compression),
@@ -548,6 +655,68 @@ fn close_with_payload(code: CloseCode, reason: &[u8]) -> Option<ClosePayload> {
         .then(|| ClosePayload::new(code, reason))
 }
 
+unsafe extern "system" fn uri_path(server: *const WebSocketServer) -> *const c_char {
+    // SAFETY: the plugin passes back its server.
+    unsafe { state(server) }.map_or(std::ptr::null(), |s| s.client.uri_path)
+}
+
+unsafe extern "system" fn query_string(server: *const WebSocketServer) -> *const c_char {
+    // SAFETY: the plugin passes back its server.
+    unsafe { state(server) }.map_or(std::ptr::null(), |s| s.client.query)
+}
+
+unsafe extern "system" fn remote_ip(server: *const WebSocketServer) -> *const c_char {
+    // SAFETY: the plugin passes back its server.
+    unsafe { state(server) }.map_or(std::ptr::null(), |s| s.client.remote_ip)
+}
+
+unsafe extern "system" fn remote_port(server: *const WebSocketServer) -> c_uint {
+    // SAFETY: the plugin passes back its server.
+    unsafe { state(server) }.map_or(0, |s| c_uint::from(s.client.remote_port))
+}
+
+unsafe extern "system" fn user(server: *const WebSocketServer) -> *const c_char {
+    // SAFETY: the plugin passes back its server.
+    unsafe { state(server) }.map_or(std::ptr::null(), |s| s.client.user)
+}
+
+unsafe extern "system" fn auth_type(server: *const WebSocketServer) -> *const c_char {
+    // SAFETY: the plugin passes back its server.
+    unsafe { state(server) }.map_or(std::ptr::null(), |s| s.client.auth_type)
+}
+
+unsafe extern "system" fn env_get(server: *const WebSocketServer, name: *const c_char) -> *const c_char {
+    // SAFETY: the plugin passes back its server and a C string (or NULL).
+    let Some(s) = (unsafe { state(server) }) else {
+        return std::ptr::null();
+    };
+    if name.is_null() {
+        return std::ptr::null();
+    }
+    // SAFETY: live request (it outlives the connection); its environment is
+    // only read once the handler runs, so any thread may look it up.
+    unsafe { c_ptr(httpd::client::env(s.r, CStr::from_ptr(name))) }
+}
+
+unsafe extern "system" fn cookie_get(server: *const WebSocketServer, name: *const c_char) -> *const c_char {
+    // SAFETY: the plugin passes back its server and a C string (or NULL).
+    match (unsafe { state(server) }, name.is_null()) {
+        // SAFETY: non-NULL C string from the plugin.
+        (Some(s), false) => s.client.cookie(unsafe { CStr::from_ptr(name) }.to_bytes()),
+        _ => std::ptr::null(),
+    }
+}
+
+unsafe extern "system" fn is_tls(server: *const WebSocketServer) -> c_uint {
+    // SAFETY: the plugin passes back its server.
+    unsafe { state(server) }.map_or(0, |s| c_uint::from(s.client.is_tls))
+}
+
+unsafe extern "system" fn http_version(server: *const WebSocketServer) -> c_uint {
+    // SAFETY: the plugin passes back its server.
+    unsafe { state(server) }.map_or(0, |s| c_uint::try_from(s.client.proto_num).unwrap_or(0))
+}
+
 /// Owned copies of the offered subprotocols, for `protocol_index`.
 pub fn protocol_list(protocols: &[String]) -> Vec<CString> {
     protocols
@@ -561,6 +730,33 @@ mod tests {
     use super::*;
     use std::sync::Arc;
     use std::time::Duration;
+
+    #[test]
+    fn cookies() {
+        let parsed = |h: &str| -> Vec<(String, String)> {
+            parse_cookies(h.as_bytes())
+                .into_iter()
+                .map(|(n, v)| (n.into_string().unwrap(), v.into_string().unwrap()))
+                .collect()
+        };
+        let pair = |n: &str, v: &str| (n.to_owned(), v.to_owned());
+        assert_eq!(
+            parsed("session=abc123; theme=dark"),
+            [pair("session", "abc123"), pair("theme", "dark")]
+        );
+        // Quoted values lose their quotes; %-encoding stays; '=' inside values stays.
+        assert_eq!(
+            parsed(" a=\"q v\" ;b=caf%C3%A9;c=x=y"),
+            [pair("a", "q v"), pair("b", "caf%C3%A9"), pair("c", "x=y")]
+        );
+        // Two Cookie lines, as Apache joins them; junk pairs are skipped.
+        assert_eq!(
+            parsed("a=1, b=2; ; =nameless; flag"),
+            [pair("a", "1"), pair("b", "2")]
+        );
+        assert_eq!(parsed("empty="), [pair("empty", "")]);
+        assert!(parsed("").is_empty());
+    }
 
     #[test]
     fn close_with_sends_only_what_the_wire_allows() {

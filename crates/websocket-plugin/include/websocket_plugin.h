@@ -92,6 +92,25 @@
  *     reason_size is 0). It returns 1 when the close was started and 0 when it was
  *     not (an invalid code or reason, or the connection already closing).
  *     on_disconnect follows once the closing handshake completes.
+ *
+ * REQUEST CONTEXT
+ *
+ *   uri_path, query_string, remote_ip, remote_port, user, auth_type, env_get,
+ *   cookie_get, is_tls and http_version (appended; check WEBSOCKET_SERVER_HAS) tell a
+ *   plugin who connected, from where, to what, without Apache's headers. Apache has
+ *   already run its authentication and authorization (Require, Auth*, client
+ *   certificates) before on_connect, so user and auth_type are its verdict. None of
+ *   these values changes during a connection: they may be called from any thread,
+ *   from the start of on_connect until on_disconnect returns, and the strings they
+ *   return are owned by the server and valid as long. A value the request does not
+ *   have is NULL, never an empty string standing in for it.
+ *   - env_get reads the request's environment (what SetEnv, SetEnvIf, RewriteRule
+ *     [E=] and mod_ssl with "SSLOptions +StdEnvVars" put there, e.g.
+ *     SSL_CLIENT_S_DN for a client certificate's subject).
+ *   - cookie_get returns the value of the first cookie of that name in the Cookie
+ *     header, as sent (surrounding double quotes removed, not %-decoded).
+ *   - remote_ip is the address mod_remoteip determined, or the peer's when it is
+ *     not in use; remote_port is the TCP port it connected from.
  */
 
 #ifndef _MOD_WEBSOCKET_H_
@@ -145,6 +164,10 @@ typedef void (CALLBACK *WS_Close)(const struct _WebSocketServer *server);
 typedef int (CALLBACK *WS_Close_With)(const struct _WebSocketServer *server,
                                       const unsigned short code, const char *reason,
                                       const size_t reason_size);
+typedef const char *(CALLBACK *WS_Request_Value)(const struct _WebSocketServer *server);
+typedef const char *(CALLBACK *WS_Request_Lookup)(const struct _WebSocketServer *server,
+                                                  const char *name);
+typedef unsigned int (CALLBACK *WS_Request_Number)(const struct _WebSocketServer *server);
 
 /* Filled in by the server; plugins only read it. */
 typedef struct _WebSocketServer {
@@ -161,6 +184,17 @@ typedef struct _WebSocketServer {
     WS_Close close;                 /* start the closing handshake, no status code; any thread */
     /* Appended later: check WEBSOCKET_SERVER_HAS(server, field) before use. */
     WS_Close_With close_with;       /* start the closing handshake with a code; any thread */
+    /* Who the client is (see REQUEST CONTEXT above); any thread. */
+    WS_Request_Value uri_path;      /* the decoded path <Location> matched, e.g. "/chat/caf\xc3\xa9" */
+    WS_Request_Value query_string;  /* what follows '?', as sent (still %-encoded); NULL if none */
+    WS_Request_Value remote_ip;     /* the client's address, after mod_remoteip */
+    WS_Request_Number remote_port;  /* the client's port, after mod_remoteip */
+    WS_Request_Value user;          /* the authenticated user (r->user); NULL if none */
+    WS_Request_Value auth_type;     /* "Basic", "Digest", ...; NULL if none */
+    WS_Request_Lookup env_get;      /* a request environment variable; NULL if unset */
+    WS_Request_Lookup cookie_get;   /* a cookie's value; NULL if the client sent none */
+    WS_Request_Number is_tls;       /* 1 over TLS (https/wss), 0 otherwise */
+    WS_Request_Number http_version; /* 1001 for HTTP/1.1, 2000 for HTTP/2 */
 } WebSocketServer;
 
 /* Whether the server struct is large enough to hold `field` (and it is set). */

@@ -2,6 +2,7 @@
 
 use std::ffi::{c_int, CStr, CString};
 use std::fmt;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, PoisonError, RwLock};
 
 use crate::ffi::{self, server_fn, WebSocketServer, MESSAGE_TYPE_BINARY, MESSAGE_TYPE_TEXT};
@@ -186,6 +187,96 @@ impl<'a> Connection<'a> {
         Ok(())
     }
 
+    /// A value of the request through one of the appended server functions: `None`
+    /// when the server predates them, the request has no such value, or it is not UTF-8.
+    fn value(&self, f: ffi::WS_Request_Value) -> Option<&'a str> {
+        // SAFETY: valid server struct during on_connect; the returned string is owned by
+        // the server for the whole connection, longer than 'a.
+        unsafe { borrowed_str(f?(self.server)) }
+    }
+
+    fn lookup(&self, f: ffi::WS_Request_Lookup, name: &str) -> Option<&'a str> {
+        let f = f?;
+        let name = CString::new(name).ok()?;
+        // SAFETY: as for value; the name is NUL-terminated.
+        unsafe { borrowed_str(f(self.server, name.as_ptr())) }
+    }
+
+    /// The decoded path the request's `<Location>` matched (`/chat/café` for
+    /// `/chat/caf%C3%A9`).
+    pub fn path(&self) -> Option<&'a str> {
+        self.value(server_fn!(self.server, uri_path))
+    }
+
+    /// The query string after `?`, as the client sent it (still %-encoded); `None` when
+    /// the URL has none.
+    pub fn query(&self) -> Option<&'a str> {
+        self.value(server_fn!(self.server, query_string))
+    }
+
+    /// The client's address and port, as mod_remoteip determined them (the peer's own
+    /// otherwise).
+    pub fn remote_addr(&self) -> Option<SocketAddr> {
+        let ip: IpAddr = self.value(server_fn!(self.server, remote_ip))?.parse().ok()?;
+        let port = server_fn!(self.server, remote_port)?;
+        // SAFETY: valid server struct during on_connect.
+        let port = u16::try_from(unsafe { port(self.server) }).ok()?;
+        Some(SocketAddr::new(ip, port))
+    }
+
+    /// The user Apache authenticated (`Require valid-user` and friends ran before
+    /// `on_connect`); `None` for an anonymous request.
+    pub fn user(&self) -> Option<&'a str> {
+        self.value(server_fn!(self.server, user))
+    }
+
+    /// The authentication scheme that authenticated [`Connection::user`] (`Basic`, ...).
+    pub fn auth_type(&self) -> Option<&'a str> {
+        self.value(server_fn!(self.server, auth_type))
+    }
+
+    /// A variable of the request's environment: what `SetEnv`, `SetEnvIf`,
+    /// `RewriteRule [E=]` and mod_ssl's `SSLOptions +StdEnvVars` (`SSL_CLIENT_S_DN`, ...)
+    /// put there.
+    pub fn env(&self, name: &str) -> Option<&'a str> {
+        self.lookup(server_fn!(self.server, env_get), name)
+    }
+
+    /// The value of the first cookie called `name`, as sent (quotes removed, not
+    /// %-decoded).
+    pub fn cookie(&self, name: &str) -> Option<&'a str> {
+        self.lookup(server_fn!(self.server, cookie_get), name)
+    }
+
+    /// Whether the connection is TLS (`wss://`).
+    pub fn is_tls(&self) -> bool {
+        self.number(server_fn!(self.server, is_tls)) == Some(1)
+    }
+
+    /// The HTTP version of the handshake: `(1, 1)`, or `(2, 0)` over HTTP/2.
+    pub fn http_version(&self) -> Option<(u32, u32)> {
+        let n = self.number(server_fn!(self.server, http_version))?;
+        (n != 0).then_some((n / 1000, n % 1000))
+    }
+
+    fn number(&self, f: ffi::WS_Request_Number) -> Option<u32> {
+        // SAFETY: valid server struct during on_connect.
+        f.map(|f| unsafe { f(self.server) })
+    }
+
+    /// All of the above but environment and cookies, owned, to keep in the session.
+    pub fn client(&self) -> ClientInfo {
+        ClientInfo {
+            path: self.path().map(str::to_owned),
+            query: self.query().map(str::to_owned),
+            remote_addr: self.remote_addr(),
+            user: self.user().map(str::to_owned),
+            auth_type: self.auth_type().map(str::to_owned),
+            is_tls: self.is_tls(),
+            http_version: self.http_version(),
+        }
+    }
+
     /// Apache's `request_rec` of the handshake (NULL if the server does not provide it),
     /// for plugins that need more than this API offers. Dereferencing it is up to the
     /// caller, and only during `on_connect`.
@@ -206,6 +297,33 @@ impl<'a> Connection<'a> {
     pub fn as_raw(&self) -> *const WebSocketServer {
         self.server
     }
+}
+
+/// A string the server owns for the whole connection, as `&str` (`None` for NULL or
+/// non-UTF-8).
+///
+/// # Safety
+/// `p` is NULL or a NUL-terminated string valid for `'a`.
+unsafe fn borrowed_str<'a>(p: *const std::ffi::c_char) -> Option<&'a str> {
+    if p.is_null() {
+        return None;
+    }
+    // SAFETY: per the contract.
+    unsafe { CStr::from_ptr(p) }.to_str().ok()
+}
+
+/// Who a connection's client is, copied out of the handshake so that a plugin can keep
+/// it in its session ([`Connection::client`]). Fields the request does not have, or
+/// that a server older than these functions cannot tell, are `None` (`false`).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct ClientInfo {
+    pub path: Option<String>,
+    pub query: Option<String>,
+    pub remote_addr: Option<SocketAddr>,
+    pub user: Option<String>,
+    pub auth_type: Option<String>,
+    pub is_tls: bool,
+    pub http_version: Option<(u32, u32)>,
 }
 
 /// The subprotocols offered by the client; see [`Connection::protocols`].

@@ -85,6 +85,17 @@ pub type WS_Close_With = Option<
     ) -> c_int,
 >;
 
+/// `const char *(CALLBACK *)(const WebSocketServer *server)`: one value of the request
+/// (NULL when it has none).
+pub type WS_Request_Value =
+    Option<unsafe extern "system" fn(server: *const WebSocketServer) -> *const c_char>;
+/// `const char *(CALLBACK *)(const WebSocketServer *server, const char *name)`: a named
+/// value of the request (NULL when it has none).
+pub type WS_Request_Lookup =
+    Option<unsafe extern "system" fn(server: *const WebSocketServer, name: *const c_char) -> *const c_char>;
+/// `unsigned int (CALLBACK *)(const WebSocketServer *server)`
+pub type WS_Request_Number = Option<unsafe extern "system" fn(server: *const WebSocketServer) -> c_uint>;
+
 /// What the server hands a plugin for one connection (`struct _WebSocketServer`, version 1).
 ///
 /// Fields after `close` were appended later; a server declares through `size` which it
@@ -104,6 +115,16 @@ pub struct WebSocketServer {
     pub close: WS_Close,
     // Appended after the original layout: present only when `size` covers them.
     pub close_with: WS_Close_With,
+    pub uri_path: WS_Request_Value,
+    pub query_string: WS_Request_Value,
+    pub remote_ip: WS_Request_Value,
+    pub remote_port: WS_Request_Number,
+    pub user: WS_Request_Value,
+    pub auth_type: WS_Request_Value,
+    pub env_get: WS_Request_Lookup,
+    pub cookie_get: WS_Request_Lookup,
+    pub is_tls: WS_Request_Number,
+    pub http_version: WS_Request_Number,
 }
 
 /// The size of the server struct as the original C module's header declares it: a

@@ -34,7 +34,8 @@ mod loader;
 pub mod testing;
 
 pub use api::{
-    CloseCode, Connection, InvalidString, Message, Plugin, Protocols, SendError, Sender, MAX_CLOSE_REASON,
+    ClientInfo, CloseCode, Connection, InvalidString, Message, Plugin, Protocols, SendError, Sender,
+    MAX_CLOSE_REASON,
 };
 pub use loader::{init_symbol_candidates, windows_def_file, LoadError, LoadedPlugin, Refused};
 

@@ -34,12 +34,89 @@ struct Inner {
     gone: AtomicBool,
     late_calls: AtomicUsize,
     request_marker: u8,
+    client: FakeClient,
+}
+
+/// What the fake says about the client (all absent by default, HTTP/1.1, no TLS).
+struct FakeClient {
+    path: Option<CString>,
+    query: Option<CString>,
+    remote_ip: Option<CString>,
+    remote_port: c_uint,
+    user: Option<CString>,
+    auth_type: Option<CString>,
+    env: Vec<(CString, CString)>,
+    cookies: Vec<(CString, CString)>,
+    is_tls: bool,
+    http_version: c_uint,
+}
+
+fn opt_ptr(s: &Option<CString>) -> *const c_char {
+    s.as_ref().map_or(std::ptr::null(), |s| s.as_ptr())
+}
+
+fn find(list: &[(CString, CString)], name: *const c_char) -> *const c_char {
+    // SAFETY: the plugin passes a NUL-terminated name (or NULL, checked).
+    let name = if name.is_null() {
+        return std::ptr::null();
+    } else {
+        unsafe { CStr::from_ptr(name) }
+    };
+    list.iter()
+        .find(|(n, _)| n.as_c_str() == name)
+        .map_or(std::ptr::null(), |(_, v)| v.as_ptr())
+}
+
+macro_rules! fake_value {
+    ($name:ident, $field:ident) => {
+        unsafe extern "system" fn $name(server: *const WebSocketServer) -> *const c_char {
+            // SAFETY: called by the plugin with its server pointer.
+            opt_ptr(&unsafe { inner(server) }.client.$field)
+        }
+    };
+}
+fake_value!(fake_uri_path, path);
+fake_value!(fake_query_string, query);
+fake_value!(fake_remote_ip, remote_ip);
+fake_value!(fake_user, user);
+fake_value!(fake_auth_type, auth_type);
+
+unsafe extern "system" fn fake_remote_port(server: *const WebSocketServer) -> c_uint {
+    // SAFETY: called by the plugin with its server pointer.
+    unsafe { inner(server) }.client.remote_port
+}
+
+unsafe extern "system" fn fake_env_get(server: *const WebSocketServer, name: *const c_char) -> *const c_char {
+    // SAFETY: called by the plugin with its server pointer.
+    find(&unsafe { inner(server) }.client.env, name)
+}
+
+unsafe extern "system" fn fake_cookie_get(
+    server: *const WebSocketServer,
+    name: *const c_char,
+) -> *const c_char {
+    // SAFETY: called by the plugin with its server pointer.
+    find(&unsafe { inner(server) }.client.cookies, name)
+}
+
+unsafe extern "system" fn fake_is_tls(server: *const WebSocketServer) -> c_uint {
+    // SAFETY: called by the plugin with its server pointer.
+    c_uint::from(unsafe { inner(server) }.client.is_tls)
+}
+
+unsafe extern "system" fn fake_http_version(server: *const WebSocketServer) -> c_uint {
+    // SAFETY: called by the plugin with its server pointer.
+    unsafe { inner(server) }.client.http_version
 }
 
 /// A connection's server side, recording everything the plugin asks of it.
 pub struct FakeServer {
     // Boxed so that the server struct and `state` keep their address.
     inner: Box<Inner>,
+}
+
+fn c_string(s: &str) -> CString {
+    CString::new(s).expect("fake server strings have no NUL")
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -209,6 +286,16 @@ impl FakeServer {
                 send: Some(fake_send),
                 close: Some(fake_close),
                 close_with: Some(fake_close_with),
+                uri_path: Some(fake_uri_path),
+                query_string: Some(fake_query_string),
+                remote_ip: Some(fake_remote_ip),
+                remote_port: Some(fake_remote_port),
+                user: Some(fake_user),
+                auth_type: Some(fake_auth_type),
+                env_get: Some(fake_env_get),
+                cookie_get: Some(fake_cookie_get),
+                is_tls: Some(fake_is_tls),
+                http_version: Some(fake_http_version),
             },
             request_headers: Vec::new(),
             protocols: Vec::new(),
@@ -225,6 +312,18 @@ impl FakeServer {
             gone: AtomicBool::new(false),
             late_calls: AtomicUsize::new(0),
             request_marker: 0,
+            client: FakeClient {
+                path: None,
+                query: None,
+                remote_ip: None,
+                remote_port: 0,
+                user: None,
+                auth_type: None,
+                env: Vec::new(),
+                cookies: Vec::new(),
+                is_tls: false,
+                http_version: 1001,
+            },
         });
         let state: *mut Inner = &mut *inner;
         inner.raw.state = state.cast::<WebSocketState>();
@@ -235,6 +334,46 @@ impl FakeServer {
     pub fn header(mut self, name: &str, value: &str) -> Self {
         let value = CString::new(value).expect("header value without NUL");
         self.inner.request_headers.push((name.to_owned(), value));
+        self
+    }
+
+    /// The request's decoded path and its raw query string (`None`: no `?`).
+    pub fn request_uri(mut self, path: &str, query: Option<&str>) -> Self {
+        self.inner.client.path = Some(c_string(path));
+        self.inner.client.query = query.map(c_string);
+        self
+    }
+
+    /// The client's address.
+    pub fn remote(mut self, addr: std::net::SocketAddr) -> Self {
+        self.inner.client.remote_ip = Some(c_string(&addr.ip().to_string()));
+        self.inner.client.remote_port = c_uint::from(addr.port());
+        self
+    }
+
+    /// The user Apache authenticated, and how.
+    pub fn user(mut self, user: &str, auth_type: &str) -> Self {
+        self.inner.client.user = Some(c_string(user));
+        self.inner.client.auth_type = Some(c_string(auth_type));
+        self
+    }
+
+    /// A variable of the request's environment.
+    pub fn env(mut self, name: &str, value: &str) -> Self {
+        self.inner.client.env.push((c_string(name), c_string(value)));
+        self
+    }
+
+    /// A cookie the client sent.
+    pub fn cookie(mut self, name: &str, value: &str) -> Self {
+        self.inner.client.cookies.push((c_string(name), c_string(value)));
+        self
+    }
+
+    /// TLS, and the HTTP version as the server reports it (1001, 2000).
+    pub fn transport(mut self, is_tls: bool, http_version: u32) -> Self {
+        self.inner.client.is_tls = is_tls;
+        self.inner.client.http_version = http_version;
         self
     }
 

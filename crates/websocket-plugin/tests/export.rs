@@ -444,3 +444,72 @@ fn close_means_normal_closure_and_close_with_carries_the_code() {
     assert_eq!(results, [Ok(()), Err(SendError::Rejected)]);
     session.disconnect();
 }
+
+/// Copies what on_connect learns of the client, to look at afterwards.
+struct Whoami {
+    seen: &'static Mutex<Vec<(websocket_plugin::ClientInfo, Option<String>, Option<String>)>>,
+}
+
+impl Plugin for Whoami {
+    type Session = ();
+
+    fn on_connect(&self, conn: &Connection<'_>) -> Option<()> {
+        let env = conn.env("SSL_CLIENT_S_DN").map(str::to_owned);
+        let cookie = conn.cookie("session").map(str::to_owned);
+        self.seen.lock().unwrap().push((conn.client(), env, cookie));
+        Some(())
+    }
+
+    fn on_message(&self, _: &mut (), _: Message<'_>, _: &Sender) {}
+}
+
+static WHOAMI_SEEN: Mutex<Vec<(websocket_plugin::ClientInfo, Option<String>, Option<String>)>> =
+    Mutex::new(Vec::new());
+websocket_plugin::export_plugin!(whoami_init, Whoami { seen: &WHOAMI_SEEN });
+
+#[test]
+fn request_context_reaches_the_plugin() {
+    let plugin = PluginUnderTest::init(whoami_init);
+    let addr: std::net::SocketAddr = "[2001:db8::7]:50123".parse().unwrap();
+    let server = FakeServer::new()
+        .request_uri("/chat/café", Some("name=caf%C3%A9&x=1"))
+        .remote(addr)
+        .user("alice", "Basic")
+        .env("SSL_CLIENT_S_DN", "CN=alice,O=Example")
+        .cookie("session", "s3cr3t")
+        .transport(true, 2000);
+    plugin.connect(&server).unwrap().disconnect();
+    // The same plugin against a server with the original struct: nothing to tell.
+    let old = FakeServer::new()
+        .request_uri("/old", None)
+        .user("bob", "Basic")
+        .declared_size(websocket_plugin::ffi::ORIGINAL_SERVER_SIZE);
+    plugin.connect(&old).unwrap().disconnect();
+    // And one with nothing set: every value absent.
+    plugin.connect(&FakeServer::new()).unwrap().disconnect();
+    let seen = std::mem::take(&mut *WHOAMI_SEEN.lock().unwrap());
+    let full = websocket_plugin::ClientInfo {
+        path: Some("/chat/café".into()),
+        query: Some("name=caf%C3%A9&x=1".into()),
+        remote_addr: Some(addr),
+        user: Some("alice".into()),
+        auth_type: Some("Basic".into()),
+        is_tls: true,
+        http_version: Some((2, 0)),
+    };
+    assert_eq!(
+        seen,
+        [
+            (full, Some("CN=alice,O=Example".into()), Some("s3cr3t".into())),
+            (websocket_plugin::ClientInfo::default(), None, None),
+            (
+                websocket_plugin::ClientInfo {
+                    http_version: Some((1, 1)),
+                    ..Default::default()
+                },
+                None,
+                None
+            ),
+        ]
+    );
+}

@@ -22,7 +22,9 @@ fn size_of_field<T, F>(_: impl Fn(&T) -> &F) -> usize {
 
 fn server_fields() -> Vec<(&'static str, usize, usize)> {
     fields!(WebSocketServer: size, version, state, request, header_get, header_set,
-        protocol_count, protocol_index, protocol_set, send, close, close_with)
+        protocol_count, protocol_index, protocol_set, send, close, close_with, uri_path,
+        query_string, remote_ip, remote_port, user, auth_type, env_get, cookie_get, is_tls,
+        http_version)
 }
 
 fn plugin_fields() -> Vec<(&'static str, usize, usize)> {
@@ -46,9 +48,19 @@ fn fields_are_packed_in_declaration_order() {
         ("WebSocketServer.close", 8 + 8 * p, p),
         // Appended: the original layout ends before it.
         ("WebSocketServer.close_with", 8 + 9 * p, p),
+        ("WebSocketServer.uri_path", 8 + 10 * p, p),
+        ("WebSocketServer.query_string", 8 + 11 * p, p),
+        ("WebSocketServer.remote_ip", 8 + 12 * p, p),
+        ("WebSocketServer.remote_port", 8 + 13 * p, p),
+        ("WebSocketServer.user", 8 + 14 * p, p),
+        ("WebSocketServer.auth_type", 8 + 15 * p, p),
+        ("WebSocketServer.env_get", 8 + 16 * p, p),
+        ("WebSocketServer.cookie_get", 8 + 17 * p, p),
+        ("WebSocketServer.is_tls", 8 + 18 * p, p),
+        ("WebSocketServer.http_version", 8 + 19 * p, p),
     ];
     assert_eq!(server_fields(), expect_server);
-    assert_eq!(size_of::<WebSocketServer>(), 8 + 10 * p);
+    assert_eq!(size_of::<WebSocketServer>(), 8 + 20 * p);
     assert_eq!(ORIGINAL_SERVER_SIZE, 8 + 9 * p);
     let expect_plugin = [
         ("WebSocketPlugin.size", 0, 4),

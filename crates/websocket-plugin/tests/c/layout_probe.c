@@ -81,6 +81,16 @@ int main(void)
     FIELD(WebSocketServer, send);
     FIELD(WebSocketServer, close);
     FIELD(WebSocketServer, close_with);
+    FIELD(WebSocketServer, uri_path);
+    FIELD(WebSocketServer, query_string);
+    FIELD(WebSocketServer, remote_ip);
+    FIELD(WebSocketServer, remote_port);
+    FIELD(WebSocketServer, user);
+    FIELD(WebSocketServer, auth_type);
+    FIELD(WebSocketServer, env_get);
+    FIELD(WebSocketServer, cookie_get);
+    FIELD(WebSocketServer, is_tls);
+    FIELD(WebSocketServer, http_version);
 
     SIZE(WebSocketPlugin);
     FIELD(WebSocketPlugin, size);
