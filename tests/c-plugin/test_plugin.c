@@ -20,6 +20,11 @@
  *                                      "no close_with"; "close_with refused" if it
  *                                      returned 0
  *                "has-close-with"   -> "yes" or "no": whether this build sees it
+ *                "info:<what>"      -> path, query, ip, port, user, auth, tls or version of
+ *                                      the request, "(none)" for NULL, "(unsupported)"
+ *                                      when the server or the header lacks the function
+ *                "env:<name>"       -> env_get(name), same conventions
+ *                "cookie:<name>"    -> cookie_get(name), same conventions
  *                "live"             -> how many connections of this process have been
  *                                      accepted by on_connect and not yet ended by
  *                                      on_disconnect (a process-wide counter)
@@ -143,6 +148,57 @@ static int starts_with(const unsigned char *buffer, size_t size, const char *pre
     return size >= strlen(prefix) && memcmp(buffer, prefix, strlen(prefix)) == 0;
 }
 
+#ifdef WEBSOCKET_SERVER_HAS
+static void send_value(const WebSocketServer *server, const char *value)
+{
+    send_text(server, value != NULL ? value : "(none)");
+}
+
+static void send_number(const WebSocketServer *server, unsigned int n)
+{
+    char text[32];
+    snprintf(text, sizeof text, "%u", n);
+    send_text(server, text);
+}
+
+#define HAS(f) WEBSOCKET_SERVER_HAS(server, f)
+#endif
+
+/* "info:..", "env:.." or "cookie:.." as a NUL-terminated string. */
+static void request_context(const WebSocketServer *server, const char *command)
+{
+#ifdef WEBSOCKET_SERVER_HAS
+    const char *arg = strchr(command, ':') + 1;
+
+    if (strncmp(command, "env:", 4) == 0 && HAS(env_get)) {
+        send_value(server, server->env_get(server, arg));
+    } else if (strncmp(command, "cookie:", 7) == 0 && HAS(cookie_get)) {
+        send_value(server, server->cookie_get(server, arg));
+    } else if (strcmp(arg, "path") == 0 && HAS(uri_path)) {
+        send_value(server, server->uri_path(server));
+    } else if (strcmp(arg, "query") == 0 && HAS(query_string)) {
+        send_value(server, server->query_string(server));
+    } else if (strcmp(arg, "ip") == 0 && HAS(remote_ip)) {
+        send_value(server, server->remote_ip(server));
+    } else if (strcmp(arg, "port") == 0 && HAS(remote_port)) {
+        send_number(server, server->remote_port(server));
+    } else if (strcmp(arg, "user") == 0 && HAS(user)) {
+        send_value(server, server->user(server));
+    } else if (strcmp(arg, "auth") == 0 && HAS(auth_type)) {
+        send_value(server, server->auth_type(server));
+    } else if (strcmp(arg, "tls") == 0 && HAS(is_tls)) {
+        send_number(server, server->is_tls(server));
+    } else if (strcmp(arg, "version") == 0 && HAS(http_version)) {
+        send_number(server, server->http_version(server));
+    } else {
+        send_text(server, "(unsupported)");
+    }
+#else
+    (void)command;
+    send_text(server, "(unsupported)");
+#endif
+}
+
 /* "<code>:<reason>" (not NUL-terminated) */
 static void close_with(const WebSocketServer *server, const unsigned char *spec, size_t size)
 {
@@ -254,7 +310,10 @@ static size_t CALLBACK on_message(void *plugin_private, const WebSocketServer *s
             return 0;
         }
         if (starts_with(buffer, buffer_size, "header:") ||
-            starts_with(buffer, buffer_size, "threads:")) {
+            starts_with(buffer, buffer_size, "threads:") ||
+            starts_with(buffer, buffer_size, "info:") ||
+            starts_with(buffer, buffer_size, "env:") ||
+            starts_with(buffer, buffer_size, "cookie:")) {
             char *text = malloc(buffer_size + 1);
             if (text == NULL) {
                 return 0;
@@ -264,8 +323,10 @@ static size_t CALLBACK on_message(void *plugin_private, const WebSocketServer *s
             if (text[0] == 'h') {
                 const char *value = server->header_get(server, text + strlen("header:"));
                 send_text(server, value != NULL ? value : "(null)");
-            } else {
+            } else if (text[0] == 't') {
                 start_batch(conn, text + strlen("threads:"));
+            } else {
+                request_context(server, text);
             }
             free(text);
             return 0;

@@ -63,6 +63,10 @@ impl Stage {
         self.dir.join("modules/mod_websocket_dumb_increment.so")
     }
 
+    pub fn whoami_plugin(&self) -> PathBuf {
+        self.dir.join("modules/mod_websocket_whoami.so")
+    }
+
     pub fn include_dir(&self) -> PathBuf {
         self.dir.join("include")
     }
@@ -90,6 +94,7 @@ pub fn stage() -> &'static Stage {
             stage.module(),
             stage.echo_plugin(),
             stage.dumb_increment_plugin(),
+            stage.whoami_plugin(),
             stage.include_dir().join("websocket_plugin.h"),
         ]
         .iter()
@@ -196,6 +201,22 @@ pub fn plugin_location(path: &str, library: &Path, init: &str, directives: &str)
          WebSocketHandler \"{}\" {init}\n{directives}\n</Location>\n",
         library.display()
     )
+}
+
+/// Adds Debian's own build of each module in `names` (`"ssl"`, `"env"`, ...)
+/// to the configuration.
+pub fn with_system_modules(mut config: ServerConfig, names: &[&str]) -> ServerConfig {
+    let install = httpd_runner::Install::discover().expect("find the installed httpd");
+    for name in names {
+        let path = install.module_path(name);
+        assert!(
+            path.is_file(),
+            "{} is missing (Debian's apache2 ships it)",
+            path.display()
+        );
+        config = config.load_module(&format!("{name}_module"), path);
+    }
+    config
 }
 
 /// A configuration with mod_websocket loaded and `config` appended, rooted

@@ -25,6 +25,12 @@ pub const MODULES: &[(&str, &str, &str)] = &[
         "libmod_websocket_dumb_increment.so",
         "mod_websocket_dumb_increment.so",
     ),
+    // Staged for the request-context tests and as an example; not packaged.
+    (
+        "websocket-whoami",
+        "libmod_websocket_whoami.so",
+        "mod_websocket_whoami.so",
+    ),
 ];
 
 pub struct Stage {

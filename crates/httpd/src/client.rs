@@ -66,7 +66,8 @@ pub unsafe fn remote_ip<'a>(r: *const sys::request_rec) -> Option<&'a CStr> {
     unsafe { pool_str((*r).useragent_ip).or_else(|| pool_str((*(*r).connection).client_ip)) }
 }
 
-/// The client's TCP port, to go with [`remote_ip`].
+/// The client's TCP port, to go with [`remote_ip`]; 0 when unknown (the
+/// address came from a header such as `X-Forwarded-For`, which has none).
 ///
 /// # Safety
 /// `r` is a live request.

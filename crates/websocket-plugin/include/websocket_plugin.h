@@ -110,7 +110,8 @@
  *   - cookie_get returns the value of the first cookie of that name in the Cookie
  *     header, as sent (surrounding double quotes removed, not %-decoded).
  *   - remote_ip is the address mod_remoteip determined, or the peer's when it is
- *     not in use; remote_port is the TCP port it connected from.
+ *     not in use; remote_port is the TCP port it connected from, or 0 when unknown
+ *     (mod_remoteip took the address from a header, which carries no port).
  */
 
 #ifndef _MOD_WEBSOCKET_H_
@@ -188,7 +189,7 @@ typedef struct _WebSocketServer {
     WS_Request_Value uri_path;      /* the decoded path <Location> matched, e.g. "/chat/caf\xc3\xa9" */
     WS_Request_Value query_string;  /* what follows '?', as sent (still %-encoded); NULL if none */
     WS_Request_Value remote_ip;     /* the client's address, after mod_remoteip */
-    WS_Request_Number remote_port;  /* the client's port, after mod_remoteip */
+    WS_Request_Number remote_port;  /* the client's port; 0 if unknown (mod_remoteip) */
     WS_Request_Value user;          /* the authenticated user (r->user); NULL if none */
     WS_Request_Value auth_type;     /* "Basic", "Digest", ...; NULL if none */
     WS_Request_Lookup env_get;      /* a request environment variable; NULL if unset */

@@ -215,7 +215,8 @@ impl<'a> Connection<'a> {
     }
 
     /// The client's address and port, as mod_remoteip determined them (the peer's own
-    /// otherwise).
+    /// otherwise). The port is 0 when unknown: mod_remoteip took the address from a
+    /// header such as `X-Forwarded-For`, which carries none.
     pub fn remote_addr(&self) -> Option<SocketAddr> {
         let ip: IpAddr = self.value(server_fn!(self.server, remote_ip))?.parse().ok()?;
         let port = server_fn!(self.server, remote_port)?;

@@ -1,0 +1,230 @@
+//! Who the client is, as plugins see it without Apache's headers: the
+//! decoded path and raw query, the address after mod_remoteip, the user
+//! Basic authentication established, `SetEnv` values and cookies, TLS and
+//! the HTTP version. Checked with the C test plugin (and its build against
+//! the original header, which must still load and simply not see the new
+//! functions) and the Rust whoami example plugin. (The client certificate's
+//! subject through `SSL_CLIENT_S_DN` is in tls.rs, which has the certificates.)
+
+use std::path::Path;
+use std::process::Command;
+
+use integration_tests::*;
+use serde_json::{json, Value};
+
+/// Basic credentials: alice / s3cret and zoë / pässwörd (UTF-8).
+const ALICE: &str = "Basic YWxpY2U6czNjcmV0";
+const ZOE: &str = "Basic em/Dqzpww6Rzc3fDtnJk";
+
+fn htpasswd(dir: &Path) -> std::path::PathBuf {
+    std::fs::create_dir_all(dir).unwrap();
+    let file = dir.join("users.htpasswd");
+    for (i, (user, password)) in [("alice", "s3cret"), ("zoë", "pässwörd")].iter().enumerate() {
+        let mut cmd = Command::new("htpasswd");
+        cmd.arg(if i == 0 { "-bcB" } else { "-bB" })
+            .arg(&file)
+            .arg(user)
+            .arg(password);
+        let out = cmd
+            .output()
+            .unwrap_or_else(|e| panic!("cannot run htpasswd (Debian: apache2-utils): {e}"));
+        assert!(
+            out.status.success(),
+            "htpasswd: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o644)).unwrap();
+    }
+    file
+}
+
+fn server(mpm: Mpm) -> RunningServer {
+    let users = htpasswd(&httpd_runner::scratch_dir(&format!(
+        "request-context-users-{mpm}"
+    )));
+    let auth = format!(
+        "    AuthType Basic\n    AuthName \"WebSockets\"\n    AuthUserFile \"{}\"\n    Require valid-user\n",
+        users.display()
+    );
+    let env = "    SetEnv GREETING \"héllo wörld\"\n    SetEnv WHOAMI_ENV \"GREETING, UNSET_VAR\"\n    \
+               SetEnv WHOAMI_COOKIES \"session, room, missing\"\n";
+    let c = c_plugin();
+    let old = c_plugin_original_header();
+    let whoami = stage().whoami_plugin();
+    let config = [
+        // Requests from the loopback proxy carry the real client in X-Forwarded-For.
+        "RemoteIPHeader X-Forwarded-For\nRemoteIPInternalProxy 127.0.0.1\n".to_string(),
+        plugin_location("/c", c, "test_plugin_init", env),
+        plugin_location("/c-auth", c, "test_plugin_init", &format!("{auth}{env}")),
+        plugin_location("/c-old", old, "test_plugin_init", &format!("{auth}{env}")),
+        plugin_location("/w", &whoami, "whoami_init", env),
+        plugin_location("/w-auth", &whoami, "whoami_init", &format!("{auth}{env}")),
+    ]
+    .concat();
+    let config = server_config("request-context", mpm, &config);
+    start(with_system_modules(
+        config,
+        &[
+            "auth_basic",
+            "authn_core",
+            "authn_file",
+            "authz_user",
+            "env",
+            "remoteip",
+        ],
+    ))
+}
+
+fn ask(c: &mut RawClient, command: &str) -> String {
+    c.send_text(command);
+    c.read_text()
+}
+
+fn end(mut c: RawClient) {
+    c.send_close(1000, "");
+    assert_eq!(c.expect_close(), Some(1000));
+}
+
+/// A handshake as a logged-in browser behind the loopback proxy would send it.
+fn browser(path: &str, credentials: &str, cookie: &str) -> Handshake {
+    Handshake::new(path)
+        .header("Authorization", credentials)
+        .header("Cookie", cookie)
+        .header("X-Forwarded-For", "203.0.113.9")
+}
+
+fn c_plugin_sees_the_client(server: &RunningServer) {
+    // Apache authenticates before the upgrade.
+    assert_eq!(Handshake::new("/c-auth").response(server).status, 401);
+    let wrong = Handshake::new("/c-auth").header("Authorization", "Basic YWxpY2U6bm9wZQ==");
+    assert_eq!(wrong.response(server).status, 401);
+
+    let mut c = browser(
+        "/c-auth/caf%C3%A9/r%20oom?q=caf%C3%A9&x=%20y+z",
+        ALICE,
+        "session=\"tok 1\"; room=caf%C3%A9",
+    )
+    .also("Cookie", "late=1")
+    .open(server);
+    assert_eq!(ask(&mut c, "info:path"), "/c-auth/café/r oom");
+    assert_eq!(ask(&mut c, "info:query"), "q=caf%C3%A9&x=%20y+z");
+    assert_eq!(ask(&mut c, "info:ip"), "203.0.113.9", "after mod_remoteip");
+    // The header names no port: unknown.
+    assert_eq!(ask(&mut c, "info:port"), "0");
+    assert_eq!(ask(&mut c, "info:user"), "alice");
+    assert_eq!(ask(&mut c, "info:auth"), "Basic");
+    assert_eq!(ask(&mut c, "info:tls"), "0");
+    assert_eq!(ask(&mut c, "info:version"), "1001");
+    assert_eq!(ask(&mut c, "env:GREETING"), "héllo wörld");
+    assert_eq!(ask(&mut c, "env:UNSET_VAR"), "(none)");
+    assert_eq!(ask(&mut c, "cookie:session"), "tok 1");
+    assert_eq!(ask(&mut c, "cookie:room"), "caf%C3%A9");
+    assert_eq!(ask(&mut c, "cookie:late"), "1", "a second Cookie line");
+    assert_eq!(ask(&mut c, "cookie:missing"), "(none)");
+
+    // A second connection open at the same time sees only its own values.
+    let mut other = browser("/c-auth/other", ZOE, "session=zoe")
+        .without("X-Forwarded-For")
+        .open(server);
+    assert_eq!(ask(&mut other, "info:user"), "zoë");
+    assert_eq!(ask(&mut other, "cookie:session"), "zoe");
+    assert_eq!(ask(&mut other, "info:ip"), "127.0.0.1");
+    let port = other.stream.local_addr().unwrap().port();
+    assert_eq!(ask(&mut other, "info:port"), port.to_string());
+    assert_eq!(ask(&mut other, "info:query"), "(none)");
+    assert_eq!(ask(&mut other, "info:path"), "/c-auth/other");
+    assert_eq!(ask(&mut c, "info:user"), "alice");
+    assert_eq!(ask(&mut c, "cookie:session"), "tok 1");
+    end(other);
+    end(c);
+
+    // Anonymous, no cookies: every value absent, nothing left from before.
+    let mut c = RawClient::open(server, "/c");
+    for (what, expected) in [
+        ("info:user", "(none)"),
+        ("info:auth", "(none)"),
+        ("info:query", "(none)"),
+        ("cookie:session", "(none)"),
+        ("info:path", "/c"),
+        ("info:ip", "127.0.0.1"),
+    ] {
+        assert_eq!(ask(&mut c, what), expected, "{what}");
+    }
+    end(c);
+
+    // Built against the original header: it cannot see the new functions, and works.
+    let mut c = browser("/c-old", ALICE, "session=x").open(server);
+    assert_eq!(ask(&mut c, "info:user"), "(unsupported)");
+    assert_eq!(ask(&mut c, "protocols"), "");
+    assert_eq!(ask(&mut c, "header:Cookie"), "session=x");
+    end(c);
+}
+
+fn json_text(c: &mut RawClient) -> Value {
+    let text = c.read_text();
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("not JSON: {text:?}: {e}"))
+}
+
+fn rust_plugin_sees_the_client(server: &RunningServer) {
+    assert_eq!(Handshake::new("/w-auth").response(server).status, 401);
+    let mut c = browser(
+        "/w-auth/r%C3%B6%C3%B6m?a=%C3%A9",
+        ZOE,
+        "room=caf%C3%A9; session=\"z 2\"",
+    )
+    .open(server);
+    assert_eq!(
+        json_text(&mut c),
+        json!({
+            "path": "/w-auth/rööm",
+            "query": "a=%C3%A9",
+            "remote": "203.0.113.9:0",
+            "user": "zoë",
+            "auth_type": "Basic",
+            "tls": false,
+            "http_version": "1.1",
+        })
+    );
+    c.send_text("env GREETING");
+    assert_eq!(json_text(&mut c), json!("héllo wörld"));
+    c.send_text("env UNSET_VAR");
+    assert_eq!(json_text(&mut c), Value::Null);
+    c.send_text("cookie session");
+    assert_eq!(json_text(&mut c), json!("z 2"));
+    c.send_text("cookie missing");
+    assert_eq!(json_text(&mut c), Value::Null);
+    end(c);
+
+    let mut c = Handshake::new("/w").open(server);
+    let port = c.stream.local_addr().unwrap().port();
+    let who = json_text(&mut c);
+    assert_eq!(who["user"], Value::Null);
+    assert_eq!(who["auth_type"], Value::Null);
+    assert_eq!(who["query"], Value::Null);
+    assert_eq!(who["path"], json!("/w"));
+    assert_eq!(who["remote"], json!(format!("127.0.0.1:{port}")));
+    c.send_text("cookie session");
+    assert_eq!(json_text(&mut c), Value::Null);
+    end(c);
+}
+
+fn request_context(mpm: Mpm) {
+    let server = server(mpm);
+    c_plugin_sees_the_client(&server);
+    rust_plugin_sees_the_client(&server);
+    finish(server);
+}
+
+#[test]
+fn request_context_event() {
+    request_context(Mpm::Event);
+}
+
+#[test]
+fn request_context_prefork() {
+    request_context(Mpm::Prefork);
+}
