@@ -20,7 +20,7 @@ use httpd_runner::Install;
 use integration_tests::tungstenite::{self, Message, WebSocket};
 use integration_tests::*;
 use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::{CertificateDer, ServerName};
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
 use rustls::{ClientConfig, ClientConnection, RootCertStore, StreamOwned};
 
 /// How long the load runs under each MPM.
@@ -41,7 +41,13 @@ struct Certs {
     ca: PathBuf,
     cert: PathBuf,
     key: PathBuf,
+    /// A client certificate by the same CA, with a non-ASCII subject.
+    client_cert: PathBuf,
+    client_key: PathBuf,
 }
+
+/// The client certificate's subject, as mod_ssl's SSL_CLIENT_S_DN gives it.
+const CLIENT_DN: &str = "CN=Zoë Client,O=Example WebSockets";
 
 fn openssl(dir: &Path, args: &[&str]) {
     let out = Command::new("openssl")
@@ -127,35 +133,93 @@ fn certs() -> &'static Certs {
                 "server.pem",
             ],
         );
+        let mut client_args = vec!["req", "-utf8"];
+        client_args.extend(ec);
+        client_args.extend([
+            "-keyout",
+            "client.key",
+            "-out",
+            "client.csr",
+            "-subj",
+            "/O=Example WebSockets/CN=Zoë Client",
+        ]);
+        openssl(&dir, &client_args);
+        std::fs::write(
+            dir.join("client.ext"),
+            "basicConstraints=critical,CA:FALSE
+keyUsage=critical,digitalSignature
+             extendedKeyUsage=clientAuth
+",
+        )
+        .unwrap();
+        openssl(
+            &dir,
+            &[
+                "x509",
+                "-req",
+                "-in",
+                "client.csr",
+                "-CA",
+                "ca.pem",
+                "-CAkey",
+                "ca.key",
+                "-set_serial",
+                "3",
+                "-days",
+                "2",
+                "-extfile",
+                "client.ext",
+                "-out",
+                "client.pem",
+            ],
+        );
         Certs {
             ca: dir.join("ca.pem"),
             cert: dir.join("server.pem"),
             key: dir.join("server.key"),
+            client_cert: dir.join("client.pem"),
+            client_key: dir.join("client.key"),
         }
     })
+}
+
+fn client_config_builder() -> rustls::ConfigBuilder<ClientConfig, rustls::client::WantsClientCert> {
+    let mut roots = RootCertStore::empty();
+    let ca = CertificateDer::from_pem_file(&certs().ca).expect("read the test CA");
+    roots.add(ca).expect("add the test CA");
+    ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+        .with_safe_default_protocol_versions()
+        .expect("TLS versions")
+        .with_root_certificates(roots)
 }
 
 fn client_config() -> Arc<ClientConfig> {
     static CONFIG: OnceLock<Arc<ClientConfig>> = OnceLock::new();
     CONFIG
+        .get_or_init(|| Arc::new(client_config_builder().with_no_client_auth()))
+        .clone()
+}
+
+/// A client that presents the test client certificate.
+fn client_config_with_cert() -> Arc<ClientConfig> {
+    static CONFIG: OnceLock<Arc<ClientConfig>> = OnceLock::new();
+    CONFIG
         .get_or_init(|| {
-            let mut roots = RootCertStore::empty();
-            let ca = CertificateDer::from_pem_file(&certs().ca).expect("read the test CA");
-            roots.add(ca).expect("add the test CA");
-            let config =
-                ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
-                    .with_safe_default_protocol_versions()
-                    .expect("TLS versions")
-                    .with_root_certificates(roots)
-                    .with_no_client_auth();
-            Arc::new(config)
+            let cert =
+                CertificateDer::from_pem_file(&certs().client_cert).expect("read the client certificate");
+            let key = PrivateKeyDer::from_pem_file(&certs().client_key).expect("read the client key");
+            Arc::new(
+                client_config_builder()
+                    .with_client_auth_cert(vec![cert], key)
+                    .expect("a client certificate"),
+            )
         })
         .clone()
 }
 
 fn server(name: &str, mpm: Mpm) -> RunningServer {
     let install = Install::discover().expect("find the installed httpd");
-    let modules: Vec<(&str, PathBuf)> = ["ssl", "socache_shmcb"]
+    let modules: Vec<(&str, PathBuf)> = ["ssl", "socache_shmcb", "env"]
         .iter()
         .map(|m| {
             let p = install.module_path(m);
@@ -169,14 +233,20 @@ fn server(name: &str, mpm: Mpm) -> RunningServer {
         .collect();
     let certs = certs();
     let root = httpd_runner::scratch_dir(&format!("it-{name}-{mpm}"));
+    // Client certificates are asked for in the TLS handshake (TLS 1.3 has no
+    // renegotiation for a per-location request), optional so the soak's
+    // clients need none; StdEnvVars hands the subject to plugins.
     let tls = format!(
         "SSLEngine on\nSSLCertificateFile \"{}\"\nSSLCertificateKeyFile \"{}\"\n\
+         SSLCACertificateFile \"{}\"\nSSLVerifyClient optional\nSSLVerifyDepth 1\n\
+         SSLOptions +StdEnvVars\n\
          SSLSessionCache \"shmcb:{}(512000)\"\n\
          # Enough prefork children for every connection of the soak at once.\n\
          <IfModule mpm_prefork_module>\n    StartServers 45\n    MinSpareServers 10\n    \
          MaxSpareServers 60\n</IfModule>\n",
         certs.cert.display(),
         certs.key.display(),
+        certs.ca.display(),
         root.join("run/ssl_scache").display()
     );
     let locations = [
@@ -184,6 +254,12 @@ fn server(name: &str, mpm: Mpm) -> RunningServer {
         echo_location("/echo", ""),
         dumb_increment_location("/inc"),
         plugin_location("/c", c_plugin(), "test_plugin_init", ""),
+        plugin_location(
+            "/whoami",
+            &stage().whoami_plugin(),
+            "whoami_init",
+            "    SetEnv WHOAMI_ENV \"SSL_CLIENT_S_DN, SSL_CLIENT_VERIFY\"",
+        ),
     ]
     .concat();
     let mut config = server_config(name, mpm, &locations).log_level("warn");
@@ -201,9 +277,13 @@ fn wss_request(server: &RunningServer, path: &str) -> tungstenite::handshake::cl
 }
 
 fn tls_stream(server: &RunningServer) -> TlsStream {
+    tls_stream_with(server, client_config())
+}
+
+fn tls_stream_with(server: &RunningServer, config: Arc<ClientConfig>) -> TlsStream {
     let tcp = connect(server);
     let name = ServerName::IpAddress(std::net::Ipv4Addr::LOCALHOST.into());
-    let conn = ClientConnection::new(client_config(), name).expect("a TLS client");
+    let conn = ClientConnection::new(config, name).expect("a TLS client");
     StreamOwned::new(conn, tcp)
 }
 
@@ -520,6 +600,55 @@ fn origin_policy_behind_tls() {
     c.send(Message::binary(vec![1u8, 2, 3])).unwrap();
     assert_eq!(next_data(&mut c, "no origin"), Message::binary(vec![1u8, 2, 3]));
     close_tls(c, "no origin");
+    assert_log_clean(&server);
+    finish(server);
+}
+
+/// What mod_ssl knows of the client reaches plugins through the request
+/// context: TLS, and with `SSLOptions +StdEnvVars` the client certificate's
+/// subject (`SSL_CLIENT_S_DN`), for the C test plugin and the Rust whoami.
+#[test]
+fn client_certificate_reaches_plugins() {
+    let server = server("tls-client-cert", Mpm::Event);
+    let ask = |ws: &mut TlsClient, command: &str| -> String {
+        ws.send(Message::text(command)).unwrap();
+        match next_data(ws, command) {
+            Message::Text(t) => t.to_string(),
+            other => panic!("{command}: {other:?}"),
+        }
+    };
+    let open = |path: &str, config: Arc<ClientConfig>| -> TlsClient {
+        let request = wss_request(&server, path);
+        match tungstenite::client(request, tls_stream_with(&server, config)) {
+            Ok((ws, _)) => ws,
+            Err(e) => panic!("wss to {path} failed: {e:?}\n{}", server.logs()),
+        }
+    };
+
+    let mut c = open("/c", client_config_with_cert());
+    assert_eq!(ask(&mut c, "info:tls"), "1");
+    assert_eq!(ask(&mut c, "info:version"), "1001");
+    assert_eq!(ask(&mut c, "env:SSL_CLIENT_S_DN"), CLIENT_DN);
+    assert_eq!(ask(&mut c, "env:SSL_CLIENT_VERIFY"), "SUCCESS");
+    close_tls(c, "C plugin with a certificate");
+    let mut c = open("/c", client_config());
+    assert_eq!(ask(&mut c, "info:tls"), "1");
+    assert_eq!(ask(&mut c, "env:SSL_CLIENT_S_DN"), "(none)");
+    assert_eq!(ask(&mut c, "env:SSL_CLIENT_VERIFY"), "NONE");
+    close_tls(c, "C plugin without a certificate");
+
+    let mut w = open("/whoami", client_config_with_cert());
+    let who: serde_json::Value = match next_data(&mut w, "whoami") {
+        Message::Text(t) => serde_json::from_str(&t).unwrap(),
+        other => panic!("whoami: {other:?}"),
+    };
+    assert_eq!(who["tls"], serde_json::json!(true), "{who}");
+    assert_eq!(who["http_version"], serde_json::json!("1.1"), "{who}");
+    assert_eq!(
+        ask(&mut w, "env SSL_CLIENT_S_DN"),
+        serde_json::json!(CLIENT_DN).to_string()
+    );
+    close_tls(w, "whoami with a certificate");
     assert_log_clean(&server);
     finish(server);
 }
