@@ -63,6 +63,10 @@ fn server(mpm: Mpm) -> RunningServer {
         plugin_location("/c-old", old, "test_plugin_init", &format!("{auth}{env}")),
         plugin_location("/w", &whoami, "whoami_init", env),
         plugin_location("/w-auth", &whoami, "whoami_init", &format!("{auth}{env}")),
+        echo_location(
+            "/echo-log",
+            &format!("{auth}    SetEnv ECHO_LOG_CONNECTIONS on\n"),
+        ),
     ]
     .concat();
     let config = server_config("request-context", mpm, &config);
@@ -212,10 +216,23 @@ fn rust_plugin_sees_the_client(server: &RunningServer) {
     end(c);
 }
 
+/// The echo example logs who connected when asked to.
+fn echo_logs_the_user(server: &RunningServer) {
+    let mut c = browser("/echo-log/room", ALICE, "").open(server);
+    assert_eq!(ask(&mut c, "hello"), "hello");
+    end(c);
+    wait_for_log(
+        server,
+        "echo: alice connected from 203.0.113.9:0 to /echo-log/room",
+        std::time::Duration::from_secs(5),
+    );
+}
+
 fn request_context(mpm: Mpm) {
     let server = server(mpm);
     c_plugin_sees_the_client(&server);
     rust_plugin_sees_the_client(&server);
+    echo_logs_the_user(&server);
     finish(server);
 }
 

@@ -143,7 +143,8 @@ impl Server {
             min_size: 64,
         });
         Server {
-            conn: Connection::new(std::ptr::null_mut(), Vec::new(), Framing::Rfc6455, compression),
+            // SAFETY: no request: the benchmark never asks for one.
+            conn: unsafe { Connection::new(std::ptr::null_mut(), Vec::new(), Framing::Rfc6455, compression) },
             decoder: Decoder::new(DecoderConfig {
                 allow_rsv1: deflate,
                 ..DecoderConfig::default()

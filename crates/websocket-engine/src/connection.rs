@@ -343,9 +343,24 @@ fn c_ptr(s: Option<&CStr>) -> *const c_char {
 
 impl ClientContext {
     /// # Safety
-    /// `r` is the live request of the handshake, on its owner thread.
+    /// `r` is NULL (no request, as in benchmarks: nothing to tell) or the
+    /// live request of the handshake, on its owner thread.
     unsafe fn read(r: *const sys::request_rec) -> ClientContext {
         use httpd::client;
+        if r.is_null() {
+            return ClientContext {
+                uri_path: std::ptr::null(),
+                query: std::ptr::null(),
+                remote_ip: std::ptr::null(),
+                remote_port: 0,
+                user: std::ptr::null(),
+                auth_type: std::ptr::null(),
+                is_tls: false,
+                proto_num: 0,
+                cookie_header: std::ptr::null(),
+                cookies: OnceLock::new(),
+            };
+        }
         // SAFETY: live request, per the contract.
         unsafe {
             ClientContext {
@@ -441,7 +456,11 @@ pub struct Connection {
 unsafe impl Sync for Connection {}
 
 impl Connection {
-    pub fn new(
+    /// # Safety
+    /// `r` is the live request of the handshake and this is its owner thread,
+    /// or `r` is NULL (benchmarks without Apache; the request functions then
+    /// answer NULL).
+    pub unsafe fn new(
         r: *mut sys::request_rec,
         protocols: Vec<CString>,
         framing: Framing,
@@ -474,7 +493,7 @@ impl Connection {
             },
             state: ConnState {
                 r,
-                // SAFETY: Connection::new runs on the request's owner thread.
+                // SAFETY: per this function's contract.
                 client: unsafe { ClientContext::read(r) },
                 protocols,
                 owner: ThreadMark::current(),
@@ -690,7 +709,7 @@ unsafe extern "system" fn env_get(server: *const WebSocketServer, name: *const c
     let Some(s) = (unsafe { state(server) }) else {
         return std::ptr::null();
     };
-    if name.is_null() {
+    if name.is_null() || s.r.is_null() {
         return std::ptr::null();
     }
     // SAFETY: live request (it outlives the connection); its environment is

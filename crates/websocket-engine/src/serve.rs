@@ -150,7 +150,8 @@ pub unsafe fn serve(ep: Endpoint<'_>, protocol: &mut dyn WireProtocol) -> c_int 
     if let Some(default) = ep.default_protocol {
         out.set(ep.protocol_header, default);
     }
-    let conn = Connection::new(r, protocol_list(ep.protocols), ep.framing, ep.compression);
+    // SAFETY: the live request, handled on this thread.
+    let conn = unsafe { Connection::new(r, protocol_list(ep.protocols), ep.framing, ep.compression) };
     // Before anything the plugin sends from on_connect on.
     conn.state.outbox.push_raw(&ep.answer_body);
     // SAFETY: the server struct is live until after on_disconnect.

@@ -445,9 +445,12 @@ fn close_means_normal_closure_and_close_with_carries_the_code() {
     session.disconnect();
 }
 
+/// What on_connect learned: the client, SSL_CLIENT_S_DN and the session cookie.
+type Seen = (websocket_plugin::ClientInfo, Option<String>, Option<String>);
+
 /// Copies what on_connect learns of the client, to look at afterwards.
 struct Whoami {
-    seen: &'static Mutex<Vec<(websocket_plugin::ClientInfo, Option<String>, Option<String>)>>,
+    seen: &'static Mutex<Vec<Seen>>,
 }
 
 impl Plugin for Whoami {
@@ -463,8 +466,7 @@ impl Plugin for Whoami {
     fn on_message(&self, _: &mut (), _: Message<'_>, _: &Sender) {}
 }
 
-static WHOAMI_SEEN: Mutex<Vec<(websocket_plugin::ClientInfo, Option<String>, Option<String>)>> =
-    Mutex::new(Vec::new());
+static WHOAMI_SEEN: Mutex<Vec<Seen>> = Mutex::new(Vec::new());
 websocket_plugin::export_plugin!(whoami_init, Whoami { seen: &WHOAMI_SEEN });
 
 #[test]

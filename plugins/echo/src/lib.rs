@@ -9,6 +9,10 @@
 //!
 //! It speaks no subprotocol of its own and chooses none, so its 101 names none
 //! whatever the client offers (RFC 6455 lets the server choose none).
+//!
+//! With `SetEnv ECHO_LOG_CONNECTIONS on` in the location, it writes one line per
+//! connection to Apache's error log (through the children's stderr): who connected
+//! (the user Apache authenticated, or `-`), from where, to which path.
 
 use websocket_plugin::{Connection, Message, Plugin, Sender};
 
@@ -17,7 +21,13 @@ pub struct Echo;
 impl Plugin for Echo {
     type Session = ();
 
-    fn on_connect(&self, _conn: &Connection<'_>) -> Option<()> {
+    fn on_connect(&self, conn: &Connection<'_>) -> Option<()> {
+        if conn
+            .env("ECHO_LOG_CONNECTIONS")
+            .is_some_and(|v| v.eq_ignore_ascii_case("on"))
+        {
+            eprintln!("{}", connection_line(conn));
+        }
         Some(())
     }
 
@@ -25,6 +35,18 @@ impl Plugin for Echo {
         // A failure means the connection is closing; there is nobody left to tell.
         let _ = sender.send(msg);
     }
+}
+
+fn connection_line(conn: &Connection<'_>) -> String {
+    let from = conn
+        .remote_addr()
+        .map_or_else(|| "an unknown address".to_owned(), |a| a.to_string());
+    format!(
+        "echo: {} connected from {from} to {}{}",
+        conn.user().unwrap_or("-"),
+        conn.path().unwrap_or("?"),
+        if conn.is_tls() { " (TLS)" } else { "" }
+    )
 }
 
 websocket_plugin::export_plugin!(echo_init, Echo);
