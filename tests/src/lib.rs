@@ -551,6 +551,19 @@ impl RawClient {
         self.send_frame(Opcode::Text, true, text.as_bytes());
     }
 
+    /// Sends a text and returns the text message that comes back.
+    pub fn ask(&mut self, text: &str) -> String {
+        self.send_text(text);
+        self.read_text()
+    }
+
+    /// Closes with 1000, expects the server's 1000 and the end of the connection.
+    pub fn close_normally(mut self) {
+        self.send_close(1000, "");
+        assert_eq!(self.expect_close(), Some(1000));
+        self.expect_eof(Duration::from_secs(5));
+    }
+
     pub fn send_close(&mut self, code: u16, reason: &str) {
         self.send_frame(Opcode::Close, true, &close_payload(code, reason));
     }

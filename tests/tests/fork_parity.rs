@@ -35,18 +35,6 @@ fn protocols(path: &str, lines: &[&str]) -> Handshake {
     })
 }
 
-fn ask(c: &mut RawClient, command: &str) -> String {
-    c.send_text(command);
-    c.read_text()
-}
-
-/// Answers the server's close and waits for the end of the connection.
-fn end(mut c: RawClient) {
-    c.send_close(1000, "");
-    assert_eq!(c.expect_close(), Some(1000));
-    c.expect_eof(Duration::from_secs(5));
-}
-
 /// Reads up to the server's close frame and returns it whole.
 fn close_frame(c: &mut RawClient, what: &str) -> Frame {
     loop {
@@ -75,7 +63,7 @@ fn subprotocols(server: &RunningServer) {
         "{:?}",
         c.response
     );
-    end(c);
+    c.close_normally();
     // A Rust plugin that picks one: that one.
     let c = protocols("/inc", &["chat, dumb-increment-protocol"]).open(server);
     assert_eq!(
@@ -84,7 +72,7 @@ fn subprotocols(server: &RunningServer) {
         "{:?}",
         c.response
     );
-    end(c);
+    c.close_normally();
     // C plugins, new and old header: chat.v2 when offered, else nothing;
     // the offered list is reported either way.
     for path in ["/c", "/c-old"] {
@@ -95,16 +83,16 @@ fn subprotocols(server: &RunningServer) {
             "{path}: {:?}",
             c.response
         );
-        assert_eq!(ask(&mut c, "protocols"), "superchat,chat", "{path}");
-        end(c);
+        assert_eq!(c.ask("protocols"), "superchat,chat", "{path}");
+        c.close_normally();
         let mut c = protocols(path, &["chat.v1, chat.v2, chat.v3"]).open(server);
         assert_eq!(
             c.response.header("Sec-WebSocket-Protocol"),
             Some("chat.v2"),
             "{path}"
         );
-        assert_eq!(ask(&mut c, "protocols"), "chat.v1,chat.v2,chat.v3", "{path}");
-        end(c);
+        assert_eq!(c.ask("protocols"), "chat.v1,chat.v2,chat.v3", "{path}");
+        c.close_normally();
     }
     // A refused connection names no subprotocol either.
     let refused = protocols("/inc", &["chat"]).response(server);
@@ -131,15 +119,15 @@ fn repeated_lines(server: &RunningServer) {
         "{:?}",
         c.response
     );
-    assert_eq!(ask(&mut c, "protocols"), "chat,chat.v2");
-    end(c);
+    assert_eq!(c.ask("protocols"), "chat,chat.v2");
+    c.close_normally();
     let mut c = protocols("/c", &["a, b, a"]).open(server);
-    assert_eq!(ask(&mut c, "protocols"), "a,b");
-    end(c);
+    assert_eq!(c.ask("protocols"), "a,b");
+    c.close_normally();
     // An empty line beside a real one is an empty list element, skipped.
     let mut c = protocols("/c", &["chat", ""]).open(server);
-    assert_eq!(ask(&mut c, "protocols"), "chat");
-    end(c);
+    assert_eq!(c.ask("protocols"), "chat");
+    c.close_normally();
     // The same extension offer on two lines: accepted once.
     let c = Handshake::new("/echo")
         .also("Sec-WebSocket-Extensions", "permessage-deflate")
@@ -152,7 +140,7 @@ fn repeated_lines(server: &RunningServer) {
         "one extension answered: {:?}",
         c.response
     );
-    end(c);
+    c.close_normally();
 }
 
 fn reserved_close_codes(server: &RunningServer) {
@@ -191,22 +179,22 @@ fn plugin_closes(server: &RunningServer) {
     }
     // Only a plugin built against the new header sees close_with.
     let mut c = RawClient::open(server, "/c");
-    assert_eq!(ask(&mut c, "has-close-with"), "yes");
+    assert_eq!(c.ask("has-close-with"), "yes");
     // Codes and reasons that cannot go on the wire are refused, and nothing is sent.
-    assert_eq!(ask(&mut c, "close-with:1005:"), "close_with refused");
-    assert_eq!(ask(&mut c, "close-with:2000:"), "close_with refused");
+    assert_eq!(c.ask("close-with:1005:"), "close_with refused");
+    assert_eq!(c.ask("close-with:2000:"), "close_with refused");
     let long = format!("close-with:4000:{}", "r".repeat(124));
-    assert_eq!(ask(&mut c, &long), "close_with refused");
-    assert_eq!(ask(&mut c, "protocols"), "", "the connection still works");
+    assert_eq!(c.ask(&long), "close_with refused");
+    assert_eq!(c.ask("protocols"), "", "the connection still works");
     c.send_text("close-with:4001:room closed ✓");
     let f = close_frame(&mut c, "close_with");
     assert_eq!(f.close_code(), Some(4001), "{f:?}");
     assert_eq!(&f.payload[2..], "room closed ✓".as_bytes());
     end_after_server_close(c);
     let mut c = RawClient::open(server, "/c-old");
-    assert_eq!(ask(&mut c, "has-close-with"), "no");
-    assert_eq!(ask(&mut c, "close-with:4001:x"), "no close_with");
-    end(c);
+    assert_eq!(c.ask("has-close-with"), "no");
+    assert_eq!(c.ask("close-with:4001:x"), "no close_with");
+    c.close_normally();
     // A Rust plugin through Sender::close_with.
     let mut c = protocols("/inc", &["dumb-increment-protocol"]).open(server);
     c.send_text("closeme\n");
@@ -272,7 +260,7 @@ fn limit_on_the_inflated_message(server: &RunningServer) {
     let mut c = open();
     c.send_raw(&frame);
     assert_eq!(read_maybe_compressed(&mut c), "1234");
-    end(c);
+    c.close_normally();
     // Five bytes inflated are too many, compressed or not.
     let mut c = open();
     c.send_raw(&compressed_message("12345"));
@@ -296,7 +284,7 @@ fn limit_on_control_frames(server: &RunningServer) {
         (0xA, &b"four"[..]),
         "{pong:?}"
     );
-    end(c);
+    c.close_normally();
     // A close whose reason takes it past the limit.
     let mut c = RawClient::open(server, "/small");
     c.send_close(1000, &"r".repeat(99));

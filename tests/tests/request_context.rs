@@ -83,16 +83,6 @@ fn server(mpm: Mpm) -> RunningServer {
     ))
 }
 
-fn ask(c: &mut RawClient, command: &str) -> String {
-    c.send_text(command);
-    c.read_text()
-}
-
-fn end(mut c: RawClient) {
-    c.send_close(1000, "");
-    assert_eq!(c.expect_close(), Some(1000));
-}
-
 /// A handshake as a logged-in browser behind the loopback proxy would send it.
 fn browser(path: &str, credentials: &str, cookie: &str) -> Handshake {
     Handshake::new(path)
@@ -114,37 +104,37 @@ fn c_plugin_sees_the_client(server: &RunningServer) {
     )
     .also("Cookie", "late=1")
     .open(server);
-    assert_eq!(ask(&mut c, "info:path"), "/c-auth/café/r oom");
-    assert_eq!(ask(&mut c, "info:query"), "q=caf%C3%A9&x=%20y+z");
-    assert_eq!(ask(&mut c, "info:ip"), "203.0.113.9", "after mod_remoteip");
+    assert_eq!(c.ask("info:path"), "/c-auth/café/r oom");
+    assert_eq!(c.ask("info:query"), "q=caf%C3%A9&x=%20y+z");
+    assert_eq!(c.ask("info:ip"), "203.0.113.9", "after mod_remoteip");
     // The header names no port: unknown.
-    assert_eq!(ask(&mut c, "info:port"), "0");
-    assert_eq!(ask(&mut c, "info:user"), "alice");
-    assert_eq!(ask(&mut c, "info:auth"), "Basic");
-    assert_eq!(ask(&mut c, "info:tls"), "0");
-    assert_eq!(ask(&mut c, "info:version"), "1001");
-    assert_eq!(ask(&mut c, "env:GREETING"), "héllo wörld");
-    assert_eq!(ask(&mut c, "env:UNSET_VAR"), "(none)");
-    assert_eq!(ask(&mut c, "cookie:session"), "tok 1");
-    assert_eq!(ask(&mut c, "cookie:room"), "caf%C3%A9");
-    assert_eq!(ask(&mut c, "cookie:late"), "1", "a second Cookie line");
-    assert_eq!(ask(&mut c, "cookie:missing"), "(none)");
+    assert_eq!(c.ask("info:port"), "0");
+    assert_eq!(c.ask("info:user"), "alice");
+    assert_eq!(c.ask("info:auth"), "Basic");
+    assert_eq!(c.ask("info:tls"), "0");
+    assert_eq!(c.ask("info:version"), "1001");
+    assert_eq!(c.ask("env:GREETING"), "héllo wörld");
+    assert_eq!(c.ask("env:UNSET_VAR"), "(none)");
+    assert_eq!(c.ask("cookie:session"), "tok 1");
+    assert_eq!(c.ask("cookie:room"), "caf%C3%A9");
+    assert_eq!(c.ask("cookie:late"), "1", "a second Cookie line");
+    assert_eq!(c.ask("cookie:missing"), "(none)");
 
     // A second connection open at the same time sees only its own values.
     let mut other = browser("/c-auth/other", ZOE, "session=zoe")
         .without("X-Forwarded-For")
         .open(server);
-    assert_eq!(ask(&mut other, "info:user"), "zoë");
-    assert_eq!(ask(&mut other, "cookie:session"), "zoe");
-    assert_eq!(ask(&mut other, "info:ip"), "127.0.0.1");
+    assert_eq!(other.ask("info:user"), "zoë");
+    assert_eq!(other.ask("cookie:session"), "zoe");
+    assert_eq!(other.ask("info:ip"), "127.0.0.1");
     let port = other.stream.local_addr().unwrap().port();
-    assert_eq!(ask(&mut other, "info:port"), port.to_string());
-    assert_eq!(ask(&mut other, "info:query"), "(none)");
-    assert_eq!(ask(&mut other, "info:path"), "/c-auth/other");
-    assert_eq!(ask(&mut c, "info:user"), "alice");
-    assert_eq!(ask(&mut c, "cookie:session"), "tok 1");
-    end(other);
-    end(c);
+    assert_eq!(other.ask("info:port"), port.to_string());
+    assert_eq!(other.ask("info:query"), "(none)");
+    assert_eq!(other.ask("info:path"), "/c-auth/other");
+    assert_eq!(c.ask("info:user"), "alice");
+    assert_eq!(c.ask("cookie:session"), "tok 1");
+    other.close_normally();
+    c.close_normally();
 
     // Anonymous, no cookies: every value absent, nothing left from before.
     let mut c = RawClient::open(server, "/c");
@@ -156,16 +146,16 @@ fn c_plugin_sees_the_client(server: &RunningServer) {
         ("info:path", "/c"),
         ("info:ip", "127.0.0.1"),
     ] {
-        assert_eq!(ask(&mut c, what), expected, "{what}");
+        assert_eq!(c.ask(what), expected, "{what}");
     }
-    end(c);
+    c.close_normally();
 
     // Built against the original header: it cannot see the new functions, and works.
     let mut c = browser("/c-old", ALICE, "session=x").open(server);
-    assert_eq!(ask(&mut c, "info:user"), "(unsupported)");
-    assert_eq!(ask(&mut c, "protocols"), "");
-    assert_eq!(ask(&mut c, "header:Cookie"), "session=x");
-    end(c);
+    assert_eq!(c.ask("info:user"), "(unsupported)");
+    assert_eq!(c.ask("protocols"), "");
+    assert_eq!(c.ask("header:Cookie"), "session=x");
+    c.close_normally();
 }
 
 fn json_text(c: &mut RawClient) -> Value {
@@ -201,7 +191,7 @@ fn rust_plugin_sees_the_client(server: &RunningServer) {
     assert_eq!(json_text(&mut c), json!("z 2"));
     c.send_text("cookie missing");
     assert_eq!(json_text(&mut c), Value::Null);
-    end(c);
+    c.close_normally();
 
     let mut c = Handshake::new("/w").open(server);
     let port = c.stream.local_addr().unwrap().port();
@@ -213,14 +203,14 @@ fn rust_plugin_sees_the_client(server: &RunningServer) {
     assert_eq!(who["remote"], json!(format!("127.0.0.1:{port}")));
     c.send_text("cookie session");
     assert_eq!(json_text(&mut c), Value::Null);
-    end(c);
+    c.close_normally();
 }
 
 /// The echo example logs who connected when asked to.
 fn echo_logs_the_user(server: &RunningServer) {
     let mut c = browser("/echo-log/room", ALICE, "").open(server);
-    assert_eq!(ask(&mut c, "hello"), "hello");
-    end(c);
+    assert_eq!(c.ask("hello"), "hello");
+    c.close_normally();
     wait_for_log(
         server,
         "echo: alice connected from 203.0.113.9:0 to /echo-log/room",

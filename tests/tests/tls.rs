@@ -63,7 +63,59 @@ fn openssl(dir: &Path, args: &[&str]) {
     );
 }
 
-/// A throwaway CA and a server certificate signed by it, once per process.
+/// A key and a certificate `<name>.key`/`<name>.pem` for `subject` (UTF-8),
+/// signed by the test CA in `dir` with the extensions `ext`.
+fn issue(dir: &Path, name: &str, subject: &str, ext: &str, serial: &str) {
+    let (key, csr, ext_file, pem) = (
+        format!("{name}.key"),
+        format!("{name}.csr"),
+        format!("{name}.ext"),
+        format!("{name}.pem"),
+    );
+    openssl(
+        dir,
+        &[
+            "req",
+            "-utf8",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+            "-nodes",
+            "-keyout",
+            &key,
+            "-out",
+            &csr,
+            "-subj",
+            subject,
+        ],
+    );
+    std::fs::write(dir.join(&ext_file), ext).unwrap();
+    openssl(
+        dir,
+        &[
+            "x509",
+            "-req",
+            "-in",
+            &csr,
+            "-CA",
+            "ca.pem",
+            "-CAkey",
+            "ca.key",
+            "-set_serial",
+            serial,
+            "-days",
+            "2",
+            "-extfile",
+            &ext_file,
+            "-out",
+            &pem,
+        ],
+    );
+}
+
+/// A throwaway CA with a server and a client certificate signed by it, once
+/// per process.
 /// The key stays private to the user running the tests: Apache reads it in
 /// its parent process, before dropping privileges.
 fn certs() -> &'static Certs {
@@ -95,83 +147,21 @@ fn certs() -> &'static Certs {
             "keyUsage=critical,keyCertSign,cRLSign",
         ]);
         openssl(&dir, &ca_args);
-        let mut csr_args = vec!["req"];
-        csr_args.extend(ec);
-        csr_args.extend([
-            "-keyout",
-            "server.key",
-            "-out",
-            "server.csr",
-            "-subj",
+        issue(
+            &dir,
+            "server",
             "/CN=127.0.0.1",
-        ]);
-        openssl(&dir, &csr_args);
-        std::fs::write(
-            dir.join("server.ext"),
             "subjectAltName=IP:127.0.0.1\nbasicConstraints=critical,CA:FALSE\n\
              keyUsage=critical,digitalSignature\nextendedKeyUsage=serverAuth\n",
-        )
-        .unwrap();
-        openssl(
-            &dir,
-            &[
-                "x509",
-                "-req",
-                "-in",
-                "server.csr",
-                "-CA",
-                "ca.pem",
-                "-CAkey",
-                "ca.key",
-                "-set_serial",
-                "2",
-                "-days",
-                "2",
-                "-extfile",
-                "server.ext",
-                "-out",
-                "server.pem",
-            ],
+            "2",
         );
-        let mut client_args = vec!["req", "-utf8"];
-        client_args.extend(ec);
-        client_args.extend([
-            "-keyout",
-            "client.key",
-            "-out",
-            "client.csr",
-            "-subj",
-            "/O=Example WebSockets/CN=Zoë Client",
-        ]);
-        openssl(&dir, &client_args);
-        std::fs::write(
-            dir.join("client.ext"),
-            "basicConstraints=critical,CA:FALSE
-keyUsage=critical,digitalSignature
-             extendedKeyUsage=clientAuth
-",
-        )
-        .unwrap();
-        openssl(
+        issue(
             &dir,
-            &[
-                "x509",
-                "-req",
-                "-in",
-                "client.csr",
-                "-CA",
-                "ca.pem",
-                "-CAkey",
-                "ca.key",
-                "-set_serial",
-                "3",
-                "-days",
-                "2",
-                "-extfile",
-                "client.ext",
-                "-out",
-                "client.pem",
-            ],
+            "client",
+            "/O=Example WebSockets/CN=Zoë Client",
+            "basicConstraints=critical,CA:FALSE\nkeyUsage=critical,digitalSignature\n\
+             extendedKeyUsage=clientAuth\n",
+            "3",
         );
         Certs {
             ca: dir.join("ca.pem"),
