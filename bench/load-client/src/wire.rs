@@ -2,9 +2,11 @@
 //! headers, and the headers of the server's (unmasked) frames.
 
 use base64::Engine as _;
-use sha1::{Digest, Sha1};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
+use websocket_proto::encoder::FrameHeaderBuf;
+use websocket_proto::handshake::accept_key;
+use websocket_proto::Opcode;
 
 pub const OP_CONTINUATION: u8 = 0x0;
 pub const OP_TEXT: u8 = 0x1;
@@ -13,30 +15,11 @@ pub const OP_CLOSE: u8 = 0x8;
 pub const OP_PING: u8 = 0x9;
 pub const OP_PONG: u8 = 0xA;
 
-const GUID: &str = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11";
-
-/// `Sec-WebSocket-Accept` for a key.
-pub fn accept_key(key: &str) -> String {
-    let mut h = Sha1::new();
-    h.update(key.as_bytes());
-    h.update(GUID.as_bytes());
-    base64::engine::general_purpose::STANDARD.encode(h.finalize())
-}
-
 /// Appends a client frame header: FIN, `rsv1` (compressed), the opcode, the
 /// mask bit with `len`, and the masking key.
 pub fn client_header(out: &mut Vec<u8>, opcode: u8, rsv1: bool, len: usize, key: [u8; 4]) {
-    out.push(0x80 | if rsv1 { 0x40 } else { 0 } | opcode);
-    if len < 126 {
-        out.push(0x80 | len as u8);
-    } else if len <= 0xffff {
-        out.push(0x80 | 126);
-        out.extend_from_slice(&(len as u16).to_be_bytes());
-    } else {
-        out.push(0x80 | 127);
-        out.extend_from_slice(&(len as u64).to_be_bytes());
-    }
-    out.extend_from_slice(&key);
+    let opcode = Opcode::from_u8(opcode).expect("the load client sends known opcodes");
+    out.extend_from_slice(FrameHeaderBuf::masked(opcode, true, rsv1, len as u64, key).as_bytes());
 }
 
 /// The header of a frame from the server.

@@ -226,11 +226,6 @@ impl Decoder {
         &self.config
     }
 
-    /// Turns permessage-deflate's RSV1 on or off (known only after the handshake).
-    pub fn set_allow_rsv1(&mut self, allow: bool) {
-        self.config.allow_rsv1 = allow;
-    }
-
     /// True between frames with no fragmented message pending: a clean place
     /// for the stream to end.
     pub fn is_idle(&self) -> bool {

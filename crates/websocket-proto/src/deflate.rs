@@ -41,7 +41,7 @@ use std::fmt;
 
 use flate2::{Compress, Compression, Decompress, FlushCompress, FlushDecompress, Status};
 
-use crate::handshake::ExtensionOffer;
+use crate::handshake::{excerpt, ExtensionOffer};
 
 /// The extension token in `Sec-WebSocket-Extensions`.
 pub const EXTENSION_NAME: &str = "permessage-deflate";
@@ -325,15 +325,6 @@ fn accept(offer: &ExtensionOffer, config: &DeflateConfig) -> Result<Negotiated, 
 fn parse_window_bits(v: &str) -> Option<u8> {
     let valid = matches!(v.as_bytes(), [b'8' | b'9'] | [b'1', b'0'..=b'5']);
     valid.then(|| v.parse().ok()).flatten()
-}
-
-/// Header values are client-controlled; keep what reaches the log short.
-fn excerpt(s: &str) -> String {
-    const MAX: usize = 40;
-    match s.char_indices().nth(MAX) {
-        Some((i, _)) => format!("{}…", &s[..i]),
-        None => s.to_owned(),
-    }
 }
 
 /// The per-connection compressor for outgoing messages (RFC 7692 §7.2.1).
@@ -1588,7 +1579,7 @@ mod tests {
         let long = "9".repeat(500);
         match declined(&format!("permessage-deflate; server_max_window_bits={long}")) {
             DeflateNegotiationError::InvalidWindowBits { value, .. } => {
-                assert!(value.chars().count() <= 41, "{value}")
+                assert!(value.chars().count() <= 67, "{value}")
             }
             other => panic!("{other:?}"),
         }

@@ -22,13 +22,20 @@ pub enum Draft {
 }
 
 impl Draft {
-    /// The reason phrase of the 101 status line. Clients of these drafts
-    /// compared the status line byte for byte, so it has to be exactly this.
-    pub fn reason_phrase(self) -> &'static str {
+    /// The 101 status line (without `HTTP/1.1 `) as Apache's `status_line`
+    /// wants it. Clients of these drafts compared the status line byte for
+    /// byte, so it has to be exactly this.
+    pub fn status_line(self) -> &'static std::ffi::CStr {
         match self {
-            Draft::Draft75 => "Web Socket Protocol Handshake",
-            Draft::Draft76 => "WebSocket Protocol Handshake",
+            Draft::Draft75 => c"101 Web Socket Protocol Handshake",
+            Draft::Draft76 => c"101 WebSocket Protocol Handshake",
         }
+    }
+
+    /// The reason phrase of that status line.
+    pub fn reason_phrase(self) -> &'static str {
+        let line = self.status_line().to_str().expect("the status lines are ASCII");
+        &line["101 ".len()..]
     }
 }
 
@@ -280,11 +287,12 @@ fn key_number(key: &str) -> Result<u32, LegacyError> {
 /// The draft-76 closing frame.
 pub const CLOSE_FRAME: [u8; 2] = [0xFF, 0x00];
 
-/// Appends a text frame.
-pub fn encode_text(out: &mut Vec<u8>, text: &str) {
+/// Appends a text frame. `text` is UTF-8 (the caller has checked it: these
+/// frames cannot carry anything else).
+pub fn encode_text(out: &mut Vec<u8>, text: &[u8]) {
     out.reserve(text.len() + 2);
     out.push(0x00);
-    out.extend_from_slice(text.as_bytes());
+    out.extend_from_slice(text);
     out.push(0xFF);
 }
 
@@ -814,7 +822,7 @@ mod tests {
     fn decodes_text_frames() {
         let mut wire = Vec::new();
         for t in ["hello", "", "κόσμε 𝄞"] {
-            encode_text(&mut wire, t);
+            encode_text(&mut wire, t.as_bytes());
         }
         wire.extend_from_slice(&CLOSE_FRAME);
         assert_eq!(&wire[..7], b"\x00hello\xFF");
@@ -906,13 +914,13 @@ mod tests {
     fn length_prefixed_frames_are_skipped() {
         let mut wire = Vec::new();
         wire.extend_from_slice(b"\x80\x03abc"); // type 0x80, 3 bytes
-        encode_text(&mut wire, "one");
+        encode_text(&mut wire, "one".as_bytes());
         wire.extend_from_slice(b"\x81\x81\x00"); // 128 bytes, two length digits
         wire.extend_from_slice(&[0xFF; 128]); // payload that looks like sentinels
         wire.extend_from_slice(b"\xFE\x00"); // empty frame of another type
-        encode_text(&mut wire, "two");
+        encode_text(&mut wire, "two".as_bytes());
         wire.extend_from_slice(b"\xFF\x02\x00\xFF"); // 0xFF with a length is no close
-        encode_text(&mut wire, "three");
+        encode_text(&mut wire, "three".as_bytes());
         wire.extend_from_slice(b"\xFF\x80\x00"); // length 0 spelled with two digits
         for chunk in [1, 2, 5, 1000] {
             let (events, err) = decode_all(100, &wire, chunk);
@@ -1000,7 +1008,7 @@ mod tests {
             for f in &frames {
                 match f {
                     Frame::Text(t) => {
-                        encode_text(&mut wire, t);
+                        encode_text(&mut wire, t.as_bytes());
                         want.push(Some(t.clone()));
                     }
                     Frame::Skipped(t, p) => {
