@@ -8,7 +8,7 @@ use bindgen::callbacks::{IntKind, ParseCallbacks};
 /// Functions the modules call, by exact name or small family.
 const FUNCTIONS: &[&str] = &[
     // Hooks a module registers.
-    "ap_hook_(handler|quick_handler|pre_config|post_config|child_init|pre_connection|process_connection|fixups|insert_filter|post_read_request|translate_name|log_transaction)",
+    "ap_hook_(handler|quick_handler|pre_config|check_config|post_config|child_init|pre_connection|process_connection|fixups|insert_filter|insert_error_filter|post_read_request|translate_name|log_transaction)",
     // Module configuration.
     "ap_get_module_config",
     "ap_set_module_config",
@@ -16,6 +16,9 @@ const FUNCTIONS: &[&str] = &[
     "ap_set_(flag|string|int|file|iflag)_slot.*",
     "ap_check_cmd_context",
     "ap_server_root_relative",
+    // The startup checks: the parsed configuration tree and the server's phase.
+    "ap_state_query",
+    "ap_find_linked_module",
     "ap_getword.*",
     "ap_get_token",
     "ap_find_token",
@@ -151,6 +154,8 @@ const VARS: &[&str] = &[
     "apr_bucket_type_[a-z_]+",
     "ap_server_root",
     "ap_server_conf",
+    "ap_conftree",
+    "AP_SQ_[A-Z_]+",
 ];
 
 /// Gives each macro constant the C type it is used with, so callers need no

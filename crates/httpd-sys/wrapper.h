@@ -10,6 +10,7 @@
 #include <http_main.h>
 #include <http_vhost.h>
 #include <util_filter.h>
+#include <util_cfgtree.h>
 #include <ap_mpm.h>
 #include <scoreboard.h>
 

@@ -81,10 +81,10 @@ fn nested_locations_and_htaccess() {
         status(&server, Handshake::new("/nest").header("Origin", EVIL)),
         403
     );
-    // Refusals are logged at info with the origin.
+    // Refusals are logged with the origin.
     wait_for_log(
         &server,
-        "origin \"http://evil.example\" not allowed",
+        "origin \"http://evil.example\" is not allowed",
         Duration::from_secs(5),
     );
     let mut c = Handshake::new("/nest").header("Origin", &same).open(&server);

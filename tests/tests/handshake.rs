@@ -176,30 +176,27 @@ fn malformed_requests_are_refused() {
     finish(server);
 }
 
-/// RFC 9110 §15.5.6: a 405 lists the allowed methods in `Allow`.
+/// RFC 9110 §15.5.6: a 405 lists the allowed methods in `Allow`; only a
+/// GET can open a WebSocket.
 #[test]
 fn method_not_allowed_lists_get() {
     let server = server("hs-allow");
     let post = expect_status(&server, Handshake::new("/echo").method("POST"), 405, "POST");
-    let allow = post.header("Allow").unwrap_or_default();
-    assert!(
-        allow.split(',').any(|m| m.trim() == "GET"),
-        "Allow should list GET: {post:?}"
-    );
+    assert_eq!(post.header("Allow"), Some("GET"), "{post:?}");
 }
 
 #[test]
 fn non_websocket_requests_are_declined() {
     let server = server("hs-declined");
-    // A plain GET: the module declines and Apache's default handler answers
-    // (there is no file behind /echo).
+    // A plain GET where no file answers: 426 says what the endpoint wants.
     let plain = Handshake::new("/echo")
         .without("Upgrade")
         .without("Connection")
         .without("Sec-WebSocket-Key")
         .without("Sec-WebSocket-Version")
         .response(&server);
-    assert_eq!(plain.status, 404, "{plain:?}");
+    assert_eq!(plain.status, 426, "{plain:?}");
+    assert_eq!(plain.header("Upgrade"), Some("websocket"), "{plain:?}");
     // Upgrade to something else.
     let other = Handshake::new("/echo").header("Upgrade", "h2c").response(&server);
     assert_ne!(other.status, 101, "{other:?}");
@@ -293,10 +290,15 @@ fn handler_without_plugin_is_a_500() {
         500,
         "SetHandler without WebSocketHandler",
     );
-    let log = wait_for_log(&server, "no WebSocketHandler", Duration::from_secs(5));
+    // The request's own line (startup also warned about the location).
+    let log = wait_for_log(
+        &server,
+        "no WebSocketHandler is configured there",
+        Duration::from_secs(5),
+    );
     assert!(
         log.lines()
-            .any(|l| l.contains("no WebSocketHandler") && l.contains("/nohandler")),
+            .any(|l| l.contains("no WebSocketHandler is configured there") && l.contains("/nohandler")),
         "the reason names the location:\n{log}"
     );
     finish(server);

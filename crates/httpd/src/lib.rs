@@ -13,6 +13,7 @@ pub mod client;
 pub mod log;
 pub mod pool;
 pub mod request;
+pub mod server;
 pub mod table;
 
 /// Apache's `const char *` to `&str`; `None` for NULL or non-UTF-8 text.

@@ -50,6 +50,48 @@ pub unsafe fn request_enabled(r: *const sys::request_rec, module_index: c_int, l
     }
 }
 
+/// Where a log line comes from, as Apache prints it at `debug` and above
+/// (`session.rs(210):`, like a C module's `mod_proxy.c(1234):`).
+#[derive(Debug, Clone, Copy)]
+pub struct Source {
+    /// NUL-terminated: `concat!(file!(), "\0")`.
+    file: &'static str,
+    line: u32,
+}
+
+impl Source {
+    /// `file` must end with a NUL; [`here!`](crate::here) writes it.
+    pub const fn new(file: &'static str, line: u32) -> Source {
+        Source { file, line }
+    }
+
+    /// The file's base name, still NUL-terminated: Apache prints the path
+    /// it is given, and the crate-relative one says nothing to an operator.
+    fn file_ptr(&self) -> *const std::os::raw::c_char {
+        let bytes = self.file.as_bytes();
+        if bytes.last() != Some(&0) {
+            return c"?".as_ptr();
+        }
+        let start = bytes
+            .iter()
+            .rposition(|&b| b == b'/' || b == b'\\')
+            .map_or(0, |i| i + 1);
+        bytes[start..].as_ptr().cast()
+    }
+
+    fn line(&self) -> c_int {
+        c_int::try_from(self.line).unwrap_or(0)
+    }
+}
+
+/// The [`Source`] of the line it is written on.
+#[macro_export]
+macro_rules! here {
+    () => {
+        $crate::log::Source::new(concat!(file!(), "\0"), line!())
+    };
+}
+
 /// Logs `msg` for a request.
 ///
 /// # Safety
@@ -59,14 +101,16 @@ pub unsafe fn request(
     module_index: c_int,
     level: c_int,
     status: sys::apr_status_t,
+    source: Source,
     msg: &str,
 ) {
     let msg = message(msg);
-    // SAFETY: live request; the format is a literal "%s" with one string argument.
+    // SAFETY: live request; the file name is a static NUL-terminated string
+    // and the format a literal "%s" with one string argument.
     unsafe {
         sys::ap_log_rerror_(
-            c"mod_websocket".as_ptr(),
-            0,
+            source.file_ptr(),
+            source.line(),
             module_index,
             level,
             status,
@@ -74,5 +118,74 @@ pub unsafe fn request(
             c"%s".as_ptr(),
             msg.as_ptr(),
         )
+    }
+}
+
+/// Logs `msg` for a server outside any request: at startup (`s` NULL writes
+/// to stderr before the error log is open, which is what `apachectl
+/// configtest` shows) or for a virtual host.
+///
+/// # Safety
+/// `s` is NULL or a live server record.
+pub unsafe fn server(
+    s: *const sys::server_rec,
+    module_index: c_int,
+    level: c_int,
+    source: Source,
+    msg: &str,
+) {
+    let msg = message(msg);
+    // SAFETY: as for `request`; Apache accepts a NULL server.
+    unsafe {
+        sys::ap_log_error_(
+            source.file_ptr(),
+            source.line(),
+            module_index,
+            level,
+            0,
+            s,
+            c"%s".as_ptr(),
+            msg.as_ptr(),
+        )
+    }
+}
+
+/// An APR status as the text `apr_strerror` gives it ("End of file found",
+/// "Connection reset by peer"), for log lines an operator reads.
+pub fn apr_error(status: sys::apr_status_t) -> String {
+    let mut buf = [0 as std::os::raw::c_char; 256];
+    // SAFETY: apr_strerror writes at most `buf.len()` bytes, NUL included,
+    // and returns `buf`.
+    let text = unsafe { std::ffi::CStr::from_ptr(sys::apr_strerror(status, buf.as_mut_ptr(), buf.len())) };
+    text.to_string_lossy().into_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn source_is_the_base_name() {
+        let s = crate::here!();
+        // SAFETY: file_ptr points into a static NUL-terminated string.
+        let file = unsafe { std::ffi::CStr::from_ptr(s.file_ptr()) };
+        assert_eq!(file.to_str().unwrap(), "log.rs");
+        assert!(s.line() > 0);
+        let bare = Source::new("lib.rs\0", 7);
+        // SAFETY: as above.
+        assert_eq!(
+            unsafe { std::ffi::CStr::from_ptr(bare.file_ptr()) }
+                .to_str()
+                .unwrap(),
+            "lib.rs"
+        );
+        let unterminated = Source::new("lib.rs", 7);
+        // SAFETY: as above.
+        assert_eq!(
+            unsafe { std::ffi::CStr::from_ptr(unterminated.file_ptr()) }
+                .to_str()
+                .unwrap(),
+            "?"
+        );
     }
 }

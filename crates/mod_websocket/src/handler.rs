@@ -24,13 +24,32 @@ pub(crate) unsafe extern "C" fn handler(r: *mut sys::request_rec) -> c_int {
 unsafe fn handle(r: *mut sys::request_rec, headers: &RequestHeaders<'_>) -> c_int {
     // SAFETY: live request for the whole call.
     let req = unsafe { &*r };
+    // SAFETY: the method and URI are pool strings.
+    let (method, uri) = unsafe {
+        (
+            httpd::cstr(req.method).unwrap_or(""),
+            httpd::cstr(req.uri).unwrap_or("?"),
+        )
+    };
     match classify(headers) {
         RequestKind::Rfc6455 => {}
-        // draft-75/76 requests belong to mod_websocket_draft76 when it is loaded.
-        RequestKind::Legacy | RequestKind::NotWebSocket => return sys::DECLINED as c_int,
+        RequestKind::Legacy => {
+            // draft-75/76 requests belong to mod_websocket_draft76.
+            if !httpd::server::module_loaded(c"mod_websocket_draft76.c") {
+                rlog!(
+                    r,
+                    module_index(),
+                    APLOG_DEBUG,
+                    "declining a draft-75/76 handshake for {uri}: mod_websocket_draft76 is not loaded"
+                );
+            }
+            return sys::DECLINED as c_int;
+        }
+        RequestKind::NotWebSocket => {
+            // SAFETY: live request.
+            return unsafe { not_a_handshake(r, method, uri) };
+        }
     }
-    // SAFETY: the method is a pool string.
-    let method = unsafe { httpd::cstr(req.method) }.unwrap_or("");
     let hreq = HandshakeRequest {
         method,
         http_version: HandshakeRequest::version_from_proto_num(req.proto_num),
@@ -52,16 +71,8 @@ unsafe fn handle(r: *mut sys::request_rec, headers: &RequestHeaders<'_>) -> c_in
                 err_out.set(name, value);
             }
             if e.http_status() == 405 {
-                // Apache builds the 405's Allow header from the request's
-                // allowed-methods mask.
-                // SAFETY: live request owned by this thread; allowed_methods
-                // is allocated with every request.
-                unsafe {
-                    (*r).allowed |= 1 << sys::M_GET;
-                    if let Some(methods) = (*r).allowed_methods.as_mut() {
-                        methods.method_mask |= 1 << sys::M_GET;
-                    }
-                }
+                // SAFETY: live request owned by this thread.
+                unsafe { httpd::request::answer_allows_only_get(r) };
             }
             return c_int::from(e.http_status());
         }
@@ -107,4 +118,45 @@ unsafe fn handle(r: *mut sys::request_rec, headers: &RequestHeaders<'_>) -> c_in
     };
     // SAFETY: live request handled on this thread.
     unsafe { serve(endpoint, &mut protocol) }
+}
+
+/// A request to a WebSocket location that asks for no WebSocket (a browser
+/// opening the endpoint's URL, a health check): 426 with `Upgrade:
+/// websocket` says what the endpoint wants, unless a file there answers
+/// such requests as usual.
+///
+/// # Safety
+/// `r` is the live request being handled on this thread.
+unsafe fn not_a_handshake(r: *mut sys::request_rec, method: &str, uri: &str) -> c_int {
+    // SAFETY: live request.
+    let (upgrade, no_file) = unsafe {
+        (
+            httpd::request::headers_in(r).get("Upgrade").map(str::to_owned),
+            (*r).finfo.filetype == sys::APR_NOFILE,
+        )
+    };
+    let why = match &upgrade {
+        None => "it has no Upgrade: websocket header".to_owned(),
+        Some(other) => format!("it asks to upgrade to \"{}\"", other.escape_debug()),
+    };
+    if matches!(method, "GET" | "HEAD") && no_file {
+        rlog!(
+            r,
+            module_index(),
+            APLOG_DEBUG,
+            "answering {method} {uri} with 426: not a WebSocket handshake ({why})"
+        );
+        // SAFETY: live request.
+        let out = unsafe { err_headers_out(r) };
+        out.set("Upgrade", "websocket");
+        out.set("Connection", "Upgrade");
+        return sys::HTTP_UPGRADE_REQUIRED;
+    }
+    rlog!(
+        r,
+        module_index(),
+        APLOG_DEBUG,
+        "declining {method} {uri}: not a WebSocket handshake ({why}); Apache answers it as usual"
+    );
+    sys::DECLINED as c_int
 }

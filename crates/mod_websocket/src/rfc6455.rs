@@ -103,7 +103,13 @@ impl WireProtocol for Rfc6455 {
                 Event::Pong(p) => Incoming::Pong(p),
                 Event::Close(frame) => Incoming::Close {
                     reply: ClosePayload::reply_to(&frame),
-                    description: format!("code {:?}, reason {:?}", frame.code.map(|c| c.0), frame.reason),
+                    description: match (frame.code, frame.reason.is_empty()) {
+                        (None, _) => "no status code".to_owned(),
+                        (Some(code), true) => format!("code {code}"),
+                        (Some(code), false) => {
+                            format!("code {code}, reason \"{}\"", frame.reason.escape_debug())
+                        }
+                    },
                 },
             };
             if !sink(incoming) {

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use httpd::sys;
-use websocket_plugin::LoadedPlugin;
+use websocket_plugin::{LoadError, LoadedPlugin};
 use websocket_proto::deflate::DeflateConfig;
 use websocket_proto::origin::OriginList;
 
@@ -278,8 +278,7 @@ unsafe extern "C" fn set_handler(
             let resolved = httpd::cstr(sys::ap_server_root_relative((*cmd).pool, lib_c.as_ptr()))
                 .ok_or_else(|| format!("invalid library path '{library}'"))?;
             let path = PathBuf::from(resolved);
-            let plugin = LoadedPlugin::load(&path, init)
-                .map_err(|e| format!("cannot load plugin '{library}' '{init}': {e}"))?;
+            let plugin = LoadedPlugin::load(&path, init).map_err(|e| load_error(&e))?;
             conf.plugin = Some(Arc::new(PluginHandle {
                 plugin,
                 library: library.to_owned(),
@@ -287,6 +286,23 @@ unsafe extern "C" fn set_handler(
             }));
             Ok(())
         })
+    }
+}
+
+/// A plugin that cannot be used, said once: the loader's errors name the
+/// library, and the system's dlopen message names it again.
+fn load_error(e: &LoadError) -> String {
+    match e {
+        LoadError::Open { path, source } => {
+            let shown = path.display().to_string();
+            let text = source.to_string();
+            // dlerror() says "<path>: <reason>", libloading adds its own words before it.
+            let reason = text
+                .rsplit_once(&format!("{shown}: "))
+                .map_or(text.as_str(), |(_, reason)| reason);
+            format!("cannot load the plugin library {shown}: {reason}")
+        }
+        other => other.to_string(),
     }
 }
 

@@ -2,12 +2,13 @@
 //! Apache's connection filters, or straight on the socket where the filters
 //! would only pass the bytes through (see `plain_socket`).
 
-use std::cell::Cell;
+use std::cell::{Cell, RefCell};
 
 use httpd::brigade::{Brigade, ReadOutcome};
 use httpd::sys;
 
 use crate::plain_socket::PlainSocket;
+use crate::traffic::OutputCounter;
 
 /// The most the core input filter takes from the socket in one read
 /// (APR_BUCKET_BUFF_SIZE).
@@ -72,6 +73,8 @@ pub struct ConnIo {
     /// Writes go to the socket first (the output filters only pass bytes
     /// through and hold nothing after each of our flushes).
     write_socket: bool,
+    /// Everything written, for the session's last log line.
+    pub output: RefCell<OutputCounter>,
 }
 
 impl ConnIo {
@@ -80,7 +83,7 @@ impl ConnIo {
     /// used on the thread that owns the connection, and that thread alone
     /// reads and writes the connection meanwhile. Everything written to the
     /// connection so far has been flushed.
-    pub unsafe fn new(c: *mut sys::conn_rec, pool: *mut sys::apr_pool_t) -> ConnIo {
+    pub unsafe fn new(c: *mut sys::conn_rec, pool: *mut sys::apr_pool_t, output: OutputCounter) -> ConnIo {
         // SAFETY: live connection and pool (contract).
         let (bb_in, bb_out, input_filters, output_filters) = unsafe {
             (
@@ -108,6 +111,7 @@ impl ConnIo {
             write_socket: output_pass_through && socket.is_some(),
             socket,
             read_socket: Cell::new(false),
+            output: RefCell::new(output),
         }
     }
 
@@ -167,6 +171,12 @@ impl ConnIo {
     /// taken by the output filters (which then block until they are
     /// written, up to the server's Timeout).
     pub fn write(&self, parts: &[&[u8]]) -> Result<(), sys::apr_status_t> {
+        {
+            let mut counter = self.output.borrow_mut();
+            for part in parts {
+                counter.feed(part);
+            }
+        }
         let mut written = 0;
         if let (true, Some(socket)) = (self.write_socket, &self.socket) {
             written = socket

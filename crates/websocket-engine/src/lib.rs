@@ -11,6 +11,8 @@ pub mod connection;
 mod plain_socket;
 pub mod serve;
 pub mod session;
+pub mod startup;
+mod traffic;
 
 /// Logs for a request under a module's index, formatting only when the
 /// level is enabled.
@@ -23,8 +25,9 @@ macro_rules! rlog {
         // SAFETY: `r` is the live request being handled.
         if unsafe { httpd::log::request_enabled(r, mi, level) } {
             let message = format!($($arg)*);
+            let source = httpd::here!();
             // SAFETY: as above.
-            unsafe { httpd::log::request(r, mi, level, 0, &message) }
+            unsafe { httpd::log::request(r, mi, level, 0, source, &message) }
         }
     }};
 }
@@ -93,7 +96,40 @@ macro_rules! declare_module {
                     std::ptr::null(),
                     httpd::sys::APR_HOOK_MIDDLE as std::os::raw::c_int,
                 );
+                httpd::sys::ap_hook_check_config(
+                    Some(check_config),
+                    std::ptr::null(),
+                    std::ptr::null(),
+                    httpd::sys::APR_HOOK_MIDDLE as std::os::raw::c_int,
+                );
+                httpd::sys::ap_hook_post_config(
+                    Some(post_config),
+                    std::ptr::null(),
+                    std::ptr::null(),
+                    httpd::sys::APR_HOOK_MIDDLE as std::os::raw::c_int,
+                );
+                httpd::request::register_allow_get();
             }
+        }
+
+        unsafe extern "C" fn check_config(
+            _pconf: *mut httpd::sys::apr_pool_t,
+            _plog: *mut httpd::sys::apr_pool_t,
+            _ptemp: *mut httpd::sys::apr_pool_t,
+            _s: *mut httpd::sys::server_rec,
+        ) -> std::os::raw::c_int {
+            // SAFETY: Apache runs this as the check_config hook.
+            unsafe { $crate::startup::check_config(module_index(), $source_name) }
+        }
+
+        unsafe extern "C" fn post_config(
+            _pconf: *mut httpd::sys::apr_pool_t,
+            _plog: *mut httpd::sys::apr_pool_t,
+            _ptemp: *mut httpd::sys::apr_pool_t,
+            s: *mut httpd::sys::server_rec,
+        ) -> std::os::raw::c_int {
+            // SAFETY: Apache runs this as the post_config hook with the main server.
+            unsafe { $crate::startup::post_config(s, module_index(), $source_name) }
         }
     };
 }

@@ -4,7 +4,9 @@
 
 use std::ffi::CStr;
 use std::os::raw::c_int;
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
 
 use httpd::log::{APLOG_DEBUG, APLOG_ERR, APLOG_INFO, APLOG_WARNING};
 use httpd::request::headers_out;
@@ -38,6 +40,59 @@ impl Drop for ConnectionSlot {
     fn drop(&mut self) {
         OPEN_CONNECTIONS.fetch_sub(1, Ordering::AcqRel);
     }
+}
+
+/// At most one refused-origin warning per this long in a child process;
+/// the others are logged at `info`, so a hostile page cannot flood the log.
+const ORIGIN_WARNING_INTERVAL: Duration = Duration::from_secs(10);
+
+/// When the last refused-origin warning was logged in this process.
+static LAST_ORIGIN_WARNING: Mutex<Option<Instant>> = Mutex::new(None);
+/// Refusals logged at `info` since then.
+static ORIGIN_REFUSALS_SINCE_WARNING: AtomicU64 = AtomicU64::new(0);
+
+/// Whether this refusal gets the warning; if so, how many were only logged
+/// at `info` since the last one.
+fn origin_warning_due(now: Instant) -> Option<u64> {
+    let mut last = LAST_ORIGIN_WARNING.lock().unwrap_or_else(|e| e.into_inner());
+    if last.is_some_and(|t| now.duration_since(t) < ORIGIN_WARNING_INTERVAL) {
+        ORIGIN_REFUSALS_SINCE_WARNING.fetch_add(1, Ordering::Relaxed);
+        return None;
+    }
+    *last = Some(now);
+    Some(ORIGIN_REFUSALS_SINCE_WARNING.swap(0, Ordering::Relaxed))
+}
+
+/// The origins a location accepts, for the refusal's log line.
+///
+/// # Safety
+/// `r` is a live request.
+unsafe fn expected_origins(r: *const sys::request_rec, conf: &DirConfig) -> String {
+    match conf.origin_check() {
+        OriginCheck::Off => "any".to_owned(),
+        OriginCheck::Trusted => match &conf.trusted_origins {
+            Some(list) if !list.is_empty() => {
+                let all: Vec<String> = list.iter().map(|o| o.to_string()).collect();
+                format!("one of {} (WebSocketTrustedOrigin)", all.join(", "))
+            }
+            _ => "none: no WebSocketTrustedOrigin is configured here".to_owned(),
+        },
+        OriginCheck::Same => {
+            // SAFETY: live request.
+            let (scheme, host) = unsafe {
+                (
+                    httpd::request::scheme(r),
+                    httpd::request::headers_in(r).get("Host").unwrap_or("?"),
+                )
+            };
+            format!("{scheme}://{host}, this request's own (WebSocketOriginCheck Same)")
+        }
+    }
+}
+
+/// "1.234 s" for the log.
+fn seconds(d: Duration) -> String {
+    format!("{:.3} s", d.as_secs_f64())
 }
 
 /// A validated handshake, ready to be answered.
@@ -107,9 +162,9 @@ pub unsafe fn serve(ep: Endpoint<'_>, protocol: &mut dyn WireProtocol) -> c_int 
     let mi = ep.module_index;
     // SAFETY: live request.
     let req = unsafe { &mut *r };
+    // SAFETY: the URI is a pool string.
+    let uri = unsafe { httpd::cstr(req.uri) }.unwrap_or("?");
     let Some(plugin) = ep.conf.plugin.clone() else {
-        // SAFETY: the URI is a pool string.
-        let uri = unsafe { httpd::cstr(req.uri) }.unwrap_or("?");
         rlog!(
             r,
             mi,
@@ -120,13 +175,23 @@ pub unsafe fn serve(ep: Endpoint<'_>, protocol: &mut dyn WireProtocol) -> c_int 
     };
     // SAFETY: live request.
     if !unsafe { origin_allowed(r, ep.conf, ep.origin) } {
+        let (level, more) = match origin_warning_due(Instant::now()) {
+            Some(0) => (APLOG_WARNING, String::new()),
+            Some(n) => (
+                APLOG_WARNING,
+                format!(" ({n} more refused since the last warning)"),
+            ),
+            None => (APLOG_INFO, String::new()),
+        };
+        // SAFETY: live request.
+        let expected = unsafe { expected_origins(r, ep.conf) };
         rlog!(
             r,
             mi,
-            APLOG_INFO,
-            "refusing WebSocket handshake: origin {:?} not allowed (WebSocketOriginCheck {:?})",
-            ep.origin.unwrap_or(""),
-            ep.conf.origin_check()
+            level,
+            "refusing WebSocket handshake for {uri} with 403: origin \"{}\" is not allowed; \
+             expected {expected}{more}",
+            ep.origin.unwrap_or("").escape_debug(),
         );
         return sys::HTTP_FORBIDDEN as c_int;
     }
@@ -201,14 +266,16 @@ pub unsafe fn serve(ep: Endpoint<'_>, protocol: &mut dyn WireProtocol) -> c_int 
         r,
         mi,
         APLOG_DEBUG,
-        "{} open (plugin {})",
+        "{} open for {uri} (plugin {} {})",
         ep.description,
-        plugin.library
+        plugin.library,
+        plugin.init
     );
 
+    let preamble = ep.answer_body.len();
     // SAFETY: the answer has been sent on this thread, which owns the request.
-    unsafe {
-        session::run(
+    let summary = unsafe {
+        let summary = session::run(
             SessionParams {
                 r,
                 module_index: mi,
@@ -218,12 +285,27 @@ pub unsafe fn serve(ep: Endpoint<'_>, protocol: &mut dyn WireProtocol) -> c_int 
                 idle_timeout: ep.conf.idle_timeout(),
                 ping_interval: ep.conf.ping_interval(),
                 can_ping: ep.framing == Framing::Rfc6455,
+                framing: ep.framing,
+                preamble,
             },
             protocol,
         );
         plugin.plugin.on_disconnect(plugin_private, conn.server_ptr());
-    }
-    rlog!(r, mi, APLOG_DEBUG, "{} closed", ep.description);
+        summary
+    };
+    rlog!(
+        r,
+        mi,
+        APLOG_DEBUG,
+        "{} for {uri} closed after {}: {}; received {} messages ({} bytes), sent {} messages ({} bytes)",
+        ep.description,
+        seconds(summary.duration),
+        summary.ending,
+        summary.messages_in,
+        summary.bytes_in,
+        summary.messages_out,
+        summary.bytes_out.saturating_sub(preamble as u64),
+    );
     sys::OK as c_int
 }
 

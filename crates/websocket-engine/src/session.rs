@@ -13,7 +13,7 @@ use std::os::raw::{c_int, c_void};
 use std::time::{Duration, Instant};
 
 use httpd::brigade::ReadOutcome;
-use httpd::log::{APLOG_DEBUG, APLOG_ERR, APLOG_INFO};
+use httpd::log::{apr_error, APLOG_DEBUG, APLOG_ERR, APLOG_INFO, APLOG_TRACE1};
 use httpd::sys;
 use websocket_plugin::ffi::{MESSAGE_TYPE_BINARY, MESSAGE_TYPE_TEXT};
 use websocket_plugin::LoadedPlugin;
@@ -23,8 +23,9 @@ use websocket_proto::Opcode;
 
 use crate::clock::Moment;
 use crate::conn_io::ConnIo;
-use crate::connection::Connection;
+use crate::connection::{Connection, Framing};
 use crate::rlog;
+use crate::traffic::OutputCounter;
 
 /// How much one nonblocking read may bring in.
 const READ_SIZE: usize = 64 * 1024;
@@ -111,6 +112,60 @@ pub struct SessionParams<'a> {
     pub ping_interval: Option<Duration>,
     /// Whether the wire protocol has ping frames.
     pub can_ping: bool,
+    pub framing: Framing,
+    /// Bytes queued before the first frame (draft-76's digest).
+    pub preamble: usize,
+}
+
+/// How a session ended, for the log.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Ending {
+    /// The client started the closing handshake, with this code.
+    ClientClosed(Option<u16>),
+    /// We did (the plugin, a timer, a protocol error, a stopping server).
+    ServerClosed { code: Option<u16>, why: String },
+    /// The connection ended without a closing handshake.
+    Dropped(String),
+}
+
+impl std::fmt::Display for Ending {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let code = |c: &Option<u16>| c.map_or_else(|| "no status code".to_owned(), |c| c.to_string());
+        match self {
+            Ending::ClientClosed(c) => write!(f, "the client closed it with {}", code(c)),
+            Ending::ServerClosed { code: c, why } => {
+                write!(f, "the server closed it with {} ({why})", code(c))
+            }
+            Ending::Dropped(why) => write!(f, "{why}, without a closing handshake"),
+        }
+    }
+}
+
+/// What a session did, for the line that logs its end.
+#[derive(Debug, Clone)]
+pub struct Summary {
+    pub ending: Ending,
+    pub duration: Duration,
+    pub messages_in: u64,
+    pub bytes_in: u64,
+    pub messages_out: u64,
+    pub bytes_out: u64,
+}
+
+/// What the session loop learns as it goes.
+struct Tally {
+    ending: Option<Ending>,
+    messages_in: u64,
+    bytes_in: u64,
+}
+
+impl Tally {
+    /// Records how the session ends, unless an earlier event already did.
+    fn ends(&mut self, ending: Ending) {
+        if self.ending.is_none() {
+            self.ending = Some(ending);
+        }
+    }
 }
 
 /// The keep-alive clocks of a connection.
@@ -167,12 +222,13 @@ impl Timers {
     }
 }
 
-/// Runs the connection until it closes.
+/// Runs the connection until it closes; returns what happened.
 ///
 /// # Safety
 /// `params.r` is the live request whose handshake answer was just sent, on
 /// the thread that handles it.
-pub unsafe fn run(params: SessionParams<'_>, protocol: &mut dyn WireProtocol) {
+pub unsafe fn run(params: SessionParams<'_>, protocol: &mut dyn WireProtocol) -> Summary {
+    let started = Instant::now();
     let r = params.r;
     let mi = params.module_index;
     // SAFETY: live request and connection (contract).
@@ -187,14 +243,23 @@ pub unsafe fn run(params: SessionParams<'_>, protocol: &mut dyn WireProtocol) {
     outbox.set_waker(pollset);
     // SAFETY: a subpool of the request pool, outliving `io`; this thread
     // owns the connection, and the handshake answer was flushed.
-    let io = unsafe { ConnIo::new(c, pool) };
-    rlog!(r, mi, APLOG_DEBUG, "session starts; {}", io.describe());
+    let io = unsafe { ConnIo::new(c, pool, OutputCounter::new(params.framing, params.preamble)) };
+    rlog!(r, mi, APLOG_TRACE1, "session starts; {}", io.describe());
+    let mut tally = Tally {
+        ending: None,
+        messages_in: 0,
+        bytes_in: 0,
+    };
     // Large messages the plugin sends from our callbacks go straight out.
     params.conn.state.direct.set(Some(&io as *const ConnIo));
 
     let mut phase = Phase::Open;
     if pollset.is_null() {
         rlog!(r, mi, APLOG_ERR, "cannot poll this connection; closing it");
+        tally.ends(Ending::ServerClosed {
+            code: Some(CloseCode::INTERNAL_ERROR.0),
+            why: "the connection cannot be polled".to_owned(),
+        });
         outbox.push(
             true,
             Opcode::Close,
@@ -249,8 +314,9 @@ pub unsafe fn run(params: SessionParams<'_>, protocol: &mut dyn WireProtocol) {
             }
             if !input.is_empty() {
                 progressed = true;
+                tally.bytes_in += input.len() as u64;
                 let result = protocol.consume(&mut input, &mut |event| {
-                    handle(&params, &mut phase, event);
+                    handle(&params, &mut phase, &mut tally, event);
                     !matches!(phase, Phase::Done)
                 });
                 if let Err(failure) = result {
@@ -262,6 +328,10 @@ pub unsafe fn run(params: SessionParams<'_>, protocol: &mut dyn WireProtocol) {
                         failure.code,
                         failure.reason
                     );
+                    tally.ends(Ending::ServerClosed {
+                        code: Some(failure.code.0),
+                        why: failure.reason.clone(),
+                    });
                     outbox.push(
                         true,
                         Opcode::Close,
@@ -271,11 +341,28 @@ pub unsafe fn run(params: SessionParams<'_>, protocol: &mut dyn WireProtocol) {
                 }
             }
             if let Some(rv) = peer_gone {
-                rlog!(r, mi, APLOG_DEBUG, "peer closed the connection (status {rv})");
+                rlog!(
+                    r,
+                    mi,
+                    APLOG_TRACE1,
+                    "reading from the client ended: {}",
+                    apr_error(rv)
+                );
+                tally.ends(Ending::Dropped(if rv == sys::APR_EOF {
+                    "the client closed the TCP connection".to_owned()
+                } else {
+                    format!("reading from the client failed ({})", apr_error(rv))
+                }));
                 phase = Phase::Done;
             }
             if outbox.is_closed() {
-                rlog!(r, mi, APLOG_DEBUG, "write failed; dropping the connection");
+                rlog!(
+                    r,
+                    mi,
+                    APLOG_DEBUG,
+                    "writing to the client failed; dropping the connection"
+                );
+                tally.ends(Ending::Dropped("writing to the client failed".to_owned()));
                 break;
             }
         }
@@ -288,6 +375,10 @@ pub unsafe fn run(params: SessionParams<'_>, protocol: &mut dyn WireProtocol) {
             stop_checked = now;
             if server_stopping() {
                 rlog!(r, mi, APLOG_INFO, "closing with 1001: the server is stopping");
+                tally.ends(Ending::ServerClosed {
+                    code: Some(CloseCode::GOING_AWAY.0),
+                    why: "the server is stopping".to_owned(),
+                });
                 outbox.push(
                     true,
                     Opcode::Close,
@@ -304,6 +395,10 @@ pub unsafe fn run(params: SessionParams<'_>, protocol: &mut dyn WireProtocol) {
                 }
                 TimerAction::Close(why) => {
                     rlog!(r, mi, APLOG_INFO, "closing with 1001: {why}");
+                    tally.ends(Ending::ServerClosed {
+                        code: Some(CloseCode::GOING_AWAY.0),
+                        why: why.to_owned(),
+                    });
                     outbox.push(
                         true,
                         Opcode::Close,
@@ -321,8 +416,13 @@ pub unsafe fn run(params: SessionParams<'_>, protocol: &mut dyn WireProtocol) {
                     r,
                     mi,
                     APLOG_DEBUG,
-                    "write failed (status {rv}); dropping the connection"
+                    "writing to the client failed ({}); dropping the connection",
+                    apr_error(rv)
                 );
+                tally.ends(Ending::Dropped(format!(
+                    "writing to the client failed ({})",
+                    apr_error(rv)
+                )));
                 break;
             }
             progressed = true;
@@ -337,6 +437,12 @@ pub unsafe fn run(params: SessionParams<'_>, protocol: &mut dyn WireProtocol) {
             }
         }
         if close_queued && phase == Phase::Open {
+            // Nothing of ours queued it: the plugin closed.
+            let code = io.output.borrow().close_sent.flatten();
+            tally.ends(Ending::ServerClosed {
+                code,
+                why: "the plugin closed it".to_owned(),
+            });
             phase = Phase::Closing {
                 deadline: now + close_timeout,
             };
@@ -345,7 +451,7 @@ pub unsafe fn run(params: SessionParams<'_>, protocol: &mut dyn WireProtocol) {
             Phase::Done | Phase::Failed => break,
             Phase::Closing { deadline } => {
                 if now >= deadline {
-                    rlog!(r, mi, APLOG_DEBUG, "no close frame from the peer in time");
+                    rlog!(r, mi, APLOG_DEBUG, "no close frame from the client in time");
                     break;
                 }
                 now.until(deadline).as_micros() as sys::apr_interval_time_t
@@ -373,6 +479,19 @@ pub unsafe fn run(params: SessionParams<'_>, protocol: &mut dyn WireProtocol) {
 
     params.conn.state.direct.set(None);
     outbox.close();
+    let output = io.output.borrow();
+    let summary = Summary {
+        ending: tally
+            .ending
+            .take()
+            .unwrap_or_else(|| Ending::Dropped("the session ended".to_owned())),
+        duration: started.elapsed(),
+        messages_in: tally.messages_in,
+        bytes_in: tally.bytes_in,
+        messages_out: output.messages,
+        bytes_out: output.bytes,
+    };
+    drop(output);
     drop(io);
     // SAFETY: the pollset was unregistered from the outbox (close) and the
     // brigades are gone; destroying the subpool frees the rest.
@@ -382,15 +501,17 @@ pub unsafe fn run(params: SessionParams<'_>, protocol: &mut dyn WireProtocol) {
         }
         sys::apr_pool_destroy(pool);
     }
+    summary
 }
 
-fn handle(params: &SessionParams<'_>, phase: &mut Phase, event: Incoming<'_>) {
+fn handle(params: &SessionParams<'_>, phase: &mut Phase, tally: &mut Tally, event: Incoming<'_>) {
     let outbox = &params.conn.state.outbox;
     match event {
         Incoming::Message { kind, data } => {
             if *phase != Phase::Open {
                 return;
             }
+            tally.messages_in += 1;
             let t = match kind {
                 MessageKind::Text => MESSAGE_TYPE_TEXT,
                 MessageKind::Binary => MESSAGE_TYPE_BINARY,
@@ -412,12 +533,18 @@ fn handle(params: &SessionParams<'_>, phase: &mut Phase, event: Incoming<'_>) {
         Incoming::Close { reply, description } => {
             if *phase == Phase::Open {
                 outbox.push(true, Opcode::Close, reply.as_bytes());
+                // The reply echoes the client's code.
+                let code = reply
+                    .as_bytes()
+                    .get(..2)
+                    .map(|c| u16::from_be_bytes([c[0], c[1]]));
+                tally.ends(Ending::ClientClosed(code));
             }
             rlog!(
                 params.r,
                 params.module_index,
                 APLOG_DEBUG,
-                "close from peer: {description}"
+                "close frame from the client: {description}"
             );
             *phase = Phase::Done;
         }

@@ -1,0 +1,178 @@
+//! The server as a whole, for the configuration hooks: the configuration
+//! tree Apache just read, which phase the server is in, which modules are
+//! loaded.
+
+use std::ffi::CStr;
+use std::path::{Path, PathBuf};
+
+use crate::sys;
+
+/// One directive of the configuration as written, with where it was
+/// written. Sections (`<Location /x>`) have their name with the `<`
+/// (`"<Location"`), their argument without the `>`, and their contents as
+/// children. `Include` and `<IfModule>`/`<IfDefine>` are already resolved
+/// by Apache: what they left out is not in the tree.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Directive {
+    pub name: String,
+    pub args: String,
+    pub file: String,
+    pub line: u32,
+    pub children: Vec<Directive>,
+}
+
+impl Directive {
+    /// The arguments as Apache splits them (see [`split_args`]).
+    pub fn words(&self) -> Vec<String> {
+        split_args(&self.args)
+    }
+
+    /// Whether this is the section `<kind ...>` (case-insensitive, without `<`).
+    pub fn is_section(&self, kind: &str) -> bool {
+        self.name
+            .strip_prefix('<')
+            .is_some_and(|n| n.eq_ignore_ascii_case(kind))
+    }
+}
+
+/// A copy of the configuration tree Apache has just read (`ap_conftree`).
+///
+/// # Safety
+/// Only from a configuration hook (check_config, post_config) on the main
+/// thread, while the tree of the configuration being checked is alive.
+pub unsafe fn config_tree() -> Vec<Directive> {
+    // SAFETY: per the contract, ap_conftree is the live tree (or NULL).
+    unsafe { copy_siblings(sys::ap_conftree) }
+}
+
+/// # Safety
+/// `node` is NULL or a live configuration tree node.
+unsafe fn copy_siblings(mut node: *const sys::ap_directive_t) -> Vec<Directive> {
+    let mut out = Vec::new();
+    // SAFETY: walking a live tree; every string is NUL-terminated or NULL.
+    unsafe {
+        while !node.is_null() {
+            let n = &*node;
+            let text = |p: *const std::os::raw::c_char| {
+                if p.is_null() {
+                    String::new()
+                } else {
+                    CStr::from_ptr(p).to_string_lossy().into_owned()
+                }
+            };
+            let name = text(n.directive);
+            let mut args = text(n.args);
+            if name.starts_with('<') {
+                // The section's closing `>` stays in its argument text.
+                if let Some(end) = args.rfind('>') {
+                    args.truncate(end);
+                }
+            }
+            out.push(Directive {
+                name,
+                args: args.trim().to_owned(),
+                file: text(n.filename),
+                line: u32::try_from(n.line_num).unwrap_or(0),
+                children: copy_siblings(n.first_child),
+            });
+            node = n.next;
+        }
+    }
+    out
+}
+
+/// Splits directive arguments into words the way Apache's `ap_getword_conf`
+/// does: separated by white space, a word may be quoted with `"` or `'`,
+/// inside which a backslash escapes the quote.
+pub fn split_args(args: &str) -> Vec<String> {
+    let mut words = Vec::new();
+    let mut chars = args.chars().peekable();
+    loop {
+        while chars.next_if(|c| c.is_whitespace()).is_some() {}
+        let Some(&first) = chars.peek() else {
+            return words;
+        };
+        let mut word = String::new();
+        if first == '"' || first == '\'' {
+            chars.next();
+            while let Some(c) = chars.next() {
+                if c == '\\' && chars.peek() == Some(&first) {
+                    word.push(first);
+                    chars.next();
+                } else if c == first {
+                    break;
+                } else {
+                    word.push(c);
+                }
+            }
+        } else {
+            while let Some(c) = chars.next_if(|c| !c.is_whitespace()) {
+                word.push(c);
+            }
+        }
+        words.push(word);
+    }
+}
+
+/// Whether `apachectl configtest` (`httpd -t`) is what is running.
+pub fn is_config_test() -> bool {
+    // SAFETY: a plain query of the server's state.
+    unsafe { sys::ap_state_query(sys::AP_SQ_RUN_MODE) == sys::AP_SQ_RM_CONFIG_TEST }
+}
+
+/// Whether this is the first, trial reading of the configuration at
+/// startup: Apache reads it once more before serving, so what should be
+/// said once per configuration is said in the other pass.
+pub fn is_trial_pass() -> bool {
+    // SAFETY: a plain query of the server's state.
+    unsafe { sys::ap_state_query(sys::AP_SQ_MAIN_STATE) == sys::AP_SQ_MS_CREATE_PRE_CONFIG }
+}
+
+/// Whether the module whose source name is `name` (`mod_websocket.c`) is
+/// loaded.
+pub fn module_loaded(name: &CStr) -> bool {
+    // SAFETY: looks the name up in the server's module list.
+    unsafe { !sys::ap_find_linked_module(name.as_ptr()).is_null() }
+}
+
+/// A path from the configuration as Apache resolves it: relative to
+/// ServerRoot unless absolute.
+pub fn server_root_relative(path: &str) -> PathBuf {
+    let p = Path::new(path);
+    if p.is_absolute() {
+        return p.to_path_buf();
+    }
+    // SAFETY: ap_server_root is set before any module's hook runs.
+    let root = unsafe { crate::cstr(sys::ap_server_root) }.unwrap_or("");
+    Path::new(root).join(p)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn words_as_apache_splits_them() {
+        assert_eq!(split_args("a  b\tc"), ["a", "b", "c"]);
+        assert_eq!(
+            split_args(r#""/usr/lib/my plugin.so" echo_init"#),
+            ["/usr/lib/my plugin.so", "echo_init"]
+        );
+        assert_eq!(split_args(r#"'it\'s' "a\"b" x\y"#), ["it's", "a\"b", "x\\y"]);
+        assert!(split_args("   ").is_empty());
+        assert_eq!(split_args(r#""""#), [""]);
+    }
+
+    #[test]
+    fn sections_by_kind() {
+        let d = Directive {
+            name: "<location".into(),
+            args: "/x".into(),
+            file: String::new(),
+            line: 1,
+            children: Vec::new(),
+        };
+        assert!(d.is_section("Location"));
+        assert!(!d.is_section("LocationMatch"));
+    }
+}
