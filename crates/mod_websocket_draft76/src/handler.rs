@@ -86,9 +86,10 @@ unsafe fn handle(r: *mut sys::request_rec, headers: &RequestHeaders<'_>) -> c_in
     // SAFETY: the unparsed URI is a pool string.
     let resource = unsafe { httpd::cstr(req.unparsed_uri) }.unwrap_or("/");
     let protocols: Vec<String> = legacy.protocol.iter().cloned().collect();
-    let (status_line, protocol_header): (&'static std::ffi::CStr, &'static str) = match legacy.draft {
-        Draft::Draft75 => (c"101 Web Socket Protocol Handshake", "WebSocket-Protocol"),
-        Draft::Draft76 => (c"101 WebSocket Protocol Handshake", "Sec-WebSocket-Protocol"),
+    let status_line = legacy.draft.status_line();
+    let protocol_header = match legacy.draft {
+        Draft::Draft75 => "WebSocket-Protocol",
+        Draft::Draft76 => "Sec-WebSocket-Protocol",
     };
     let mut protocol = Legacy::new(conf.max_message_size());
     let endpoint = Endpoint {

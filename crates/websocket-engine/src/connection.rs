@@ -65,9 +65,7 @@ impl Framing {
             }
             Framing::Legacy => match opcode {
                 Opcode::Text => {
-                    out.push(0x00);
-                    out.extend_from_slice(payload);
-                    out.push(0xFF);
+                    websocket_proto::legacy::encode_text(out, payload);
                     true
                 }
                 Opcode::Close => {
@@ -97,12 +95,14 @@ struct Compressor {
 }
 
 impl Compressor {
-    /// Appends a compressed data frame, or returns false if the message is
-    /// too small to be worth it.
+    /// Whether a message is compressed: data messages of at least the
+    /// configured size (control frames never are, RFC 7692 §6.1).
     fn wants(&self, opcode: Opcode, len: usize) -> bool {
         len >= self.settings.min_size && matches!(opcode, Opcode::Text | Opcode::Binary)
     }
 
+    /// Appends a compressed data frame, or returns false if the message is
+    /// not to be compressed (see `wants`).
     fn encode(&mut self, opcode: Opcode, payload: &[u8], out: &mut Vec<u8>) -> bool {
         if !self.wants(opcode, payload.len()) {
             return false;
@@ -168,6 +168,12 @@ impl Outbox {
         // A plugin thread that panicked while holding the lock leaves only
         // bytes behind; the queue stays usable.
         self.queue.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Senders blocked on a full queue right now.
+    #[cfg(test)]
+    fn blocked_senders(&self) -> usize {
+        self.lock().waiting
     }
 
     /// Queues one frame. `from_owner` senders never wait (the owner is the
@@ -917,7 +923,12 @@ mod tests {
             let outbox = outbox.clone();
             std::thread::spawn(move || outbox.push(false, Opcode::Binary, b"next"))
         };
-        std::thread::sleep(Duration::from_millis(50));
+        // Only a sender that really blocked proves that closing releases it.
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while outbox.blocked_senders() == 0 {
+            assert!(std::time::Instant::now() < deadline, "the sender never blocked");
+            std::thread::sleep(Duration::from_millis(1));
+        }
         outbox.close();
         assert!(!sender.join().unwrap());
         assert!(!outbox.push(true, Opcode::Text, b"after"));
