@@ -5,6 +5,9 @@
 //! writes server frame headers so the payload can be sent without copying;
 //! the handshake modules validate opening requests and compute answers.
 
+// Everything here is plain safe Rust over bytes; keep it that way.
+#![forbid(unsafe_code)]
+
 pub mod close;
 pub mod decoder;
 pub mod deflate;
