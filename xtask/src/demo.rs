@@ -1,8 +1,18 @@
 //! `cargo xtask demo`: Apache in the foreground with the module, the echo and
 //! dumb-increment plugins, and their browser pages.
 
-use crate::stage::{build, parse_mpm};
-use crate::util::{check_args, flag, option, target_dir};
+use std::fs;
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+
+use crate::stage::{build, parse_mpm, Stage, PAGES};
+use crate::util::{check_args, flag, is_root, option, target_dir};
+
+/// Where the demo keeps its server root and pages when run as root: Apache's
+/// workers then run as www-data, which often cannot read the checkout
+/// (under /root, mode 700 on Debian). /run is root's, so no one else can
+/// have put anything there.
+const ROOT_DEMO_DIR: &str = "/run/mod_websocket-demo";
 
 pub fn cmd_demo(args: &[String]) -> Result<(), String> {
     check_args(args, &["--release"], &["--port", "--mpm"])?;
@@ -15,20 +25,22 @@ pub fn cmd_demo(args: &[String]) -> Result<(), String> {
     let mpm = parse_mpm(option(args, "--mpm")?)?;
     crate::deps::ensure(&[crate::deps::BUILD, crate::deps::RUN])?;
     let stage = build(flag(args, "--release"))?;
-    let index = stage.htdocs().join("index.html");
-    std::fs::write(
-        &index,
-        "<!doctype html><meta charset=utf-8><title>mod_websocket demo</title>\n\
-         <h1>mod_websocket demo</h1>\n<ul>\n<li><a href=\"client.html\">Echo client</a> (ws://&lt;host&gt;/echo)</li>\n\
-         <li><a href=\"increment.html\">dumb-increment-protocol</a> (ws://&lt;host&gt;/dumb-increment)</li>\n</ul>\n",
-    )
-    .map_err(|e| format!("cannot write {}: {e}", index.display()))?;
-    let root = target_dir().join("demo");
+    // Before anything is printed: Apache would only say so after the URLs.
+    if let Err(e) = TcpListener::bind(("127.0.0.1", port)) {
+        return Err(format!(
+            "127.0.0.1:{port} is not available ({e}); stop what listens there or choose \
+             another port with --port N"
+        ));
+    }
+    let (root, docroot) = demo_dirs(&stage)?;
     let config = stage
         .server(&root, mpm)
+        .document_root(&docroot)
         .port(port)
-        .log_level("warn websocket:info")
-        .extra_config("DirectoryIndex index.html\n");
+        .log_level("warn websocket:info");
+    if let Err(out) = config.clone().configtest() {
+        return Err(format!("Apache refuses the demo's configuration:\n{out}"));
+    }
     println!("mod_websocket demo ({mpm} MPM), Ctrl-C to stop:");
     println!("  http://127.0.0.1:{port}/                 index of the examples");
     println!("  http://127.0.0.1:{port}/client.html      echo client  -> ws://127.0.0.1:{port}/echo");
@@ -41,4 +53,46 @@ pub fn cmd_demo(args: &[String]) -> Result<(), String> {
     } else {
         Err(format!("apache exited with {status}"))
     }
+}
+
+/// The server root and document root. As root, a copy of the pages and
+/// the server root go where the workers can read them.
+fn demo_dirs(stage: &Stage) -> Result<(PathBuf, PathBuf), String> {
+    if !is_root() || !Path::new("/run").is_dir() {
+        return Ok((target_dir().join("demo"), stage.htdocs()));
+    }
+    let base = Path::new(ROOT_DEMO_DIR);
+    if base.exists() {
+        fs::remove_dir_all(base).map_err(|e| format!("cannot clear {}: {e}", base.display()))?;
+    }
+    let docroot = base.join("htdocs");
+    readable_dir(base)?;
+    readable_dir(&docroot)?;
+    for page in PAGES {
+        let to = docroot.join(page);
+        fs::copy(stage.htdocs().join(page), &to).map_err(|e| format!("cannot copy {page}: {e}"))?;
+        set_mode(&to, 0o644)?;
+    }
+    eprintln!(
+        "xtask: running as root, so Apache's workers run as an unprivileged user: the pages \
+         and the server root are in {ROOT_DEMO_DIR}, where it can read them"
+    );
+    Ok((base.join("server"), docroot))
+}
+
+fn readable_dir(dir: &Path) -> Result<(), String> {
+    fs::create_dir_all(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+    set_mode(dir, 0o755)
+}
+
+#[cfg(unix)]
+fn set_mode(path: &Path, mode: u32) -> Result<(), String> {
+    use std::os::unix::fs::PermissionsExt;
+    fs::set_permissions(path, fs::Permissions::from_mode(mode))
+        .map_err(|e| format!("cannot chmod {}: {e}", path.display()))
+}
+
+#[cfg(not(unix))]
+fn set_mode(_path: &Path, _mode: u32) -> Result<(), String> {
+    Ok(())
 }

@@ -49,12 +49,61 @@ commands:
                                     requires; sudo is used for the copy step when needed)
 ";
 
+/// The part of [`USAGE`] about `command` (for `package`, about the kind
+/// named after it, if any): each entry starts two spaces in, its
+/// continuation lines further.
+fn command_usage(command: &str, rest: &[String]) -> Option<String> {
+    let entries = USAGE.split_once("commands:\n")?.1;
+    let mut blocks: Vec<String> = Vec::new();
+    for line in entries.lines() {
+        if line.starts_with("  ") && !line.starts_with("   ") {
+            blocks.push(format!("{}\n", line.trim_start()));
+        } else if let Some(last) = blocks.last_mut() {
+            last.push_str(line);
+            last.push('\n');
+        }
+    }
+    let kind = rest.iter().find(|a| !a.starts_with('-'));
+    let mine: Vec<&String> = blocks
+        .iter()
+        .filter(|b| b.split_whitespace().next() == Some(command))
+        .collect();
+    let narrowed: Vec<&String> = mine
+        .iter()
+        .copied()
+        .filter(|b| kind.is_none_or(|k| b.split_whitespace().nth(1) == Some(k.as_str())))
+        .collect();
+    let chosen = if narrowed.is_empty() { mine } else { narrowed };
+    if chosen.is_empty() {
+        return None;
+    }
+    Some(
+        chosen
+            .iter()
+            .map(|b| b.as_str())
+            .collect::<Vec<_>>()
+            .join("       cargo xtask "),
+    )
+}
+
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let Some((command, rest)) = args.split_first() else {
         eprint!("{USAGE}");
         return ExitCode::from(2);
     };
+    if rest.iter().any(|a| a == "--help" || a == "-h") {
+        return match command_usage(command, rest) {
+            Some(usage) => {
+                print!("usage: cargo xtask {usage}");
+                ExitCode::SUCCESS
+            }
+            None => {
+                eprint!("xtask: unknown command '{command}'\n{USAGE}");
+                ExitCode::from(2)
+            }
+        };
+    }
     let result = match command.as_str() {
         "build" => stage::cmd_build(rest),
         "demo" => demo::cmd_demo(rest),
@@ -75,5 +124,33 @@ fn main() -> ExitCode {
             eprintln!("xtask: {e}");
             ExitCode::FAILURE
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::command_usage;
+
+    fn usage(args: &[&str]) -> Option<String> {
+        let rest: Vec<String> = args[1..].iter().map(|s| s.to_string()).collect();
+        command_usage(args[0], &rest)
+    }
+
+    #[test]
+    fn every_command_has_its_usage() {
+        let demo = usage(&["demo", "--help"]).unwrap();
+        assert!(demo.starts_with("demo [--port N]"), "{demo}");
+        assert!(demo.contains("/echo, /dumb-increment"), "{demo}");
+        assert!(!demo.contains("bench"), "{demo}");
+        for command in ["build", "test", "bench", "fuzz", "package", "install"] {
+            let u = usage(&[command, "-h"]).unwrap();
+            assert!(u.starts_with(command), "{command}: {u}");
+        }
+        let deb = usage(&["package", "deb", "--help"]).unwrap();
+        assert!(deb.starts_with("package deb"), "{deb}");
+        assert!(!deb.contains("package msi"), "{deb}");
+        let both = usage(&["install", "--help"]).unwrap();
+        assert!(both.contains("--homebrew") && both.contains("--system"), "{both}");
+        assert_eq!(usage(&["nonsense", "--help"]), None);
     }
 }

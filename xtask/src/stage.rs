@@ -33,6 +33,9 @@ pub const MODULES: &[(&str, &str, &str)] = &[
     ),
 ];
 
+/// The example pages in `conf/htdocs/`, staged in `target/apache/htdocs/`.
+pub const PAGES: &[&str] = &["index.html", "client.html", "increment.html"];
+
 pub struct Stage {
     pub dir: PathBuf,
 }
@@ -83,7 +86,7 @@ pub fn build(release: bool) -> Result<Stage, String> {
         &root().join("crates/websocket-plugin/include/websocket_plugin.h"),
         &stage.dir.join("include/websocket_plugin.h"),
     )?;
-    for page in ["client.html", "increment.html"] {
+    for page in PAGES {
         copy(&root().join("conf/htdocs").join(page), &stage.htdocs().join(page))?;
     }
     // The staged .load/.conf point at the modules directory of the Apache
@@ -91,10 +94,14 @@ pub fn build(release: bool) -> Result<Stage, String> {
     let modules_dir = apache_layout::discover()
         .map(|l| l.modules_dir)
         .unwrap_or_else(|_| PathBuf::from("/usr/lib/apache2/modules"));
+    // The example plugins sit beside the modules there.
+    let modules_dir = modules_dir.display().to_string();
+    let vars = [
+        ("MODULES_DIR", modules_dir.as_str()),
+        ("PLUGINS_DIR", modules_dir.as_str()),
+    ];
     for template in ["websocket.load", "websocket.conf", "websocket_draft76.load"] {
-        let text = fs::read_to_string(root().join("conf").join(format!("{template}.in")))
-            .map_err(|e| format!("cannot read conf/{template}.in: {e}"))?;
-        let text = text.replace("@MODULES_DIR@", &modules_dir.display().to_string());
+        let text = crate::package::conf::render_template(template, &vars)?;
         write(&stage.dir.join("conf").join(template), &text)?;
     }
     // And the same files with each platform's paths, for the packages.
@@ -163,6 +170,21 @@ pub fn parse_mpm(value: Option<&str>) -> Result<httpd_runner::Mpm, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The staged .load of the legacy module says what it needs, as the
+    /// .deb's copy does (a2enmod reads the line).
+    #[test]
+    fn draft76_load_depends_on_websocket() {
+        let text = fs::read_to_string(root().join("conf/websocket_draft76.load.in")).unwrap();
+        assert!(text.starts_with("# Depends: websocket\n"), "{text}");
+    }
+
+    #[test]
+    fn every_page_is_there() {
+        for page in PAGES {
+            assert!(root().join("conf/htdocs").join(page).is_file(), "{page}");
+        }
+    }
 
     #[test]
     fn host_artifact_names() {

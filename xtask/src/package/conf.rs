@@ -99,11 +99,9 @@ impl Platform {
             Platform::Debian => vec![
                 ("websocket.load", load),
                 ("websocket.conf", conf),
-                // a2enmod reads "# Depends:" and enables mod_websocket first.
-                (
-                    "websocket_draft76.load",
-                    format!("# Depends: websocket\n{draft76}"),
-                ),
+                // The template's "# Depends:" line makes a2enmod enable
+                // mod_websocket first.
+                ("websocket_draft76.load", draft76),
                 ("websocket-examples.conf", examples),
             ],
             Platform::Homebrew { .. } | Platform::MacSystem => vec![
@@ -232,7 +230,10 @@ mod tests {
             active_lines(&conf).is_empty(),
             "websocket.conf must be comments only:\n{conf}"
         );
-        assert!(conf.contains("/usr/lib/apache2/modules/mod_websocket_echo.so echo_init"));
+        // The example plugins where the examples package puts them.
+        assert!(conf.contains("/usr/lib/apache2/websocket-plugins/mod_websocket_echo.so echo_init"));
+        assert!(!conf.contains("/usr/lib/apache2/modules/mod_websocket_echo.so"));
+        assert!(conf.contains("#   <IfModule websocket_module>"));
         assert!(conf.contains("MaxMessageSize 33554432"));
         assert!(conf.contains("WebSocketOriginCheck Same"));
     }

@@ -146,6 +146,7 @@ pub fn specs(files: &Path, mmn: &str, shlibs: &[String]) -> Vec<DebSpec> {
                     "modules/mod_websocket_dumb_increment.so",
                     &rel(&format!("{plugins}/mod_websocket_dumb_increment.so")),
                 ),
+                asset("htdocs/index.html", &rel(&format!("{htdocs}/index.html"))),
                 asset("htdocs/client.html", &rel(&format!("{htdocs}/client.html"))),
                 asset("htdocs/increment.html", &rel(&format!("{htdocs}/increment.html"))),
                 asset(
@@ -312,7 +313,7 @@ fn prepare_files(stage: &Stage, dir: &Path) -> Result<(), String> {
         &stage.dir.join("include/websocket_plugin.h"),
         &dir.join("include/websocket_plugin.h"),
     )?;
-    for page in ["client.html", "increment.html"] {
+    for page in crate::stage::PAGES {
         copy_file(&stage.htdocs().join(page), &dir.join("htdocs").join(page))?;
     }
     fs::create_dir_all(dir.join("doc")).map_err(|e| e.to_string())?;
@@ -604,7 +605,97 @@ fn install_and_exercise(debs: &[PathBuf]) -> Result<(), String> {
         ));
     }
     eprintln!("xtask: http://127.0.0.1/websocket-examples/client.html served");
+    exercise_readme_snippet()
+}
+
+/// The marker comments around the README's Debian snippet.
+const SNIPPET_BEGIN: &str = "<!-- debian-vhost-snippet: begin -->";
+const SNIPPET_END: &str = "<!-- debian-vhost-snippet: end -->";
+
+/// The site the install test puts the README's snippet in.
+const SNIPPET_SITE: &str = "websocket-readme-test";
+
+fn snippet_site_path() -> PathBuf {
+    Path::new("/etc/apache2/sites-available").join(format!("{SNIPPET_SITE}.conf"))
+}
+
+/// The code block between the Debian snippet's markers in `readme`: what
+/// the README tells a Debian admin to put in a virtual host.
+pub fn readme_snippet(readme: &str) -> Result<String, String> {
+    let start = readme
+        .find(SNIPPET_BEGIN)
+        .ok_or_else(|| format!("README.md has no {SNIPPET_BEGIN}"))?;
+    let rest = &readme[start + SNIPPET_BEGIN.len()..];
+    let end = rest
+        .find(SNIPPET_END)
+        .ok_or_else(|| format!("README.md has no {SNIPPET_END}"))?;
+    let mut lines = rest[..end].lines().skip_while(|l| !l.starts_with("```"));
+    if lines.next().is_none() {
+        return Err("README.md: no code block between the Debian snippet's markers".into());
+    }
+    let body: Vec<&str> = lines.take_while(|l| !l.starts_with("```")).collect();
+    if body.is_empty() {
+        return Err("README.md: the Debian snippet is empty".into());
+    }
+    Ok(body.join("\n") + "\n")
+}
+
+/// Puts the README's Debian snippet, verbatim, in a virtual host of its own
+/// for 127.0.0.1:80, with the examples' configuration off so that only the
+/// snippet can serve /echo, and talks to it.
+fn exercise_readme_snippet() -> Result<(), String> {
+    let readme = fs::read_to_string(root().join("README.md")).map_err(|e| format!("README.md: {e}"))?;
+    let snippet = readme_snippet(&readme)?;
+    run_ok(Command::new("a2disconf").arg("websocket-examples"), CTL_TIMEOUT)?;
+    let site = format!(
+        "# Written by cargo xtask package deb --install-test, which removes it.\n\
+         # The README's Debian snippet, as an admin would copy it into a virtual host.\n\
+         <VirtualHost 127.0.0.1:80>\n    ServerName {SNIPPET_SITE}.invalid\n    DocumentRoot /var/www/html\n\n\
+         {snippet}</VirtualHost>\n"
+    );
+    fs::write(snippet_site_path(), site)
+        .map_err(|e| format!("cannot write {}: {e}", snippet_site_path().display()))?;
+    run_ok(Command::new("a2ensite").arg(SNIPPET_SITE), CTL_TIMEOUT)?;
+    configtest().map_err(|e| format!("with the README's snippet: {e}"))?;
+    run_ok(Command::new("apache2ctl").arg("graceful"), CTL_TIMEOUT)?;
+    wait_port(true, Duration::from_secs(30))?;
+    let start = Instant::now();
+    let (mut ws, _) = loop {
+        match Client::connect(http_addr(), "/echo", None) {
+            Ok(ok) => break ok,
+            Err(e) if start.elapsed() > Duration::from_secs(15) => {
+                return Err(format!("/echo from the README's snippet: {e}"))
+            }
+            Err(_) => std::thread::sleep(Duration::from_millis(250)),
+        }
+    };
+    ws.send_text("from the README")?;
+    let back = ws.read_text()?;
+    if back != "from the README" {
+        return Err(format!("/echo from the README's snippet answered {back:?}"));
+    }
+    ws.close()?;
+    // The examples' configuration is off: nothing but the snippet serves
+    // WebSockets now.
+    if Client::connect(http_addr(), "/dumb-increment", Some("dumb-increment-protocol")).is_ok() {
+        return Err("/dumb-increment still answers with websocket-examples disabled".into());
+    }
+    eprintln!("xtask: the README's Debian snippet serves ws://127.0.0.1/echo");
     Ok(())
+}
+
+/// Takes the snippet's site away again (after the removal was checked with
+/// it in place).
+fn remove_snippet_site() -> Result<(), String> {
+    let path = snippet_site_path();
+    if !path.exists() {
+        return Ok(());
+    }
+    let enabled = Path::new("/etc/apache2/sites-enabled").join(format!("{SNIPPET_SITE}.conf"));
+    if enabled.symlink_metadata().is_ok() {
+        run_ok(Command::new("a2dissite").arg(SNIPPET_SITE), CTL_TIMEOUT)?;
+    }
+    fs::remove_file(&path).map_err(|e| format!("cannot remove {}: {e}", path.display()))
 }
 
 fn remove_and_check() -> Result<(), String> {
@@ -648,6 +739,8 @@ fn remove_and_check() -> Result<(), String> {
                 problems.push(format!("after remove, {link} is still there"));
             }
         }
+        // With the README's snippet still in its virtual host: the
+        // <IfModule> around it keeps the configuration valid.
         if let Err(e) = configtest() {
             problems.push(format!("after remove: {e}"));
         }
@@ -666,6 +759,9 @@ fn remove_and_check() -> Result<(), String> {
     }
     if let Err(e) = configtest() {
         problems.push(format!("after purge: {e}"));
+    }
+    if let Err(e) = remove_snippet_site() {
+        problems.push(e);
     }
     // The maintainer scripts restart Apache where invoke-rc.d may act; the
     // test leaves it stopped, as it found it.
@@ -740,6 +836,7 @@ mod tests {
         for want in [
             "usr/lib/apache2/websocket-plugins/mod_websocket_echo.so",
             "usr/lib/apache2/websocket-plugins/mod_websocket_dumb_increment.so",
+            "usr/share/libapache2-mod-websocket-examples/htdocs/index.html",
             "usr/share/libapache2-mod-websocket-examples/htdocs/client.html",
             "usr/share/libapache2-mod-websocket-examples/htdocs/increment.html",
             "etc/apache2/conf-available/websocket-examples.conf",
@@ -787,6 +884,24 @@ mod tests {
         let ex = manifest(&specs[1], Path::new("/w/changelog"));
         assert!(ex.contains("recommends = \"apache2\"\n"), "{ex}");
         assert!(!m.contains("recommends"), "{m}");
+    }
+
+    /// The install test copies this very block into a virtual host.
+    #[test]
+    fn readme_has_the_debian_snippet() {
+        let readme = fs::read_to_string(root().join("README.md")).unwrap();
+        let snippet = readme_snippet(&readme).unwrap();
+        let lines: Vec<&str> = snippet.lines().map(str::trim).collect();
+        assert_eq!(lines.first(), Some(&"<IfModule websocket_module>"), "{snippet}");
+        assert_eq!(lines.last(), Some(&"</IfModule>"), "{snippet}");
+        assert!(lines.contains(&"SetHandler websocket-handler"), "{snippet}");
+        let echo = format!(
+            "WebSocketHandler {}/mod_websocket_echo.so echo_init",
+            Platform::Debian.plugins_dir()
+        );
+        assert!(lines.contains(&echo.as_str()), "{snippet}");
+        assert!(readme_snippet("no markers").is_err());
+        assert!(readme_snippet(&format!("{SNIPPET_BEGIN}\ntext\n{SNIPPET_END}")).is_err());
     }
 
     #[test]
