@@ -33,11 +33,7 @@ pub fn cmd_demo(args: &[String]) -> Result<(), String> {
         ));
     }
     let (root, docroot) = demo_dirs(&stage)?;
-    let config = stage
-        .server(&root, mpm)
-        .document_root(&docroot)
-        .port(port)
-        .log_level("warn websocket:info");
+    let config = demo_config(&stage, &root, &docroot, mpm, port);
     if let Err(out) = config.clone().configtest() {
         return Err(format!("Apache refuses the demo's configuration:\n{out}"));
     }
@@ -53,6 +49,21 @@ pub fn cmd_demo(args: &[String]) -> Result<(), String> {
     } else {
         Err(format!("apache exited with {status}"))
     }
+}
+
+/// The demo's server: the stage's module and examples, the pages in `docroot`.
+fn demo_config(
+    stage: &Stage,
+    root: &Path,
+    docroot: &Path,
+    mpm: httpd_runner::Mpm,
+    port: u16,
+) -> httpd_runner::ServerConfig {
+    stage
+        .server(root, mpm)
+        .document_root(docroot)
+        .port(port)
+        .log_level("warn websocket:info")
 }
 
 /// The server root and document root. As root, a copy of the pages and
@@ -95,4 +106,42 @@ fn set_mode(path: &Path, mode: u32) -> Result<(), String> {
 #[cfg(not(unix))]
 fn set_mode(_path: &Path, _mode: u32) -> Result<(), String> {
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The generated configuration says everything once (the runner writes
+    /// DirectoryIndex itself) and serves the examples from the stage.
+    #[test]
+    fn demo_configuration() {
+        if httpd_runner::Install::discover().is_err() {
+            eprintln!("no Apache here; skipped");
+            return;
+        }
+        let tmp = tempfile::tempdir().unwrap();
+        let stage = Stage {
+            dir: tmp.path().join("stage"),
+        };
+        let docroot = tmp.path().join("htdocs");
+        let mut config = demo_config(
+            &stage,
+            &tmp.path().join("root"),
+            &docroot,
+            httpd_runner::Mpm::Event,
+            8123,
+        );
+        let text = fs::read_to_string(config.write_config().unwrap()).unwrap();
+        assert_eq!(text.matches("DirectoryIndex").count(), 1, "{text}");
+        assert!(
+            text.contains(&format!("DocumentRoot \"{}\"", docroot.display())),
+            "{text}"
+        );
+        assert!(
+            text.contains("<Location /echo>") && text.contains("<Location /dumb-increment>"),
+            "{text}"
+        );
+        assert!(text.contains("Listen 127.0.0.1:8123"), "{text}");
+    }
 }
