@@ -327,12 +327,13 @@ fn same_origin_behind_a_tls_proxy() {
 }
 
 /// The access log has one line per WebSocket, written when it ends: status
-/// 101, the whole session's bytes in `%I`/`%O` and its duration in `%D`.
+/// 101, the whole session's bytes in `%I`/`%O` and its duration in `%D`;
+/// `%b` (a response body) has nothing to count.
 #[test]
 fn the_access_log_line_of_a_websocket() {
     let log = "logs/ws.log";
     let config = format!(
-        "{}\nLogFormat \"%r|%>s|%D|%I|%O\" ws\nCustomLog \"{log}\" ws\n",
+        "{}\nLogFormat \"%r|%>s|%D|%I|%O|%b\" ws\nCustomLog \"{log}\" ws\n",
         echo_location("/echo", "")
     );
     let server = start_server("op-access", Mpm::Event, &config);
@@ -376,5 +377,6 @@ fn the_access_log_line_of_a_websocket() {
     // The handshake plus the frames.
     assert!(bytes_in > 11 + 6, "%I = {bytes_in}");
     assert!(bytes_out > 7 + 2, "%O = {bytes_out}");
+    assert_eq!(fields[5], "-", "%b: {all:?}");
     finish(server);
 }
