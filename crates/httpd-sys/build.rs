@@ -154,7 +154,6 @@ const VARS: &[&str] = &[
     "apr_bucket_type_[a-z_]+",
     "ap_server_root",
     "ap_server_conf",
-    "ap_conftree",
     "AP_SQ_[A-Z_]+",
 ];
 

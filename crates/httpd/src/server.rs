@@ -3,7 +3,7 @@
 //! loaded.
 
 use std::ffi::CStr;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use crate::sys;
 
@@ -35,6 +35,15 @@ impl Directive {
     }
 }
 
+// Declared here rather than taken from the bindings: on Windows a variable
+// exported by libhttpd.dll is reached through its import entry, which Rust
+// uses only for statics of a `kind = "dylib"` link block.
+#[cfg_attr(windows, link(name = "libhttpd", kind = "dylib"))]
+extern "C" {
+    /// The configuration tree Apache read last (util_cfgtree.h).
+    static ap_conftree: *mut sys::ap_directive_t;
+}
+
 /// A copy of the configuration tree Apache has just read (`ap_conftree`).
 ///
 /// # Safety
@@ -42,7 +51,7 @@ impl Directive {
 /// thread, while the tree of the configuration being checked is alive.
 pub unsafe fn config_tree() -> Vec<Directive> {
     // SAFETY: per the contract, ap_conftree is the live tree (or NULL).
-    unsafe { copy_siblings(sys::ap_conftree) }
+    unsafe { copy_siblings(ap_conftree) }
 }
 
 /// # Safety
@@ -137,14 +146,16 @@ pub fn module_loaded(name: &CStr) -> bool {
 
 /// A path from the configuration as Apache resolves it: relative to
 /// ServerRoot unless absolute.
-pub fn server_root_relative(path: &str) -> PathBuf {
-    let p = Path::new(path);
-    if p.is_absolute() {
-        return p.to_path_buf();
-    }
-    // SAFETY: ap_server_root is set before any module's hook runs.
-    let root = unsafe { crate::cstr(sys::ap_server_root) }.unwrap_or("");
-    Path::new(root).join(p)
+///
+/// # Safety
+/// `pool` is a live pool (the result is copied out of it).
+pub unsafe fn server_root_relative(pool: *mut sys::apr_pool_t, path: &str) -> PathBuf {
+    let Ok(c_path) = std::ffi::CString::new(path) else {
+        return PathBuf::from(path);
+    };
+    // SAFETY: live pool (contract); Apache returns a pool string or NULL.
+    let resolved = unsafe { crate::cstr(sys::ap_server_root_relative(pool, c_path.as_ptr())) };
+    PathBuf::from(resolved.unwrap_or(path))
 }
 
 #[cfg(test)]

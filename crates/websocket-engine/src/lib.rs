@@ -125,11 +125,12 @@ macro_rules! declare_module {
         unsafe extern "C" fn post_config(
             _pconf: *mut httpd::sys::apr_pool_t,
             _plog: *mut httpd::sys::apr_pool_t,
-            _ptemp: *mut httpd::sys::apr_pool_t,
+            ptemp: *mut httpd::sys::apr_pool_t,
             s: *mut httpd::sys::server_rec,
         ) -> std::os::raw::c_int {
-            // SAFETY: Apache runs this as the post_config hook with the main server.
-            unsafe { $crate::startup::post_config(s, module_index(), $source_name) }
+            // SAFETY: Apache runs this as the post_config hook with the main
+            // server and a live temporary pool.
+            unsafe { $crate::startup::post_config(s, ptemp, module_index(), $source_name) }
         }
     };
 }

@@ -334,7 +334,13 @@ pub unsafe fn check_config(module_index: c_int, source_name: &CStr) -> c_int {
 ///
 /// # Safety
 /// Called by Apache as the post_config hook with the main server.
-pub unsafe fn post_config(s: *const sys::server_rec, module_index: c_int, source_name: &CStr) -> c_int {
+/// `ptemp` is the hook's temporary pool.
+pub unsafe fn post_config(
+    s: *const sys::server_rec,
+    ptemp: *mut sys::apr_pool_t,
+    module_index: c_int,
+    source_name: &CStr,
+) -> c_int {
     if server::is_trial_pass() {
         return sys::OK as c_int;
     }
@@ -343,7 +349,11 @@ pub unsafe fn post_config(s: *const sys::server_rec, module_index: c_int, source
     let found = plugins(&tree);
     let list: Vec<String> = found
         .iter()
-        .map(|(library, init, _)| format!("{} ({init})", server::server_root_relative(library).display()))
+        .map(|(library, init, _)| {
+            // SAFETY: the hook's live temporary pool (contract).
+            let path = unsafe { server::server_root_relative(ptemp, library) };
+            format!("{} ({init})", path.display())
+        })
         .collect();
     let mut unique = list.clone();
     unique.sort();
