@@ -31,6 +31,7 @@ pub const EXPECTED: &[&str] = &[
     "Apache24/conf/extra/httpd-websocket.conf",
     "Apache24/conf/extra/httpd-websocket-examples.conf",
     "Apache24/include/websocket_plugin.h",
+    "Apache24/htdocs/websocket-examples/index.html",
     "Apache24/htdocs/websocket-examples/client.html",
     "Apache24/htdocs/websocket-examples/increment.html",
     "Apache24/mod_websocket/README.md",
