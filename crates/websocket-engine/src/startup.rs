@@ -11,6 +11,9 @@
 //! prefix of the section's (every `<Directory>` above it, for
 //! directories), in Apache's order; other sections (`<LocationMatch>`,
 //! `<Files>`, `<If>`...) on top of their enclosing section or the server.
+//! What a section inside another sets (an `<If>` that sets the handler)
+//! silences the warning about the outer one, since it may apply; and
+//! `.htaccess` files are not read, so what they set is not seen.
 
 use std::ffi::CStr;
 use std::os::raw::c_int;
@@ -223,6 +226,24 @@ impl Config {
     }
 }
 
+impl Config {
+    /// Whether a section inside section `i` (an `<If>`, a `<Files>`) sets
+    /// what `wanted` looks for: then it may be in effect for some of `i`'s
+    /// requests, and a warning about `i` would be wrong.
+    fn inside_sets(&self, i: usize, wanted: impl Fn(&Settings) -> bool) -> bool {
+        self.sections.iter().enumerate().any(|(j, s)| {
+            let mut parent = s.parent;
+            while let Some(p) = parent {
+                if p == i {
+                    return j != i && wanted(&s.own);
+                }
+                parent = self.sections[p].parent;
+            }
+            false
+        })
+    }
+}
+
 /// Whether `<Location prefix>` applies to requests for `path`.
 fn location_covers(prefix: &str, path: &str) -> bool {
     path.starts_with(prefix)
@@ -242,7 +263,8 @@ pub fn warnings(tree: &[Directive]) -> Vec<String> {
     for (i, sec) in config.sections.iter().enumerate() {
         let e = config.effective(i);
         let own_endpoint = sec.own.handler.as_deref() == Some(HANDLER);
-        if sec.own.plugin.is_some() {
+        let handler_inside = config.inside_sets(i, |s| s.handler.as_deref() == Some(HANDLER));
+        if sec.own.plugin.is_some() && !handler_inside {
             match e.handler.as_deref() {
                 Some(HANDLER) => {}
                 Some(other) => out.push(format!(
@@ -258,7 +280,7 @@ pub fn warnings(tree: &[Directive]) -> Vec<String> {
                 )),
             }
         }
-        if own_endpoint && e.plugin.is_none() {
+        if own_endpoint && e.plugin.is_none() && !config.inside_sets(i, |s| s.plugin.is_some()) {
             out.push(format!(
                 "{}: SetHandler {HANDLER}, but no WebSocketHandler is in effect: every \
                  handshake gets 500",
@@ -512,6 +534,20 @@ mod tests {
              WebSocketHandler e.so echo_init\n</Location>",
         );
         assert_eq!(w.len(), 1, "{w:?}");
+    }
+
+    #[test]
+    fn conditional_sections_inside_are_not_second_guessed() {
+        assert!(warn(
+            "<Location /ws>\n WebSocketHandler e.so echo_init\n<If \"-n %{HTTP:Upgrade}\">\n \
+             SetHandler websocket-handler\n</If>\n</Location>"
+        )
+        .is_empty());
+        assert!(warn(
+            "<Location /ws>\n SetHandler websocket-handler\n<If \"true\">\n \
+             WebSocketHandler e.so echo_init\n</If>\n</Location>"
+        )
+        .is_empty());
     }
 
     #[test]
