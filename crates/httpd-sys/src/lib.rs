@@ -16,6 +16,8 @@
 #[allow(
     clippy::all,
     clippy::pedantic,
+    clippy::undocumented_unsafe_blocks,
+    unsafe_op_in_unsafe_fn,
     missing_docs,
     rustdoc::all,
     unknown_lints,

@@ -173,19 +173,11 @@ mod tests {
         assert!(s.line() > 0);
         let bare = Source::new("lib.rs\0", 7);
         // SAFETY: as above.
-        assert_eq!(
-            unsafe { std::ffi::CStr::from_ptr(bare.file_ptr()) }
-                .to_str()
-                .unwrap(),
-            "lib.rs"
-        );
+        let bare_file = unsafe { std::ffi::CStr::from_ptr(bare.file_ptr()) };
+        assert_eq!(bare_file.to_str().unwrap(), "lib.rs");
         let unterminated = Source::new("lib.rs", 7);
         // SAFETY: as above.
-        assert_eq!(
-            unsafe { std::ffi::CStr::from_ptr(unterminated.file_ptr()) }
-                .to_str()
-                .unwrap(),
-            "?"
-        );
+        let unterminated_file = unsafe { std::ffi::CStr::from_ptr(unterminated.file_ptr()) };
+        assert_eq!(unterminated_file.to_str().unwrap(), "?");
     }
 }

@@ -56,12 +56,11 @@ fn opt_ptr(s: &Option<CString>) -> *const c_char {
 }
 
 fn find(list: &[(CString, CString)], name: *const c_char) -> *const c_char {
-    // SAFETY: the plugin passes a NUL-terminated name (or NULL, checked).
-    let name = if name.is_null() {
+    if name.is_null() {
         return std::ptr::null();
-    } else {
-        unsafe { CStr::from_ptr(name) }
-    };
+    }
+    // SAFETY: the plugin passes a NUL-terminated name (NULL is handled above).
+    let name = unsafe { CStr::from_ptr(name) };
     list.iter()
         .find(|(n, _)| n.as_c_str() == name)
         .map_or(std::ptr::null(), |(_, v)| v.as_ptr())
