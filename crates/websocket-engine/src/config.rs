@@ -391,7 +391,14 @@ fn parse_in_range(value: &str, range: std::ops::RangeInclusive<u32>) -> Option<u
 }
 
 take1!(set_compression_level, |conf, v| {
-    let level = parse_in_range(v, 1..=9).ok_or_else(|| format!("invalid level '{v}' (expected 1 to 9)"))?;
+    let levels = websocket_proto::deflate::LEVELS;
+    let level = parse_in_range(v, levels.clone()).ok_or_else(|| {
+        format!(
+            "invalid level '{v}' (expected {} to {})",
+            levels.start(),
+            levels.end()
+        )
+    })?;
     conf.compression_level = Some(level);
     Ok(())
 });
@@ -404,8 +411,14 @@ take1!(set_compression_min_size, |conf, v| {
 });
 
 take1!(set_compression_window_bits, |conf, v| {
-    let bits =
-        parse_in_range(v, 9..=15).ok_or_else(|| format!("invalid window bits '{v}' (expected 9 to 15)"))?;
+    let range = websocket_proto::deflate::WINDOW_BITS;
+    let bits = parse_in_range(v, u32::from(*range.start())..=u32::from(*range.end())).ok_or_else(|| {
+        format!(
+            "invalid window bits '{v}' (expected {} to {})",
+            range.start(),
+            range.end()
+        )
+    })?;
     conf.compression_window_bits = Some(bits as u8);
     Ok(())
 });
