@@ -2,13 +2,12 @@
 //! Apache's connection filters, or straight on the socket where the filters
 //! would only pass the bytes through (see `plain_socket`).
 
-use std::cell::{Cell, RefCell};
+use std::cell::Cell;
 
 use httpd::brigade::{Brigade, ReadOutcome};
 use httpd::sys;
 
 use crate::plain_socket::PlainSocket;
-use crate::traffic::OutputCounter;
 
 /// The most the core input filter takes from the socket in one read
 /// (APR_BUCKET_BUFF_SIZE).
@@ -74,7 +73,8 @@ pub struct ConnIo {
     /// through and hold nothing after each of our flushes).
     write_socket: bool,
     /// Everything written, for the session's last log line.
-    pub output: RefCell<OutputCounter>,
+    /// Bytes written (or handed to the output filters) so far.
+    pub bytes_out: Cell<u64>,
 }
 
 impl ConnIo {
@@ -83,7 +83,7 @@ impl ConnIo {
     /// used on the thread that owns the connection, and that thread alone
     /// reads and writes the connection meanwhile. Everything written to the
     /// connection so far has been flushed.
-    pub unsafe fn new(c: *mut sys::conn_rec, pool: *mut sys::apr_pool_t, output: OutputCounter) -> ConnIo {
+    pub unsafe fn new(c: *mut sys::conn_rec, pool: *mut sys::apr_pool_t) -> ConnIo {
         // SAFETY: live connection and pool (contract).
         let (bb_in, bb_out, input_filters, output_filters) = unsafe {
             (
@@ -111,7 +111,7 @@ impl ConnIo {
             write_socket: output_pass_through && socket.is_some(),
             socket,
             read_socket: Cell::new(false),
-            output: RefCell::new(output),
+            bytes_out: Cell::new(0),
         }
     }
 
@@ -171,18 +171,14 @@ impl ConnIo {
     /// taken by the output filters (which then block until they are
     /// written, up to the server's Timeout).
     pub fn write(&self, parts: &[&[u8]]) -> Result<(), sys::apr_status_t> {
-        {
-            let mut counter = self.output.borrow_mut();
-            for part in parts {
-                counter.feed(part);
-            }
-        }
+        let total: usize = parts.iter().map(|p| p.len()).sum();
+        self.bytes_out.set(self.bytes_out.get() + total as u64);
         let mut written = 0;
         if let (true, Some(socket)) = (self.write_socket, &self.socket) {
             written = socket
                 .write(parts)
                 .map_err(|e| e.raw_os_error().unwrap_or(sys::APR_EGENERAL))?;
-            if written == parts.iter().map(|p| p.len()).sum::<usize>() {
+            if written == total {
                 return Ok(());
             }
         }

@@ -123,8 +123,19 @@ impl Compressor {
     }
 }
 
+/// What the session sent the client, for the line that logs its end.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Sent {
+    /// Data messages, counted as they are encoded.
+    pub messages: u64,
+    /// The close frame, once one is queued: `Some(None)` when it carries no
+    /// code (the ABI's `close()`, or draft-76 framing, which has none).
+    pub close: Option<Option<u16>>,
+}
+
 struct Queue {
     framing: Framing,
+    sent: Sent,
     compressor: Option<Compressor>,
     bytes: Vec<u8>,
     /// A close frame is queued: nothing may follow it on the wire.
@@ -149,6 +160,7 @@ impl Outbox {
         Outbox {
             queue: Mutex::new(Queue {
                 framing,
+                sent: Sent::default(),
                 compressor: compression.map(|settings| Compressor {
                     settings,
                     deflater: None,
@@ -168,6 +180,11 @@ impl Outbox {
         // A plugin thread that panicked while holding the lock leaves only
         // bytes behind; the queue stays usable.
         self.queue.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// What has been queued or written for the client so far.
+    pub fn sent(&self) -> Sent {
+        self.lock().sent
     }
 
     /// Senders blocked on a full queue right now.
@@ -203,8 +220,17 @@ impl Outbox {
         if !compressed && !q.framing.encode(opcode, payload, &mut q.bytes) {
             return false;
         }
-        if opcode == Opcode::Close {
-            q.close_queued = true;
+        match opcode {
+            Opcode::Text | Opcode::Binary => q.sent.messages += 1,
+            Opcode::Close => {
+                q.close_queued = true;
+                let code = match (q.framing, payload) {
+                    (Framing::Rfc6455, [hi, lo, ..]) => Some(u16::from_be_bytes([*hi, *lo])),
+                    _ => None,
+                };
+                q.sent.close = Some(code);
+            }
+            _ => {}
         }
         if !from_owner {
             if let Some(w) = &q.waker {
@@ -252,6 +278,7 @@ impl Outbox {
             return Some(false);
         }
         let mut q = self.lock();
+        q.sent.messages += 1;
         if q.bytes.is_empty() && !self.is_closed() {
             // Keep the queue's allocation.
             queued.clear();
@@ -807,6 +834,46 @@ mod tests {
         let mut out = Vec::new();
         assert!(!outbox.take(&mut out));
         assert_eq!(out, [0x81, 2, b'h', b'i', 0x82, 2, 1, 2]);
+    }
+
+    #[test]
+    fn counts_what_was_sent() {
+        let outbox = Outbox::new(Framing::Rfc6455, None);
+        assert!(outbox.push(true, Opcode::Text, b"a"));
+        assert!(outbox.push(false, Opcode::Binary, b"b"));
+        assert!(outbox.push(true, Opcode::Pong, b""));
+        let mut out = Vec::new();
+        assert_eq!(outbox.push_direct(Opcode::Binary, b"c", |_| true), Some(true));
+        assert_eq!(
+            outbox.sent(),
+            Sent {
+                messages: 3,
+                close: None
+            }
+        );
+        assert!(outbox.push(true, Opcode::Close, &4001u16.to_be_bytes()));
+        assert!(!outbox.push(true, Opcode::Text, b"late"));
+        outbox.take(&mut out);
+        assert_eq!(
+            outbox.sent(),
+            Sent {
+                messages: 3,
+                close: Some(Some(4001))
+            }
+        );
+        let plain = Outbox::new(Framing::Rfc6455, None);
+        assert!(plain.push(true, Opcode::Close, b""));
+        assert_eq!(plain.sent().close, Some(None));
+        let legacy = Outbox::new(Framing::Legacy, None);
+        assert!(legacy.push(true, Opcode::Text, b"x"));
+        assert!(legacy.push(true, Opcode::Close, &1000u16.to_be_bytes()));
+        assert_eq!(
+            legacy.sent(),
+            Sent {
+                messages: 1,
+                close: Some(None)
+            }
+        );
     }
 
     #[test]

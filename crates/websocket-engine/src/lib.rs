@@ -12,7 +12,6 @@ mod plain_socket;
 pub mod serve;
 pub mod session;
 pub mod startup;
-mod traffic;
 
 /// Logs for a request under a module's index, formatting only when the
 /// level is enabled.

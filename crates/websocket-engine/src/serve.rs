@@ -285,8 +285,6 @@ pub unsafe fn serve(ep: Endpoint<'_>, protocol: &mut dyn WireProtocol) -> c_int 
                 idle_timeout: ep.conf.idle_timeout(),
                 ping_interval: ep.conf.ping_interval(),
                 can_ping: ep.framing == Framing::Rfc6455,
-                framing: ep.framing,
-                preamble,
             },
             protocol,
         );

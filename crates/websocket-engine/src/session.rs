@@ -23,9 +23,8 @@ use websocket_proto::Opcode;
 
 use crate::clock::Moment;
 use crate::conn_io::ConnIo;
-use crate::connection::{Connection, Framing};
+use crate::connection::Connection;
 use crate::rlog;
-use crate::traffic::OutputCounter;
 
 /// How much one nonblocking read may bring in.
 const READ_SIZE: usize = 64 * 1024;
@@ -112,9 +111,6 @@ pub struct SessionParams<'a> {
     pub ping_interval: Option<Duration>,
     /// Whether the wire protocol has ping frames.
     pub can_ping: bool,
-    pub framing: Framing,
-    /// Bytes queued before the first frame (draft-76's digest).
-    pub preamble: usize,
 }
 
 /// How a session ended, for the log.
@@ -243,7 +239,7 @@ pub unsafe fn run(params: SessionParams<'_>, protocol: &mut dyn WireProtocol) ->
     outbox.set_waker(pollset);
     // SAFETY: a subpool of the request pool, outliving `io`; this thread
     // owns the connection, and the handshake answer was flushed.
-    let io = unsafe { ConnIo::new(c, pool, OutputCounter::new(params.framing, params.preamble)) };
+    let io = unsafe { ConnIo::new(c, pool) };
     rlog!(r, mi, APLOG_TRACE1, "session starts; {}", io.describe());
     let mut tally = Tally {
         ending: None,
@@ -438,7 +434,7 @@ pub unsafe fn run(params: SessionParams<'_>, protocol: &mut dyn WireProtocol) ->
         }
         if close_queued && phase == Phase::Open {
             // Nothing of ours queued it: the plugin closed.
-            let code = io.output.borrow().close_sent.flatten();
+            let code = outbox.sent().close.flatten();
             tally.ends(Ending::ServerClosed {
                 code,
                 why: "the plugin closed it".to_owned(),
@@ -479,7 +475,7 @@ pub unsafe fn run(params: SessionParams<'_>, protocol: &mut dyn WireProtocol) ->
 
     params.conn.state.direct.set(None);
     outbox.close();
-    let output = io.output.borrow();
+    let sent = outbox.sent();
     let summary = Summary {
         ending: tally
             .ending
@@ -488,10 +484,9 @@ pub unsafe fn run(params: SessionParams<'_>, protocol: &mut dyn WireProtocol) ->
         duration: started.elapsed(),
         messages_in: tally.messages_in,
         bytes_in: tally.bytes_in,
-        messages_out: output.messages,
-        bytes_out: output.bytes,
+        messages_out: sent.messages,
+        bytes_out: io.bytes_out.get(),
     };
-    drop(output);
     drop(io);
     // SAFETY: the pollset was unregistered from the outbox (close) and the
     // brigades are gone; destroying the subpool frees the rest.
