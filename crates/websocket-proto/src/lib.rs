@@ -9,6 +9,7 @@
 #![forbid(unsafe_code)]
 
 pub mod close;
+pub mod connection;
 pub mod decoder;
 pub mod deflate;
 pub mod encoder;

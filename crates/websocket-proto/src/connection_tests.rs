@@ -1,0 +1,1 @@
+//! Unit tests of the sans-I/O connection (see the parent module).
