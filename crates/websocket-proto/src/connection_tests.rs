@@ -1374,7 +1374,8 @@ fn rsv1_where_deflate_does_not_allow_it() {
 fn legacy_failures() {
     let too_big = LegacyDecodeError::TooBig.to_string();
     let bad_utf8 = LegacyDecodeError::InvalidUtf8.to_string();
-    let (too_big, bad_utf8) = (too_big.as_str(), bad_utf8.as_str());
+    let overflow = LegacyDecodeError::LengthOverflow.to_string();
+    let (too_big, bad_utf8, overflow) = (too_big.as_str(), bad_utf8.as_str(), overflow.as_str());
     let cases: Vec<(&str, Vec<Vec<u8>>, u16, &str)> = vec![
         ("too big", vec![legacy_text(&[b'a'; 11])], 1009, too_big),
         (
@@ -1401,6 +1402,12 @@ fn legacy_failures() {
             vec![b"\x00ok\xce".to_vec(), vec![0xff]],
             1007,
             bad_utf8,
+        ),
+        (
+            "length overflow",
+            vec![cat(&[&[0x80], &[0xff; 12]])],
+            1002,
+            overflow,
         ),
     ];
     for (name, reads, code, reason) in cases {
@@ -1835,6 +1842,37 @@ fn legacy_traffic() {
     p.out.send(Opcode::Close, b"").unwrap();
     assert_eq!(p.out.send(Opcode::Text, b"x"), Err(SendError::Closed));
     assert_eq!(p.legacy_frames(), [LegacyFrame::Close]);
+}
+
+#[test]
+fn legacy_reserved_frames_are_skipped() {
+    // draft-76 §5.3: length-prefixed frames (0xFF with a non-zero length
+    // too) and sentinel frames of other types are discarded.
+    let mut p = Peer::new(Family::Legacy, Limits::default());
+    let input = cat(&[
+        &[0x80, 0x81, 0x00],
+        &[0u8; 128],
+        &[0xff, 0x02, b'x', b'y'],
+        &[0x01, b'z', 0xfe, 0xff],
+        &legacy_text(b"kept"),
+    ]);
+    assert_eq!(p.feed_all(&input), [text("kept")]);
+    assert!(p.conn.is_open() && p.take().is_empty());
+    assert_eq!(p.conn.messages_in(), 1);
+}
+
+#[test]
+fn large_messages_in_one_read_and_in_pieces() {
+    let big: Vec<u8> = (0..70_000u32).map(|i| (i % 253) as u8).collect();
+    let input = msg(Opcode::Binary, &big);
+    assert_eq!(input.len(), 14 + big.len(), "a 64-bit length");
+    let mut p = Peer::new(rfc(ProtocolVersion::V13), Limits::default());
+    assert_eq!(p.feed_all(&input), [binary(&big)]);
+    let mut p = Peer::new(rfc(ProtocolVersion::V13), Limits::default());
+    assert!(p.feed_all(&input[..7]).is_empty());
+    assert!(p.feed_all(&input[7..30_000]).is_empty());
+    assert_eq!(p.feed_all(&input[30_000..]), [binary(&big)]);
+    assert_eq!(p.conn.bytes_in(), input.len() as u64);
 }
 
 #[test]
