@@ -9,6 +9,20 @@ use std::os::raw::{c_char, c_int};
 
 use crate::sys;
 
+/// Everything below about one request, read at once (see
+/// [`crate::conn::Request::client`]).
+#[derive(Debug, Clone, Copy)]
+pub struct Client<'a> {
+    pub uri_path: Option<&'a CStr>,
+    pub query: Option<&'a CStr>,
+    pub remote_ip: Option<&'a CStr>,
+    pub remote_port: u16,
+    pub user: Option<&'a CStr>,
+    pub auth_type: Option<&'a CStr>,
+    pub is_tls: bool,
+    pub proto_num: i32,
+}
+
 /// A pool string of the request, or `None` for NULL.
 ///
 /// # Safety

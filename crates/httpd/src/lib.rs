@@ -10,10 +10,15 @@ pub use httpd_sys as sys;
 
 pub mod brigade;
 pub mod client;
+pub mod conn;
+pub mod io;
 pub mod log;
+pub mod mpm;
+pub mod poll;
 pub mod pool;
 pub mod request;
 pub mod server;
+mod socket;
 pub mod table;
 
 /// Apache's `const char *` to `&str`; `None` for NULL or non-UTF-8 text.

@@ -50,3 +50,22 @@ impl<'a> Table<'a> {
         }
     }
 }
+
+impl<'a> Table<'a> {
+    /// [`Table::get`] for C strings as they come from C callers, without
+    /// any copy: the value is the table's own pool string.
+    pub fn get_c(&self, key: &std::ffi::CStr) -> Option<&'a std::ffi::CStr> {
+        // SAFETY: live table (constructor contract); the value is NULL or a
+        // NUL-terminated string of the table's pool, which outlives 'a.
+        unsafe {
+            let v = sys::apr_table_get(self.raw, key.as_ptr());
+            (!v.is_null()).then(|| std::ffi::CStr::from_ptr(v))
+        }
+    }
+
+    /// [`Table::set`] for C strings; both are copied into the table's pool.
+    pub fn set_c(&self, key: &std::ffi::CStr, value: &std::ffi::CStr) {
+        // SAFETY: live table; apr_table_set copies both strings.
+        unsafe { sys::apr_table_set(self.raw, key.as_ptr(), value.as_ptr()) }
+    }
+}

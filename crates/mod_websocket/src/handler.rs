@@ -2,35 +2,20 @@
 
 use std::os::raw::c_int;
 
+use httpd::conn::Request;
 use httpd::log::{APLOG_DEBUG, APLOG_INFO};
-use httpd::request::err_headers_out;
 use httpd::sys;
-use websocket_engine::connection::{Compression, Framing};
 use websocket_engine::rlog;
-use websocket_engine::serve::{guarded_handler, serve, Endpoint, RequestHeaders};
+use websocket_engine::serve::{serve, Endpoint, RequestHeaders};
+use websocket_proto::connection::{Compression, Family};
 use websocket_proto::deflate::negotiate;
 use websocket_proto::handshake::{classify, Handshake, HandshakeRequest, RequestKind};
 
-use crate::rfc6455::Rfc6455;
-use crate::{module_index, module_ptr};
+use crate::{dir_config, module_index};
 
-pub(crate) unsafe extern "C" fn handler(r: *mut sys::request_rec) -> c_int {
-    // SAFETY: Apache calls the handler with a live request.
-    unsafe { guarded_handler(r, module_index(), |headers| handle(r, headers)) }
-}
-
-/// # Safety
-/// `r` is the live request being handled on this thread.
-unsafe fn handle(r: *mut sys::request_rec, headers: &RequestHeaders<'_>) -> c_int {
-    // SAFETY: live request for the whole call.
-    let req = unsafe { &*r };
-    // SAFETY: the method and URI are pool strings.
-    let (method, uri) = unsafe {
-        (
-            httpd::cstr(req.method).unwrap_or(""),
-            httpd::cstr(req.uri).unwrap_or("?"),
-        )
-    };
+/// Answers a `websocket-handler` request that may be an RFC 6455 handshake.
+pub(crate) fn handle(r: Request<'_>, headers: &RequestHeaders<'_>) -> c_int {
+    let (method, uri) = (r.method(), r.uri());
     match classify(headers) {
         RequestKind::Rfc6455 => {}
         RequestKind::Legacy => {
@@ -46,13 +31,12 @@ unsafe fn handle(r: *mut sys::request_rec, headers: &RequestHeaders<'_>) -> c_in
             return sys::DECLINED as c_int;
         }
         RequestKind::NotWebSocket => {
-            // SAFETY: live request.
-            return unsafe { not_a_handshake(r, method, uri) };
+            return not_a_handshake(r, method, uri);
         }
     }
     let hreq = HandshakeRequest {
         method,
-        http_version: HandshakeRequest::version_from_proto_num(req.proto_num),
+        http_version: HandshakeRequest::version_from_proto_num(r.proto_num()),
         headers,
     };
     let handshake = match Handshake::from_request(&hreq) {
@@ -65,20 +49,17 @@ unsafe fn handle(r: *mut sys::request_rec, headers: &RequestHeaders<'_>) -> c_in
                 "refusing WebSocket handshake ({}): {e}",
                 e.http_status()
             );
-            // SAFETY: live request.
-            let err_out = unsafe { err_headers_out(r) };
+            let err_out = r.err_headers_out();
             if let Some((name, value)) = e.response_header() {
                 err_out.set(name, value);
             }
             if e.http_status() == 405 {
-                // SAFETY: live request owned by this thread.
-                unsafe { httpd::request::answer_allows_only_get(r) };
+                r.answer_allows_only_get();
             }
             return c_int::from(e.http_status());
         }
     };
-    // SAFETY: live request; our records are DirConfigs.
-    let Some(conf) = (unsafe { websocket_engine::config::for_request(r, module_ptr()) }) else {
+    let Some(conf) = dir_config(r) else {
         return sys::DECLINED as c_int;
     };
     let deflate = match negotiate(&handshake.extensions, &conf.deflate()) {
@@ -95,9 +76,12 @@ unsafe fn handle(r: *mut sys::request_rec, headers: &RequestHeaders<'_>) -> c_in
         }
     };
     let extensions_header = deflate.as_ref().map(|n| n.response_header());
-    let mut protocol = Rfc6455::new(handshake.version, conf, deflate.as_ref());
+    let family = Family::Rfc6455 {
+        version: handshake.version,
+        deflate: deflate.clone(),
+    };
     let endpoint = Endpoint {
-        r,
+        request: r,
         module_index: module_index(),
         conf,
         origin: handshake.origin.as_deref(),
@@ -108,7 +92,7 @@ unsafe fn handle(r: *mut sys::request_rec, headers: &RequestHeaders<'_>) -> c_in
         default_protocol: None,
         status_line: None,
         answer_body: Vec::new(),
-        framing: Framing::Rfc6455,
+        family,
         compression: deflate.map(|negotiated| Compression {
             negotiated,
             level: conf.deflate().level,
@@ -116,25 +100,15 @@ unsafe fn handle(r: *mut sys::request_rec, headers: &RequestHeaders<'_>) -> c_in
         }),
         description: format!("WebSocket version {}", handshake.version),
     };
-    // SAFETY: live request handled on this thread.
-    unsafe { serve(endpoint, &mut protocol) }
+    serve(endpoint)
 }
 
 /// A request to a WebSocket location that asks for no WebSocket (a browser
 /// opening the endpoint's URL, a health check): 426 with `Upgrade:
 /// websocket` says what the endpoint wants, unless a file there answers
 /// such requests as usual.
-///
-/// # Safety
-/// `r` is the live request being handled on this thread.
-unsafe fn not_a_handshake(r: *mut sys::request_rec, method: &str, uri: &str) -> c_int {
-    // SAFETY: live request.
-    let (upgrade, no_file) = unsafe {
-        (
-            httpd::request::headers_in(r).get("Upgrade").map(str::to_owned),
-            (*r).finfo.filetype == sys::APR_NOFILE,
-        )
-    };
+fn not_a_handshake(r: Request<'_>, method: &str, uri: &str) -> c_int {
+    let (upgrade, no_file) = (r.headers_in().get("Upgrade"), r.maps_to_no_file());
     let why = match &upgrade {
         None => "it has no Upgrade: websocket header".to_owned(),
         Some(other) => format!("it asks to upgrade to \"{}\"", other.escape_debug()),
@@ -146,8 +120,7 @@ unsafe fn not_a_handshake(r: *mut sys::request_rec, method: &str, uri: &str) -> 
             APLOG_DEBUG,
             "answering {method} {uri} with 426: not a WebSocket handshake ({why})"
         );
-        // SAFETY: live request.
-        let out = unsafe { err_headers_out(r) };
+        let out = r.err_headers_out();
         out.set("Upgrade", "websocket");
         out.set("Connection", "Upgrade");
         return sys::HTTP_UPGRADE_REQUIRED;

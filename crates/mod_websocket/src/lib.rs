@@ -6,6 +6,5 @@
 //! `WebSocketHandler <library> <init function>`.
 
 mod handler;
-mod rfc6455;
 
-websocket_engine::declare_module!(websocket_module, c"mod_websocket.c", handler::handler, []);
+websocket_engine::declare_module!(websocket_module, c"mod_websocket.c", handler::handle, []);

@@ -2,40 +2,29 @@
 
 use std::os::raw::c_int;
 
-use httpd::brigade::{Brigade, ReadOutcome};
+use httpd::conn::Request;
 use httpd::log::APLOG_INFO;
 use httpd::sys;
-use websocket_engine::connection::Framing;
 use websocket_engine::rlog;
-use websocket_engine::serve::{guarded_handler, serve, Endpoint, RequestHeaders};
+use websocket_engine::serve::{serve, Endpoint, RequestHeaders};
+use websocket_proto::connection::Family;
 use websocket_proto::handshake::{classify, HandshakeRequest, RequestKind};
 use websocket_proto::legacy::{Draft, LegacyRequest};
 
-use crate::legacy::Legacy;
-use crate::{module_index, module_ptr};
+use crate::{dir_config, module_index};
 
-pub(crate) unsafe extern "C" fn handler(r: *mut sys::request_rec) -> c_int {
-    // SAFETY: Apache calls the handler with a live request.
-    unsafe { guarded_handler(r, module_index(), |headers| handle(r, headers)) }
-}
-
-/// # Safety
-/// `r` is the live request being handled on this thread.
-unsafe fn handle(r: *mut sys::request_rec, headers: &RequestHeaders<'_>) -> c_int {
-    // SAFETY: live request for the whole call.
-    let req = unsafe { &*r };
+/// Answers a `websocket-handler` request that may be a draft-75/76 handshake.
+pub(crate) fn handle(r: Request<'_>, headers: &RequestHeaders<'_>) -> c_int {
     if classify(headers) != RequestKind::Legacy {
         return sys::DECLINED as c_int;
     }
-    // SAFETY: live request; our records are DirConfigs.
-    let Some(conf) = (unsafe { websocket_engine::config::for_request(r, module_ptr()) }) else {
+    let Some(conf) = dir_config(r) else {
         return sys::DECLINED as c_int;
     };
-    // SAFETY: the method is a pool string.
-    let method = unsafe { httpd::cstr(req.method) }.unwrap_or("");
+    let method = r.method();
     let hreq = HandshakeRequest {
         method,
-        http_version: HandshakeRequest::version_from_proto_num(req.proto_num),
+        http_version: HandshakeRequest::version_from_proto_num(r.proto_num()),
         headers,
     };
     let legacy = match LegacyRequest::from_request(&hreq) {
@@ -65,8 +54,14 @@ unsafe fn handle(r: *mut sys::request_rec, headers: &RequestHeaders<'_>) -> c_in
         Draft::Draft76 => {
             // The 8 bytes after the headers are part of the handshake, not a
             // body: the client sends no Content-Length for them.
-            // SAFETY: live request on its own thread.
-            let Some(key3) = (unsafe { read_key3(r) }) else {
+            // Each blocking read waits up to the connection's timeout; a
+            // filter that keeps answering with nothing must not keep us here
+            // forever.
+            let key3 = r
+                .connection()
+                .read_exact(8, 64)
+                .and_then(|k| <[u8; 8]>::try_from(k).ok());
+            let Some(key3) = key3 else {
                 rlog!(
                     r,
                     module_index(),
@@ -81,19 +76,16 @@ unsafe fn handle(r: *mut sys::request_rec, headers: &RequestHeaders<'_>) -> c_in
             }
         }
     };
-    // SAFETY: live request.
-    let secure = unsafe { httpd::request::scheme(r) } == "https";
-    // SAFETY: the unparsed URI is a pool string.
-    let resource = unsafe { httpd::cstr(req.unparsed_uri) }.unwrap_or("/");
+    let secure = r.scheme() == "https";
+    let resource = r.unparsed_uri();
     let protocols: Vec<String> = legacy.protocol.iter().cloned().collect();
     let status_line = legacy.draft.status_line();
     let protocol_header = match legacy.draft {
         Draft::Draft75 => "WebSocket-Protocol",
         Draft::Draft76 => "Sec-WebSocket-Protocol",
     };
-    let mut protocol = Legacy::new(conf.max_message_size());
     let endpoint = Endpoint {
-        r,
+        request: r,
         module_index: module_index(),
         conf,
         origin: Some(legacy.origin.as_str()),
@@ -104,38 +96,12 @@ unsafe fn handle(r: *mut sys::request_rec, headers: &RequestHeaders<'_>) -> c_in
         default_protocol: legacy.protocol.as_deref(),
         status_line: Some(status_line),
         answer_body,
-        framing: Framing::Legacy,
+        family: Family::Legacy,
         compression: None,
         description: match legacy.draft {
             Draft::Draft75 => "WebSocket draft-75".to_owned(),
             Draft::Draft76 => "WebSocket draft-76".to_owned(),
         },
     };
-    // SAFETY: live request handled on this thread.
-    unsafe { serve(endpoint, &mut protocol) }
-}
-
-/// Reads draft-76's key3 from the connection (waiting up to its timeout).
-///
-/// # Safety
-/// `r` is the live request, handled on this thread.
-unsafe fn read_key3(r: *mut sys::request_rec) -> Option<[u8; 8]> {
-    // SAFETY: live request and connection owned by this thread.
-    unsafe {
-        let c = (*r).connection;
-        let bb = Brigade::new((*r).pool, (*c).bucket_alloc);
-        let mut key = Vec::with_capacity(8);
-        // Each blocking read waits up to the connection's timeout; a filter
-        // that keeps answering with nothing must not keep us here forever.
-        for _ in 0..64 {
-            if key.len() == 8 {
-                break;
-            }
-            match bb.read_blocking((*c).input_filters, 8 - key.len(), &mut key) {
-                ReadOutcome::Data(_) | ReadOutcome::WouldBlock => {}
-                ReadOutcome::Closed(_) => return None,
-            }
-        }
-        key.try_into().ok()
-    }
+    serve(endpoint)
 }

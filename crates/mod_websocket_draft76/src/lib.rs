@@ -12,14 +12,13 @@ use httpd::sys;
 use websocket_engine::config::{directive, HERE_OR_HTACCESS};
 
 mod handler;
-mod legacy;
 
 // The shared directives (Apache gives each of them to mod_websocket too,
 // when it is loaded) plus our own switch for draft-75.
 websocket_engine::declare_module!(
     websocket_draft76_module,
     c"mod_websocket_draft76.c",
-    handler::handler,
+    handler::handle,
     [sys::AP_INIT_FLAG(
         c"SupportDraft75",
         set_support_draft75,

@@ -1,33 +1,38 @@
-//! The whole per-message path of mod_websocket without Apache: decode a batch
-//! of client frames read from the socket (64 KiB at a time, as the session
-//! reads), inflate if compressed, hand each message to an echo plugin through
-//! the `WebSocketServer` ABI (`send` validates text and encodes into the
-//! connection's outbox, compressing if negotiated), and take the encoded
-//! replies out for one write, as the session loop does.
+//! The whole per-message path of mod_websocket without Apache: the real
+//! session ([`websocket_engine::session::Session`]) stepped over an
+//! in-memory transport. Each step reads a batch of client frames (64 KiB at
+//! most), decodes and inflates them in the sans-I/O connection, hands each
+//! message to an echo plugin through the `WebSocketServer` ABI (`send`
+//! validates text and encodes into the connection's outbox, compressing if
+//! negotiated), and writes the encoded replies, as inside Apache.
 //!
 //! What it leaves out is Apache's part: the brigade reads and writes, the
 //! pollset, and the kernel. `cargo xtask bench` measures those on a real
 //! server; comparing both shows what the engine itself costs.
 
 use std::os::raw::c_int;
+use std::time::Duration;
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
-use websocket_engine::connection::{Compression, Connection, Framing};
+use websocket_engine::connection::{ConnState, Connection};
+use websocket_engine::log::Level;
+use websocket_engine::session::memory::{MemoryLog, MemoryTransport};
+use websocket_engine::session::{Application, Session, Wait};
 use websocket_plugin::ffi::{WebSocketServer, MESSAGE_TYPE_BINARY, MESSAGE_TYPE_TEXT};
-use websocket_proto::decoder::{Decoder, DecoderConfig, Event, MessageKind};
-use websocket_proto::deflate::{negotiate, DeflateConfig, Deflater, Inflater, Negotiated};
+use websocket_proto::connection::{Compression, Connection as Protocol, Family, Limits};
+use websocket_proto::decoder::MessageKind;
+use websocket_proto::deflate::{negotiate, DeflateConfig, Deflater, Negotiated};
 use websocket_proto::encoder::FrameHeaderBuf;
 use websocket_proto::handshake::parse_extensions;
 use websocket_proto::mask::apply_mask;
-use websocket_proto::Opcode;
+use websocket_proto::{Opcode, ProtocolVersion};
 
 // The engine references APR functions (apr_pollset_wakeup) that Apache
 // provides at run time; outside Apache they come from the system's libapr.
 #[link(name = "apr-1")]
+#[link(name = "aprutil-1")]
 extern "C" {}
 
-/// What the session reads at most per batch (session.rs READ_SIZE).
-const READ_SIZE: usize = 64 * 1024;
 const KEY: [u8; 4] = [0x11, 0x22, 0x33, 0x44];
 
 /// The echo plugin's `on_message`, as a C plugin writes it.
@@ -123,14 +128,33 @@ fn client_stream(opcode: Opcode, message: &[u8], count: usize, deflate: bool) ->
     stream
 }
 
+/// An echo plugin behind the ABI, as a C plugin writes it.
+struct Echo {
+    conn: Box<Connection>,
+}
+
+impl Application for Echo {
+    fn state(&self) -> &ConnState {
+        &self.conn.state
+    }
+
+    fn on_message(&self, kind: MessageKind, data: &mut [u8]) {
+        let t = if kind == MessageKind::Text {
+            MESSAGE_TYPE_TEXT
+        } else {
+            MESSAGE_TYPE_BINARY
+        };
+        // SAFETY: the connection is alive for the whole call.
+        let sent = unsafe { echo(self.conn.server_ptr(), t, data.as_ptr(), data.len()) };
+        assert_eq!(sent, data.len(), "the outbox took the echo");
+    }
+
+    fn on_disconnect(&mut self) {}
+}
+
 /// The server side of one connection.
 struct Server {
-    conn: Box<Connection>,
-    decoder: Decoder,
-    inflater: Option<Inflater>,
-    inflated: Vec<u8>,
-    input: Vec<u8>,
-    output: Vec<u8>,
+    session: Session<MemoryTransport, Echo, MemoryLog>,
 }
 
 impl Server {
@@ -142,72 +166,43 @@ impl Server {
             level: 1,
             min_size: 64,
         });
+        let family = Family::Rfc6455 {
+            version: ProtocolVersion::V13,
+            deflate: n,
+        };
+        let conn = Connection::new(None, Vec::new(), &family, compression);
+        let protocol = Protocol::new(
+            &family,
+            Limits {
+                max_message_size: u64::MAX,
+                ..Limits::default()
+            },
+            Duration::ZERO,
+        );
+        let transport = MemoryTransport::new();
         Server {
-            // SAFETY: no request: the benchmark never asks for one.
-            conn: unsafe { Connection::new(std::ptr::null_mut(), Vec::new(), Framing::Rfc6455, compression) },
-            decoder: Decoder::new(DecoderConfig {
-                allow_rsv1: deflate,
-                ..DecoderConfig::default()
-            }),
-            inflater: n.as_ref().map(Inflater::new),
-            inflated: Vec::new(),
-            input: Vec::with_capacity(READ_SIZE),
-            output: Vec::new(),
+            session: Session::new(protocol, Echo { conn }, transport, MemoryLog::new(Level::Warning)),
         }
     }
 
     /// Runs `stream` through the path; returns the bytes written back
-    /// (and appends them to `keep`).
-    fn echo_stream(&mut self, stream: &[u8], mut keep: Option<&mut Vec<u8>>) -> usize {
-        let mut written = 0;
-        let server = self.conn.server_ptr();
-        for batch in stream.chunks(READ_SIZE) {
-            // The session copies each read out of the brigade.
-            self.input.clear();
-            self.input.extend_from_slice(batch);
-            let mut pos = 0;
-            while pos < self.input.len() {
-                let (used, event) = self.decoder.decode(&mut self.input[pos..]).expect("valid stream");
-                pos += used;
-                let Some(Event::Message {
-                    kind,
-                    data,
-                    compressed,
-                }) = event
-                else {
-                    continue;
-                };
-                let data: &[u8] = if compressed {
-                    self.inflated.clear();
-                    let inflater = self.inflater.as_mut().expect("negotiated");
-                    inflater
-                        .inflate(data, u64::MAX, &mut self.inflated)
-                        .expect("valid deflate data");
-                    if kind == MessageKind::Text {
-                        websocket_proto::utf8::validate(&self.inflated).expect("valid UTF-8");
-                    }
-                    &self.inflated
-                } else {
-                    data
-                };
-                let t = if kind == MessageKind::Text {
-                    MESSAGE_TYPE_TEXT
-                } else {
-                    MESSAGE_TYPE_BINARY
-                };
-                // SAFETY: the connection is alive for the whole call.
-                let sent = unsafe { echo(server, t, data.as_ptr(), data.len()) };
-                assert_eq!(sent, data.len(), "the outbox took the echo");
-            }
-            // One write per batch.
-            self.output.clear();
-            self.conn.state.outbox.take(&mut self.output);
-            written += self.output.len();
-            if let Some(k) = keep.as_deref_mut() {
-                k.extend_from_slice(&self.output);
+    /// (kept in the transport when `keep`).
+    fn echo_stream(&mut self, stream: &[u8], keep: bool) -> u64 {
+        let transport = self.session.transport();
+        transport.keep_output.set(keep);
+        let before = transport.write_count.get();
+        transport.feed(stream);
+        self.session.readable();
+        while self.session.transport().unread() > 0 {
+            match self.session.step(Duration::ZERO) {
+                Wait::Done => panic!("the session ended"),
+                Wait::Again => {}
+                Wait::Io { .. } => self.session.readable(),
             }
         }
-        written
+        // The last batch's replies.
+        while self.session.step(Duration::ZERO) == Wait::Again {}
+        self.session.transport().write_count.get() - before
     }
 }
 
@@ -230,8 +225,8 @@ fn path(c: &mut Criterion) {
         let stream = client_stream(opcode, &message, count, deflate);
         let mut server = Server::new(deflate);
         // Check once that the echo is right.
-        let mut echoed = Vec::new();
-        server.echo_stream(&stream, Some(&mut echoed));
+        server.echo_stream(&stream, true);
+        let echoed = server.session.transport().take_written();
         if deflate {
             assert!(echoed.len() < count * size / 2, "compressed echoes");
         } else {
@@ -243,7 +238,7 @@ fn path(c: &mut Criterion) {
         }
         g.throughput(Throughput::Elements(count as u64));
         g.bench_with_input(BenchmarkId::from_parameter(name), &stream, |b, stream| {
-            b.iter(|| server.echo_stream(stream, None))
+            b.iter(|| server.echo_stream(stream, false))
         });
     }
     g.finish();

@@ -30,6 +30,15 @@ impl Moment {
         Moment(ORIGIN.get_or_init(std::time::Instant::now).elapsed())
     }
 
+    /// The moment as the protocol's [`websocket_proto::connection::Time`].
+    pub fn time(self) -> Duration {
+        self.0
+    }
+
+    pub fn from_time(time: Duration) -> Moment {
+        Moment(time)
+    }
+
     /// How long from `self` until `later` (zero if that has passed).
     pub fn until(self, later: Moment) -> Duration {
         later.0.saturating_sub(self.0)

@@ -2,353 +2,136 @@
 //! the per-connection state behind them.
 //!
 //! Plugins may call `send` from any thread. Frames are encoded straight into
-//! a byte queue shared with the connection's owner thread, which alone
-//! touches Apache's filters (DESIGN.md §3). The queue is bounded: a sender on
-//! another thread waits while it is full, and every sender gets 0 at once
-//! once the session has ended.
+//! the connection's [`Outbox`], which the session writes; only the holder of
+//! the connection's [`StepToken`] touches Apache's filters
+//! (docs/architecture.md, "Threading").
 
 use std::cell::Cell;
 use std::ffi::{CStr, CString};
+use std::os::raw::c_void;
 use std::os::raw::{c_char, c_int, c_uint, c_ushort};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Condvar, Mutex, MutexGuard, OnceLock};
+use std::sync::{Arc, OnceLock};
 
+use httpd::conn::Request;
 use httpd::sys;
 use websocket_plugin::ffi::{
     WebSocketServer, WebSocketState, MESSAGE_TYPE_BINARY, MESSAGE_TYPE_CLOSE, MESSAGE_TYPE_PING,
     MESSAGE_TYPE_PONG, MESSAGE_TYPE_TEXT, WEBSOCKET_SERVER_VERSION_1,
 };
 use websocket_proto::close::{CloseCode, ClosePayload};
-use websocket_proto::deflate::{Deflater, Negotiated};
-use websocket_proto::encoder::FrameHeaderBuf;
-use websocket_proto::frame::{FrameHeader, MAX_CONTROL_PAYLOAD};
+use websocket_proto::connection::{Compression, Family};
+use websocket_proto::frame::MAX_CONTROL_PAYLOAD;
 use websocket_proto::Opcode;
 
-use crate::conn_io::ConnIo;
+use crate::config::PluginHandle;
+use crate::outbox::Outbox;
+use websocket_proto::decoder::MessageKind;
 
-/// Bytes other threads may queue before `send` waits for the owner to
-/// write them out. One message larger than this still goes through alone.
-pub const QUEUE_LIMIT: usize = 1 << 20;
-
-/// Data messages at least this large that the owner thread sends from inside
-/// a plugin callback go to the wire at once, the payload as the plugin
-/// handed it, instead of being copied into the queue. Smaller ones are
-/// batched: a copy costs less than a write of their own.
+/// Data messages at least this large that the session's thread sends from
+/// inside a plugin callback go to the wire at once, the payload as the
+/// plugin handed it, instead of being copied into the queue. Smaller ones
+/// are batched: a copy costs less than a write of their own.
 pub const DIRECT_MIN: usize = 64 * 1024;
 
-/// The owner's pollset, woken when another thread queues a frame.
-struct Waker(*mut sys::apr_pollset_t);
-
-// SAFETY: apr_pollset_wakeup is documented thread-safe; the pointer is only
-// used under the outbox lock and removed (under that lock) before the
-// pollset is destroyed.
-unsafe impl Send for Waker {}
-
-/// How messages are put on the wire.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Framing {
-    /// RFC 6455 frames.
-    Rfc6455,
-    /// draft-75/76: text only, `0x00 text 0xFF`, closed by `0xFF 0x00`.
-    Legacy,
+/// Where the session lets a callback write a large message at once (see
+/// [`DIRECT_MIN`]): it writes what the connection takes now and keeps the
+/// rest for the session to write next, in order.
+pub trait DirectWrite {
+    /// False if the connection failed.
+    fn write_now(&self, parts: &[&[u8]]) -> bool;
 }
 
-impl Framing {
-    /// Appends one message to `out`; false if this framing cannot carry it.
-    fn encode(self, opcode: Opcode, payload: &[u8], out: &mut Vec<u8>) -> bool {
-        match self {
-            Framing::Rfc6455 => {
-                let header = FrameHeaderBuf::new(opcode, true, false, payload.len() as u64);
-                out.extend_from_slice(header.as_bytes());
-                out.extend_from_slice(payload);
-                true
-            }
-            Framing::Legacy => match opcode {
-                Opcode::Text => {
-                    websocket_proto::legacy::encode_text(out, payload);
-                    true
-                }
-                Opcode::Close => {
-                    out.extend_from_slice(&websocket_proto::legacy::CLOSE_FRAME);
-                    true
-                }
-                _ => false,
-            },
-        }
-    }
+/// A [`DirectWrite`] lent to the plugin ABI for the length of a call, as a
+/// pointer and the function that calls it (a thin pointer: the writer's
+/// type is the session's, which the ABI does not know).
+#[derive(Default)]
+pub struct DirectSlot {
+    lent: Cell<Option<(*const (), WriteNow)>>,
 }
 
-/// permessage-deflate for what we send, as negotiated in the handshake.
-pub struct Compression {
-    pub negotiated: Negotiated,
-    pub level: u32,
-    /// Messages shorter than this go out uncompressed.
-    pub min_size: usize,
+/// `DirectWrite::write_now` of the lent writer's type.
+type WriteNow = unsafe fn(*const (), &[&[u8]]) -> bool;
+
+/// Calls `W::write_now` through a type-erased pointer.
+///
+/// # Safety
+/// `writer` points at a live `W`.
+unsafe fn call_write_now<W: DirectWrite>(writer: *const (), parts: &[&[u8]]) -> bool {
+    // SAFETY: per the contract (DirectSlot::lend keeps it live).
+    unsafe { (*writer.cast::<W>()).write_now(parts) }
 }
 
-/// The sending half of a connection's compression. The compressor is made
-/// on the first message worth compressing: it costs a few hundred KiB.
-struct Compressor {
-    settings: Compression,
-    deflater: Option<Deflater>,
-    scratch: Vec<u8>,
-}
-
-impl Compressor {
-    /// Whether a message is compressed: data messages of at least the
-    /// configured size (control frames never are, RFC 7692 §6.1).
-    fn wants(&self, opcode: Opcode, len: usize) -> bool {
-        len >= self.settings.min_size && matches!(opcode, Opcode::Text | Opcode::Binary)
-    }
-
-    /// Appends a compressed data frame, or returns false if the message is
-    /// not to be compressed (see `wants`).
-    fn encode(&mut self, opcode: Opcode, payload: &[u8], out: &mut Vec<u8>) -> bool {
-        if !self.wants(opcode, payload.len()) {
-            return false;
-        }
-        let settings = &self.settings;
-        let deflater = self
-            .deflater
-            .get_or_insert_with(|| Deflater::new(&settings.negotiated, settings.level));
-        self.scratch.clear();
-        deflater.compress(payload, &mut self.scratch);
-        let header = FrameHeaderBuf::new(opcode, true, true, self.scratch.len() as u64);
-        out.extend_from_slice(header.as_bytes());
-        out.extend_from_slice(&self.scratch);
-        if self.scratch.capacity() > 256 * 1024 {
-            self.scratch = Vec::new();
-        }
-        true
-    }
-}
-
-/// What the session sent the client, for the line that logs its end.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Sent {
-    /// Data messages, counted as they are encoded.
-    pub messages: u64,
-    /// The close frame, once one is queued: `Some(None)` when it carries no
-    /// code (the ABI's `close()`, or draft-76 framing, which has none).
-    pub close: Option<Option<u16>>,
-}
-
-struct Queue {
-    framing: Framing,
-    sent: Sent,
-    compressor: Option<Compressor>,
-    bytes: Vec<u8>,
-    /// A close frame is queued: nothing may follow it on the wire.
-    close_queued: bool,
-    waker: Option<Waker>,
-    /// Senders waiting for space: the owner only signals when there are
-    /// any (a condvar notify is a system call even with nobody waiting).
-    waiting: usize,
-}
-
-/// Encoded frames waiting for the owner thread.
-pub struct Outbox {
-    queue: Mutex<Queue>,
-    space: Condvar,
-    /// The session is over: every send fails. Set under the queue's lock,
-    /// and read without it too (the owner asks after every batch).
-    closed: AtomicBool,
-}
-
-impl Outbox {
-    pub fn new(framing: Framing, compression: Option<Compression>) -> Outbox {
-        Outbox {
-            queue: Mutex::new(Queue {
-                framing,
-                sent: Sent::default(),
-                compressor: compression.map(|settings| Compressor {
-                    settings,
-                    deflater: None,
-                    scratch: Vec::new(),
-                }),
-                bytes: Vec::new(),
-                close_queued: false,
-                waker: None,
-                waiting: 0,
-            }),
-            space: Condvar::new(),
-            closed: AtomicBool::new(false),
-        }
-    }
-
-    fn lock(&self) -> MutexGuard<'_, Queue> {
-        // A plugin thread that panicked while holding the lock leaves only
-        // bytes behind; the queue stays usable.
-        self.queue.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
-    /// What has been queued or written for the client so far.
-    pub fn sent(&self) -> Sent {
-        self.lock().sent
-    }
-
-    /// Senders blocked on a full queue right now.
-    #[cfg(test)]
-    fn blocked_senders(&self) -> usize {
-        self.lock().waiting
-    }
-
-    /// Queues one frame. `from_owner` senders never wait (the owner is the
-    /// one that would drain the queue). Returns false if nothing can be sent.
-    pub fn push(&self, from_owner: bool, opcode: Opcode, payload: &[u8]) -> bool {
-        let size = FrameHeader::MAX_LEN + payload.len();
-        let mut q = self.lock();
-        if !from_owner {
-            while !self.is_closed()
-                && !q.close_queued
-                && !q.bytes.is_empty()
-                && q.bytes.len() + size > QUEUE_LIMIT
-            {
-                q.waiting += 1;
-                q = self.space.wait(q).unwrap_or_else(|e| e.into_inner());
-                q.waiting -= 1;
+impl DirectSlot {
+    /// Lends `writer` for the length of `f`; the loan ends even if `f` unwinds.
+    pub fn lend<W: DirectWrite, R>(&self, writer: &W, f: impl FnOnce() -> R) -> R {
+        struct Return<'a>(&'a DirectSlot);
+        impl Drop for Return<'_> {
+            fn drop(&mut self) {
+                self.0.lent.set(None);
             }
         }
-        if self.is_closed() || q.close_queued {
-            return false;
-        }
-        let q = &mut *q;
-        let compressed = match &mut q.compressor {
-            Some(c) => c.encode(opcode, payload, &mut q.bytes),
+        self.lent
+            .set(Some(((writer as *const W).cast::<()>(), call_write_now::<W>)));
+        let _back = Return(self);
+        f()
+    }
+
+    pub fn is_lent(&self) -> bool {
+        self.lent.get().is_some()
+    }
+
+    /// Writes through the lent writer; false if there is none or it failed.
+    pub fn write_now(&self, parts: &[&[u8]]) -> bool {
+        match self.lent.get() {
+            // SAFETY: the pointer is set only for the length of `lend`, whose
+            // borrow keeps the writer alive and in place, and it is read on
+            // the thread that lent it (ConnState is only shared through
+            // Connection, whose Sync rests on this field being used by the
+            // token holder alone).
+            Some((writer, call)) => unsafe { call(writer, parts) },
             None => false,
-        };
-        if !compressed && !q.framing.encode(opcode, payload, &mut q.bytes) {
-            return false;
         }
-        match opcode {
-            Opcode::Text | Opcode::Binary => q.sent.messages += 1,
-            Opcode::Close => {
-                q.close_queued = true;
-                let code = match (q.framing, payload) {
-                    (Framing::Rfc6455, [hi, lo, ..]) => Some(u16::from_be_bytes([*hi, *lo])),
-                    _ => None,
-                };
-                q.sent.close = Some(code);
-            }
-            _ => {}
-        }
-        if !from_owner {
-            if let Some(w) = &q.waker {
-                // SAFETY: the pollset is live while it is registered here
-                // (see Waker); wakeup is thread-safe.
-                unsafe { sys::apr_pollset_wakeup(w.0) };
-            }
-        }
-        true
-    }
-
-    /// Sends one data frame without copying `payload`: `write` gets what is
-    /// queued, the frame header and the payload, in that order, and writes
-    /// them out before returning (false if the connection failed). Only for
-    /// the owner thread, which alone writes. `None` when the frame must go
-    /// through the queue instead (compressed, or not RFC 6455 framing).
-    pub fn push_direct(
-        &self,
-        opcode: Opcode,
-        payload: &[u8],
-        write: impl FnOnce(&[&[u8]]) -> bool,
-    ) -> Option<bool> {
-        let mut q = self.lock();
-        if self.is_closed() || q.close_queued {
-            return Some(false);
-        }
-        let compressed = q
-            .compressor
-            .as_ref()
-            .is_some_and(|c| c.wants(opcode, payload.len()));
-        if compressed || q.framing != Framing::Rfc6455 || opcode.is_control() {
-            return None;
-        }
-        // Written outside the lock: other threads keep queueing meanwhile,
-        // and what they queue goes out after this frame.
-        let mut queued = std::mem::take(&mut q.bytes);
-        let waiting = q.waiting > 0;
-        drop(q);
-        if waiting {
-            self.space.notify_all();
-        }
-        let header = FrameHeaderBuf::new(opcode, true, false, payload.len() as u64);
-        if !write(&[&queued, header.as_bytes(), payload]) {
-            self.close();
-            return Some(false);
-        }
-        let mut q = self.lock();
-        q.sent.messages += 1;
-        if q.bytes.is_empty() && !self.is_closed() {
-            // Keep the queue's allocation.
-            queued.clear();
-            q.bytes = queued;
-        }
-        Some(true)
-    }
-
-    /// Whether the session has ended for senders (or a direct write failed).
-    pub fn is_closed(&self) -> bool {
-        self.closed.load(Ordering::Acquire)
-    }
-
-    /// Queues bytes that are not a message (the draft-76 handshake answer).
-    pub fn push_raw(&self, bytes: &[u8]) {
-        self.lock().bytes.extend_from_slice(bytes);
-    }
-
-    /// Moves everything queued to the end of `out`; returns whether a close
-    /// frame is among what has been queued so far.
-    pub fn take(&self, out: &mut Vec<u8>) -> bool {
-        let mut q = self.lock();
-        if out.is_empty() {
-            std::mem::swap(out, &mut q.bytes);
-        } else {
-            out.extend_from_slice(&q.bytes);
-            q.bytes.clear();
-        }
-        let close_queued = q.close_queued;
-        let waiting = q.waiting > 0;
-        drop(q);
-        if waiting {
-            self.space.notify_all();
-        }
-        close_queued
-    }
-
-    pub fn set_waker(&self, pollset: *mut sys::apr_pollset_t) {
-        self.lock().waker = if pollset.is_null() {
-            None
-        } else {
-            Some(Waker(pollset))
-        };
-    }
-
-    /// Ends the session for senders: pending and future sends return 0.
-    pub fn close(&self) {
-        let mut q = self.lock();
-        self.closed.store(true, Ordering::Release);
-        q.waker = None;
-        q.bytes = Vec::new();
-        drop(q);
-        self.space.notify_all();
     }
 }
 
-/// Which thread this is, cheaply: the address of a thread-local, distinct
-/// for every thread alive at the same time. (The owner thread outlives its
-/// connection, so no other thread can carry its mark meanwhile.) `send`
-/// asks on every message, where `thread::current()` costs a reference
-/// count round trip.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct ThreadMark(usize);
+thread_local! {
+    /// The connection whose session this thread is stepping now, if any.
+    static STEPPING: Cell<*const ConnState> = const { Cell::new(std::ptr::null()) };
+}
 
-impl ThreadMark {
-    pub fn current() -> ThreadMark {
-        thread_local! {
-            static MARK: u8 = const { 0 };
+/// The right to step a connection's session: whoever holds it is "the
+/// session" for the plugin ABI (its sends never wait, it may set response
+/// headers before the 101, it may write large messages directly). One
+/// holder at a time, on any thread; dropped at the end of each step.
+pub struct StepToken<'a> {
+    state: &'a ConnState,
+    previous: *const ConnState,
+    /// Not Send: the token marks the thread that holds it.
+    _not_send: std::marker::PhantomData<*const ()>,
+}
+
+impl<'a> StepToken<'a> {
+    /// Takes the token of `state`. Panics if someone holds it already: two
+    /// steppers at once would both write the connection.
+    pub fn acquire(state: &'a ConnState) -> StepToken<'a> {
+        assert!(
+            !state.stepping.swap(true, Ordering::Acquire),
+            "a session is stepped by one holder at a time"
+        );
+        let previous = STEPPING.with(|s| s.replace(state as *const ConnState));
+        StepToken {
+            state,
+            previous,
+            _not_send: std::marker::PhantomData,
         }
-        MARK.with(|m| ThreadMark(m as *const u8 as usize))
+    }
+}
+
+impl Drop for StepToken<'_> {
+    fn drop(&mut self) {
+        STEPPING.with(|s| s.set(self.previous));
+        self.state.stepping.store(false, Ordering::Release);
     }
 }
 
@@ -365,8 +148,9 @@ struct ClientContext {
     auth_type: *const c_char,
     is_tls: bool,
     proto_num: i32,
-    /// The Cookie header, split into cookies on first use.
-    cookie_header: *const c_char,
+    /// The Cookie header (copied: it is parsed later, on any thread),
+    /// split into cookies on first use.
+    cookie_header: Option<Vec<u8>>,
     cookies: OnceLock<Vec<(CString, CString)>>,
 }
 
@@ -375,12 +159,9 @@ fn c_ptr(s: Option<&CStr>) -> *const c_char {
 }
 
 impl ClientContext {
-    /// # Safety
-    /// `r` is NULL (no request, as in benchmarks: nothing to tell) or the
-    /// live request of the handshake, on its owner thread.
-    unsafe fn read(r: *const sys::request_rec) -> ClientContext {
-        use httpd::client;
-        if r.is_null() {
+    /// What the request tells; nothing without one (benchmarks).
+    fn read(r: Option<Request<'_>>) -> ClientContext {
+        let Some(r) = r else {
             return ClientContext {
                 uri_path: std::ptr::null(),
                 query: std::ptr::null(),
@@ -390,35 +171,31 @@ impl ClientContext {
                 auth_type: std::ptr::null(),
                 is_tls: false,
                 proto_num: 0,
-                cookie_header: std::ptr::null(),
+                cookie_header: None,
                 cookies: OnceLock::new(),
             };
-        }
-        // SAFETY: live request, per the contract.
-        unsafe {
-            ClientContext {
-                uri_path: c_ptr(client::uri_path(r)),
-                query: c_ptr(client::query(r)),
-                remote_ip: c_ptr(client::remote_ip(r)),
-                remote_port: client::remote_port(r),
-                user: c_ptr(client::user(r)),
-                auth_type: c_ptr(client::auth_type(r)),
-                is_tls: client::is_tls(r),
-                proto_num: client::proto_num(r),
-                cookie_header: sys::apr_table_get((*r).headers_in, c"Cookie".as_ptr()),
-                cookies: OnceLock::new(),
-            }
+        };
+        let client = r.client();
+        ClientContext {
+            uri_path: c_ptr(client.uri_path),
+            query: c_ptr(client.query),
+            remote_ip: c_ptr(client.remote_ip),
+            remote_port: client.remote_port,
+            user: c_ptr(client.user),
+            auth_type: c_ptr(client.auth_type),
+            is_tls: client.is_tls,
+            proto_num: client.proto_num,
+            cookie_header: r.headers_in().get_c(c"Cookie").map(|c| c.to_bytes().to_vec()),
+            cookies: OnceLock::new(),
         }
     }
 
     fn cookie(&self, name: &[u8]) -> *const c_char {
         let cookies = self.cookies.get_or_init(|| {
-            if self.cookie_header.is_null() {
-                return Vec::new();
-            }
-            // SAFETY: a pool string of the live request (see the struct).
-            let header = unsafe { CStr::from_ptr(self.cookie_header) }.to_bytes();
-            parse_cookies(header)
+            self.cookie_header
+                .as_deref()
+                .map(parse_cookies)
+                .unwrap_or_default()
         });
         cookies
             .iter()
@@ -466,13 +243,21 @@ pub struct ConnState {
     pub r: *mut sys::request_rec,
     client: ClientContext,
     pub protocols: Vec<CString>,
-    pub owner: ThreadMark,
+    /// Someone holds the [`StepToken`].
+    stepping: AtomicBool,
     pub outbox: Outbox,
     /// Response headers may only change before the 101 is sent.
     pub handshake_open: AtomicBool,
-    /// The session's way to the wire while it runs, for
-    /// [`Outbox::push_direct`]; owner thread only.
-    pub direct: Cell<Option<*const ConnIo>>,
+    /// The session's way to the wire while it dispatches messages, for
+    /// [`Outbox::push_direct`]; set and used by the token holder only.
+    pub direct: DirectSlot,
+}
+
+impl ConnState {
+    /// Whether the calling thread holds this connection's [`StepToken`].
+    pub fn is_stepper(&self) -> bool {
+        STEPPING.with(|s| std::ptr::eq(s.get(), self))
+    }
 }
 
 /// The struct handed to plugins, with the state it points at. Boxed so its
@@ -489,14 +274,12 @@ pub struct Connection {
 unsafe impl Sync for Connection {}
 
 impl Connection {
-    /// # Safety
-    /// `r` is the live request of the handshake and this is its owner thread,
-    /// or `r` is NULL (benchmarks without Apache; the request functions then
-    /// answer NULL).
-    pub unsafe fn new(
-        r: *mut sys::request_rec,
+    /// The connection of request `r`'s handshake (`None` in benchmarks
+    /// without Apache: the request functions then answer NULL).
+    pub fn new(
+        r: Option<Request<'_>>,
         protocols: Vec<CString>,
-        framing: Framing,
+        family: &Family,
         compression: Option<Compression>,
     ) -> Box<Connection> {
         let mut conn = Box::new(Connection {
@@ -525,14 +308,13 @@ impl Connection {
                 http_version: Some(http_version),
             },
             state: ConnState {
-                r,
-                // SAFETY: per this function's contract.
-                client: unsafe { ClientContext::read(r) },
+                r: r.map_or(std::ptr::null_mut(), |r| r.as_ptr()),
+                client: ClientContext::read(r),
                 protocols,
-                owner: ThreadMark::current(),
-                outbox: Outbox::new(framing, compression),
+                stepping: AtomicBool::new(false),
+                outbox: Outbox::new(family, compression),
                 handshake_open: AtomicBool::new(true),
-                direct: Cell::new(None),
+                direct: DirectSlot::default(),
             },
         });
         conn.server.state = (&conn.state as *const ConnState)
@@ -543,6 +325,69 @@ impl Connection {
 
     pub fn server_ptr(&self) -> *const WebSocketServer {
         &self.server
+    }
+}
+
+/// A plugin's side of one connection: the loaded plugin, what its
+/// `on_connect` returned, and the server struct it was handed, which lives
+/// in here until after `on_disconnect` returned.
+pub struct PluginApp {
+    plugin: Arc<PluginHandle>,
+    private: *mut c_void,
+    conn: Box<Connection>,
+}
+
+impl PluginApp {
+    /// Calls the plugin's `on_connect` with the token held (so that it may
+    /// set response headers); `None` if the plugin refused the connection.
+    pub fn connect(plugin: Arc<PluginHandle>, conn: Box<Connection>) -> Result<PluginApp, Box<Connection>> {
+        let token = StepToken::acquire(&conn.state);
+        // SAFETY: the server struct is live and stays so until after
+        // on_disconnect (it moves into the PluginApp, which calls that).
+        let connected = unsafe { plugin.plugin.on_connect(conn.server_ptr()) };
+        drop(token);
+        match connected {
+            Ok(private) => Ok(PluginApp {
+                plugin,
+                private,
+                conn,
+            }),
+            Err(_) => {
+                conn.state.outbox.close();
+                Err(conn)
+            }
+        }
+    }
+}
+
+impl crate::session::Application for PluginApp {
+    fn state(&self) -> &ConnState {
+        &self.conn.state
+    }
+
+    fn on_message(&self, kind: MessageKind, data: &mut [u8]) {
+        let t = match kind {
+            MessageKind::Text => MESSAGE_TYPE_TEXT,
+            MessageKind::Binary => MESSAGE_TYPE_BINARY,
+        };
+        // SAFETY: the plugin's private pointer and our server struct are
+        // live until on_disconnect, which has not run (the session calls it
+        // last, once).
+        unsafe {
+            self.plugin
+                .plugin
+                .on_message(self.private, self.conn.server_ptr(), t, data)
+        };
+    }
+
+    fn on_disconnect(&mut self) {
+        // SAFETY: as for on_message; the session calls this exactly once,
+        // after which the server struct is never handed out again.
+        unsafe {
+            self.plugin
+                .plugin
+                .on_disconnect(self.private, self.conn.server_ptr())
+        };
     }
 }
 
@@ -563,10 +408,14 @@ unsafe extern "system" fn request(server: *const WebSocketServer) -> *mut websoc
 }
 
 unsafe extern "system" fn header_get(server: *const WebSocketServer, key: *const c_char) -> *const c_char {
-    // SAFETY: the plugin passes its server and a C string (or NULL).
+    // SAFETY: the plugin passes its server and a C string (or NULL); the
+    // request outlives the connection, and its input headers are only read
+    // once the handler runs, so any thread may look them up.
     unsafe {
         match state(server) {
-            Some(s) if !key.is_null() => sys::apr_table_get((*s.r).headers_in, key),
+            Some(s) if !key.is_null() && !s.r.is_null() => {
+                c_ptr(httpd::table::Table::from_raw((*s.r).headers_in).get_c(CStr::from_ptr(key)))
+            }
             _ => std::ptr::null(),
         }
     }
@@ -584,9 +433,11 @@ unsafe extern "system" fn header_set(
             if !key.is_null()
                 && !value.is_null()
                 && s.handshake_open.load(Ordering::Acquire)
-                && s.owner == ThreadMark::current()
+                && s.is_stepper()
+                && !s.r.is_null()
             {
-                sys::apr_table_set((*s.r).headers_out, key, value);
+                httpd::table::Table::from_raw((*s.r).headers_out)
+                    .set_c(CStr::from_ptr(key), CStr::from_ptr(value));
             }
         }
     }
@@ -645,17 +496,11 @@ unsafe extern "system" fn send(
         MESSAGE_TYPE_CLOSE => Opcode::Close,
         _ => return 0,
     };
-    let from_owner = s.owner == ThreadMark::current();
-    if from_owner && payload.len() >= DIRECT_MIN {
-        if let Some(io) = s.direct.get() {
-            let write = |parts: &[&[u8]]| {
-                // SAFETY: `direct` is set by the running session on this, the
-                // owner thread, and cleared before its ConnIo goes away.
-                unsafe { (*io).write(parts) }.is_ok()
-            };
-            if let Some(sent) = s.outbox.push_direct(opcode, payload, write) {
-                return if sent { payload.len() } else { 0 };
-            }
+    let from_owner = s.is_stepper();
+    if from_owner && payload.len() >= DIRECT_MIN && s.direct.is_lent() {
+        let write = |parts: &[&[u8]]| s.direct.write_now(parts);
+        if let Some(sent) = s.outbox.push_direct(opcode, payload, write) {
+            return if sent { payload.len() } else { 0 };
         }
     }
     if s.outbox.push(from_owner, opcode, payload) {
@@ -670,7 +515,7 @@ unsafe extern "system" fn send(
 unsafe extern "system" fn close(server: *const WebSocketServer) {
     // SAFETY: the plugin passes back its server.
     if let Some(s) = unsafe { state(server) } {
-        let from_owner = s.owner == ThreadMark::current();
+        let from_owner = s.is_stepper();
         s.outbox.push(from_owner, Opcode::Close, &[]);
     }
 }
@@ -696,7 +541,7 @@ unsafe extern "system" fn close_with(
     let Some(payload) = close_with_payload(CloseCode(code), reason) else {
         return 0;
     };
-    let from_owner = s.owner == ThreadMark::current();
+    let from_owner = s.is_stepper();
     c_int::from(s.outbox.push(from_owner, Opcode::Close, payload.as_bytes()))
 }
 
@@ -780,8 +625,6 @@ pub fn protocol_list(protocols: &[String]) -> Vec<CString> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::sync::Arc;
-    use std::time::Duration;
 
     #[test]
     fn cookies() {
@@ -824,180 +667,5 @@ mod tests {
         assert!(close_with_payload(CloseCode::NORMAL, &[b'x'; 123]).is_some());
         assert!(close_with_payload(CloseCode::NORMAL, &[b'x'; 124]).is_none());
         assert!(close_with_payload(CloseCode::NORMAL, &[0xFF]).is_none());
-    }
-
-    #[test]
-    fn frames_are_encoded_in_order() {
-        let outbox = Outbox::new(Framing::Rfc6455, None);
-        assert!(outbox.push(true, Opcode::Text, b"hi"));
-        assert!(outbox.push(false, Opcode::Binary, &[1, 2]));
-        let mut out = Vec::new();
-        assert!(!outbox.take(&mut out));
-        assert_eq!(out, [0x81, 2, b'h', b'i', 0x82, 2, 1, 2]);
-    }
-
-    #[test]
-    fn counts_what_was_sent() {
-        let outbox = Outbox::new(Framing::Rfc6455, None);
-        assert!(outbox.push(true, Opcode::Text, b"a"));
-        assert!(outbox.push(false, Opcode::Binary, b"b"));
-        assert!(outbox.push(true, Opcode::Pong, b""));
-        let mut out = Vec::new();
-        assert_eq!(outbox.push_direct(Opcode::Binary, b"c", |_| true), Some(true));
-        assert_eq!(
-            outbox.sent(),
-            Sent {
-                messages: 3,
-                close: None
-            }
-        );
-        assert!(outbox.push(true, Opcode::Close, &4001u16.to_be_bytes()));
-        assert!(!outbox.push(true, Opcode::Text, b"late"));
-        outbox.take(&mut out);
-        assert_eq!(
-            outbox.sent(),
-            Sent {
-                messages: 3,
-                close: Some(Some(4001))
-            }
-        );
-        let plain = Outbox::new(Framing::Rfc6455, None);
-        assert!(plain.push(true, Opcode::Close, b""));
-        assert_eq!(plain.sent().close, Some(None));
-        let legacy = Outbox::new(Framing::Legacy, None);
-        assert!(legacy.push(true, Opcode::Text, b"x"));
-        assert!(legacy.push(true, Opcode::Close, &1000u16.to_be_bytes()));
-        assert_eq!(
-            legacy.sent(),
-            Sent {
-                messages: 1,
-                close: Some(None)
-            }
-        );
-    }
-
-    #[test]
-    fn nothing_follows_a_close_frame() {
-        let outbox = Outbox::new(Framing::Rfc6455, None);
-        assert!(outbox.push(true, Opcode::Close, &[0x03, 0xE8]));
-        assert!(!outbox.push(true, Opcode::Text, b"late"));
-        let mut out = Vec::new();
-        assert!(outbox.take(&mut out));
-        assert_eq!(out, [0x88, 2, 0x03, 0xE8]);
-    }
-
-    #[test]
-    fn legacy_framing_carries_text_and_close_only() {
-        let outbox = Outbox::new(Framing::Legacy, None);
-        outbox.push_raw(b"digest");
-        assert!(outbox.push(true, Opcode::Text, "é".as_bytes()));
-        assert!(!outbox.push(true, Opcode::Binary, b"x"));
-        assert!(!outbox.push(true, Opcode::Ping, b""));
-        assert!(outbox.push(true, Opcode::Close, b""));
-        let mut out = Vec::new();
-        outbox.take(&mut out);
-        assert_eq!(out, b"digest\x00\xc3\xa9\xff\xff\x00");
-    }
-
-    #[test]
-    fn direct_frames_follow_what_is_queued_and_leave_the_payload_alone() {
-        let outbox = Outbox::new(Framing::Rfc6455, None);
-        assert!(outbox.push(true, Opcode::Pong, b"p"));
-        let payload = vec![7u8; 65_000];
-        let mut wire = Vec::new();
-        let sent = outbox.push_direct(Opcode::Binary, &payload, |parts| {
-            assert_eq!(parts.len(), 3);
-            assert!(
-                std::ptr::eq(parts[2], payload.as_slice()),
-                "the payload is not copied"
-            );
-            parts.iter().for_each(|p| wire.extend_from_slice(p));
-            true
-        });
-        assert_eq!(sent, Some(true));
-        assert_eq!(&wire[..3], [0x8A, 1, b'p']);
-        assert_eq!(&wire[3..7], [0x82, 126, 0xFD, 0xE8]);
-        assert_eq!(wire.len(), 3 + 4 + 65_000);
-        let mut out = Vec::new();
-        assert!(!outbox.take(&mut out));
-        assert!(out.is_empty(), "the queued pong went out with the frame");
-    }
-
-    #[test]
-    fn direct_frames_are_refused_where_they_cannot_be_written_as_is() {
-        let never = |_: &[&[u8]]| -> bool { panic!("nothing may be written") };
-        let legacy = Outbox::new(Framing::Legacy, None);
-        assert_eq!(legacy.push_direct(Opcode::Text, b"x", never), None);
-        let compressing = Outbox::new(
-            Framing::Rfc6455,
-            Some(Compression {
-                negotiated: websocket_proto::deflate::negotiate(
-                    &websocket_proto::handshake::parse_extensions("permessage-deflate").unwrap(),
-                    &Default::default(),
-                )
-                .unwrap()
-                .unwrap(),
-                level: 1,
-                min_size: 64,
-            }),
-        );
-        assert_eq!(compressing.push_direct(Opcode::Binary, &[0; 100], never), None);
-        assert_eq!(
-            compressing.push_direct(Opcode::Binary, &[0; 10], |_| true),
-            Some(true),
-            "below the compression threshold"
-        );
-        let closing = Outbox::new(Framing::Rfc6455, None);
-        assert!(closing.push(true, Opcode::Close, &[0x03, 0xE8]));
-        assert_eq!(closing.push_direct(Opcode::Binary, b"late", never), Some(false));
-    }
-
-    #[test]
-    fn a_failed_direct_write_ends_the_session_for_senders() {
-        let outbox = Outbox::new(Framing::Rfc6455, None);
-        assert_eq!(outbox.push_direct(Opcode::Binary, b"x", |_| false), Some(false));
-        assert!(outbox.is_closed());
-        assert!(!outbox.push(true, Opcode::Text, b"after"));
-    }
-
-    #[test]
-    fn a_full_queue_blocks_other_threads_until_drained() {
-        let outbox = Arc::new(Outbox::new(Framing::Rfc6455, None));
-        let big = vec![0u8; QUEUE_LIMIT];
-        assert!(
-            outbox.push(false, Opcode::Binary, &big),
-            "one oversized message passes alone"
-        );
-        let sender = {
-            let outbox = outbox.clone();
-            std::thread::spawn(move || outbox.push(false, Opcode::Binary, b"next"))
-        };
-        std::thread::sleep(Duration::from_millis(100));
-        assert!(!sender.is_finished(), "back-pressure holds the sender");
-        let mut out = Vec::new();
-        outbox.take(&mut out);
-        assert!(sender.join().unwrap());
-        out.clear();
-        outbox.take(&mut out);
-        assert_eq!(out, [0x82, 4, b'n', b'e', b'x', b't']);
-    }
-
-    #[test]
-    fn closing_releases_blocked_senders_with_failure() {
-        let outbox = Arc::new(Outbox::new(Framing::Rfc6455, None));
-        assert!(outbox.push(false, Opcode::Binary, &vec![0u8; QUEUE_LIMIT]));
-        let sender = {
-            let outbox = outbox.clone();
-            std::thread::spawn(move || outbox.push(false, Opcode::Binary, b"next"))
-        };
-        // Only a sender that really blocked proves that closing releases it.
-        let deadline = std::time::Instant::now() + Duration::from_secs(10);
-        while outbox.blocked_senders() == 0 {
-            assert!(std::time::Instant::now() < deadline, "the sender never blocked");
-            std::thread::sleep(Duration::from_millis(1));
-        }
-        outbox.close();
-        assert!(!sender.join().unwrap());
-        assert!(!outbox.push(true, Opcode::Text, b"after"));
     }
 }

@@ -2,13 +2,15 @@
 //! mod_websocket_draft76 for the legacy drafts) share: the per-directory
 //! configuration and its directives, the server side of the plugin ABI, the
 //! origin policy and the handshake's common tail, and the session engine.
-//! Each module only adds its handshake and its [`session::WireProtocol`].
+//! Each module only adds its handshake and names its wire format
+//! ([`websocket_proto::connection::Family`]).
 
 mod clock;
 pub mod config;
-mod conn_io;
 pub mod connection;
-mod plain_socket;
+pub mod driver;
+pub mod log;
+pub mod outbox;
 pub mod serve;
 pub mod session;
 pub mod startup;
@@ -18,28 +20,28 @@ pub mod startup;
 #[macro_export]
 macro_rules! rlog {
     ($r:expr, $module_index:expr, $level:expr, $($arg:tt)*) => {{
-        let r = $r;
+        let r: httpd::conn::Request<'_> = $r;
         let mi: std::os::raw::c_int = $module_index;
         let level: std::os::raw::c_int = $level as std::os::raw::c_int;
-        // SAFETY: `r` is the live request being handled.
-        if unsafe { httpd::log::request_enabled(r, mi, level) } {
-            let message = format!($($arg)*);
-            let source = httpd::here!();
-            // SAFETY: as above.
-            unsafe { httpd::log::request(r, mi, level, 0, source, &message) }
+        if r.log_enabled(mi, level) {
+            r.log(mi, level, httpd::here!(), &format!($($arg)*));
         }
     }};
 }
 
 // The unit tests run outside httpd; the APR functions the tested code
-// references (such as apr_pollset_wakeup) come from the system's libapr.
+// references (such as apr_pollset_wakeup) come from the system's libapr
+// and libaprutil.
 #[cfg(all(test, unix))]
 #[link(name = "apr-1")]
+#[link(name = "aprutil-1")]
 extern "C" {}
 
 /// Declares a WebSocket module: its exported record (the `LoadModule` name),
 /// its command table (the shared directives plus `extra` ones), a handler
-/// hook, and `module_index()` / `module_ptr()` for the crate's own use.
+/// hook that calls `$handler(request, headers)` for `websocket-handler`
+/// requests (see [`serve::guarded_handler`]), and `module_index()` /
+/// `dir_config(request)` for the crate's own use.
 ///
 /// Apache writes `module_index` and `next` into the record, so it lives in
 /// writable memory.
@@ -82,15 +84,23 @@ macro_rules! declare_module {
             unsafe { $record.module_index }
         }
 
-        pub(crate) fn module_ptr() -> *const httpd::sys::module {
-            &raw const $record
+        /// Our configuration for a request's directory.
+        pub(crate) fn dir_config<'r>(r: httpd::conn::Request<'r>) -> Option<&'r $crate::config::DirConfig> {
+            // SAFETY: our per-directory records are DirConfigs (the record's
+            // create/merge hooks above make them).
+            unsafe { r.dir_config(&raw const $record) }
+        }
+
+        unsafe extern "C" fn handler_hook(r: *mut httpd::sys::request_rec) -> std::os::raw::c_int {
+            // SAFETY: Apache calls the handler hook with a live request on this thread.
+            unsafe { $crate::serve::guarded_handler(r, module_index(), $handler) }
         }
 
         unsafe extern "C" fn register_hooks(_pool: *mut httpd::sys::apr_pool_t) {
             // SAFETY: called by Apache during module registration on its main thread.
             unsafe {
                 httpd::sys::ap_hook_handler(
-                    Some($handler),
+                    Some(handler_hook),
                     std::ptr::null(),
                     std::ptr::null(),
                     httpd::sys::APR_HOOK_MIDDLE as std::os::raw::c_int,

@@ -8,15 +8,21 @@ use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use httpd::log::{APLOG_DEBUG, APLOG_ERR, APLOG_INFO, APLOG_WARNING};
-use httpd::request::headers_out;
+use httpd::conn::Request;
+use httpd::log::{APLOG_DEBUG, APLOG_ERR, APLOG_INFO, APLOG_TRACE1, APLOG_WARNING};
+use httpd::poll::Pollset;
 use httpd::sys;
+use websocket_proto::close::CloseCode;
+use websocket_proto::connection::{Compression, Family, Limits};
 use websocket_proto::origin::same_origin;
 
+use crate::clock::Moment;
 use crate::config::{DirConfig, OriginCheck};
-use crate::connection::{protocol_list, Compression, Connection, Framing};
+use crate::connection::{protocol_list, Connection, PluginApp};
+use crate::driver::{run_on_thread, ApacheTransport};
+use crate::log::RequestLog;
 use crate::rlog;
-use crate::session::{self, SessionParams, WireProtocol};
+use crate::session::Session;
 
 /// WebSocket connections this module is serving in this process.
 static OPEN_CONNECTIONS: AtomicU32 = AtomicU32::new(0);
@@ -64,10 +70,7 @@ fn origin_warning_due(now: Instant) -> Option<u64> {
 }
 
 /// The origins a location accepts, for the refusal's log line.
-///
-/// # Safety
-/// `r` is a live request.
-unsafe fn expected_origins(r: *const sys::request_rec, conf: &DirConfig) -> String {
+fn expected_origins(r: Request<'_>, conf: &DirConfig) -> String {
     match conf.origin_check() {
         OriginCheck::Off => "any".to_owned(),
         OriginCheck::Trusted => match &conf.trusted_origins {
@@ -78,13 +81,7 @@ unsafe fn expected_origins(r: *const sys::request_rec, conf: &DirConfig) -> Stri
             _ => "none: no WebSocketTrustedOrigin is configured here".to_owned(),
         },
         OriginCheck::Same => {
-            // SAFETY: live request.
-            let (scheme, host) = unsafe {
-                (
-                    httpd::request::scheme(r),
-                    httpd::request::headers_in(r).get("Host").unwrap_or("?"),
-                )
-            };
+            let (scheme, host) = (r.scheme(), r.headers_in().get("Host").unwrap_or("?"));
             format!("{scheme}://{host}, this request's own (WebSocketOriginCheck Same)")
         }
     }
@@ -97,7 +94,7 @@ fn seconds(d: Duration) -> String {
 
 /// A validated handshake, ready to be answered.
 pub struct Endpoint<'a> {
-    pub r: *mut sys::request_rec,
+    pub request: Request<'a>,
     pub module_index: c_int,
     pub conf: &'a DirConfig,
     /// The handshake's origin (`Origin`, or `Sec-WebSocket-Origin` for
@@ -117,7 +114,8 @@ pub struct Endpoint<'a> {
     pub status_line: Option<&'static CStr>,
     /// Bytes to send right after the response headers (draft-76's digest).
     pub answer_body: Vec<u8>,
-    pub framing: Framing,
+    /// The wire format (and permessage-deflate for incoming messages).
+    pub family: Family,
     /// permessage-deflate for outgoing messages, if negotiated.
     pub compression: Option<Compression>,
     /// For the log: which protocol this is.
@@ -125,10 +123,7 @@ pub struct Endpoint<'a> {
 }
 
 /// Is the handshake's origin acceptable under the location's policy?
-///
-/// # Safety
-/// `r` is a live request.
-pub unsafe fn origin_allowed(r: *const sys::request_rec, conf: &DirConfig, origin: Option<&str>) -> bool {
+pub fn origin_allowed(r: Request<'_>, conf: &DirConfig, origin: Option<&str>) -> bool {
     let Some(origin) = origin else {
         // Non-browser clients send no Origin; the policy is about browsers.
         return true;
@@ -140,30 +135,17 @@ pub unsafe fn origin_allowed(r: *const sys::request_rec, conf: &DirConfig, origi
             .as_ref()
             .is_some_and(|l| l.matches_header(origin)),
         OriginCheck::Same => {
-            // SAFETY: live request.
-            let (scheme, port, host) = unsafe {
-                (
-                    httpd::request::scheme(r),
-                    httpd::request::default_port(r),
-                    httpd::request::headers_in(r).get("Host"),
-                )
-            };
+            let (scheme, port, host) = (r.scheme(), r.default_port(), r.headers_in().get("Host"));
             host.is_some_and(|host| same_origin(origin, scheme, host, port))
         }
     }
 }
 
 /// Answers the handshake and runs the connection; returns the handler's status.
-///
-/// # Safety
-/// `ep.r` is the live request being handled on this thread.
-pub unsafe fn serve(ep: Endpoint<'_>, protocol: &mut dyn WireProtocol) -> c_int {
-    let r = ep.r;
+pub fn serve(ep: Endpoint<'_>) -> c_int {
+    let r = ep.request;
     let mi = ep.module_index;
-    // SAFETY: live request.
-    let req = unsafe { &mut *r };
-    // SAFETY: the URI is a pool string.
-    let uri = unsafe { httpd::cstr(req.uri) }.unwrap_or("?");
+    let uri = r.uri();
     let Some(plugin) = ep.conf.plugin.clone() else {
         rlog!(
             r,
@@ -173,8 +155,7 @@ pub unsafe fn serve(ep: Endpoint<'_>, protocol: &mut dyn WireProtocol) -> c_int 
         );
         return sys::HTTP_INTERNAL_SERVER_ERROR as c_int;
     };
-    // SAFETY: live request.
-    if !unsafe { origin_allowed(r, ep.conf, ep.origin) } {
+    if !origin_allowed(r, ep.conf, ep.origin) {
         let (level, more) = match origin_warning_due(Instant::now()) {
             Some(0) => (APLOG_WARNING, String::new()),
             Some(n) => (
@@ -183,8 +164,7 @@ pub unsafe fn serve(ep: Endpoint<'_>, protocol: &mut dyn WireProtocol) -> c_int 
             ),
             None => (APLOG_INFO, String::new()),
         };
-        // SAFETY: live request.
-        let expected = unsafe { expected_origins(r, ep.conf) };
+        let expected = expected_origins(r, ep.conf);
         rlog!(
             r,
             mi,
@@ -207,23 +187,19 @@ pub unsafe fn serve(ep: Endpoint<'_>, protocol: &mut dyn WireProtocol) -> c_int 
         return sys::HTTP_SERVICE_UNAVAILABLE as c_int;
     };
 
-    // SAFETY: live request.
-    let out = unsafe { headers_out(r) };
+    let out = r.headers_out();
     for (name, value) in &ep.response_headers {
         out.set(name, value);
     }
     if let Some(default) = ep.default_protocol {
         out.set(ep.protocol_header, default);
     }
-    // SAFETY: the live request, handled on this thread.
-    let conn = unsafe { Connection::new(r, protocol_list(ep.protocols), ep.framing, ep.compression) };
+    let conn = Connection::new(Some(r), protocol_list(ep.protocols), &ep.family, ep.compression);
     // Before anything the plugin sends from on_connect on.
     conn.state.outbox.push_raw(&ep.answer_body);
-    // SAFETY: the server struct is live until after on_disconnect.
-    let plugin_private = match unsafe { plugin.plugin.on_connect(conn.server_ptr()) } {
-        Ok(p) => p,
-        Err(_) => {
-            conn.state.outbox.close();
+    let app = match PluginApp::connect(plugin.clone(), conn) {
+        Ok(app) => app,
+        Err(_refused) => {
             rlog!(
                 r,
                 mi,
@@ -235,7 +211,9 @@ pub unsafe fn serve(ep: Endpoint<'_>, protocol: &mut dyn WireProtocol) -> c_int 
             return sys::HTTP_FORBIDDEN as c_int;
         }
     };
-    conn.state.handshake_open.store(false, Ordering::Release);
+    crate::session::Application::state(&app)
+        .handshake_open
+        .store(false, Ordering::Release);
     if ep.protocol_header != "Sec-WebSocket-Protocol" {
         // The ABI's protocol_set writes the RFC header; legacy clients read their own.
         if let Some(chosen) = out.get("Sec-WebSocket-Protocol") {
@@ -245,23 +223,7 @@ pub unsafe fn serve(ep: Endpoint<'_>, protocol: &mut dyn WireProtocol) -> c_int 
         }
     }
 
-    // SAFETY: we own the request and its connection on this thread.
-    unsafe {
-        let c = req.connection;
-        // mod_reqtimeout would cut idle connections after its body timeout.
-        httpd::request::remove_connection_input_filter(c, c"reqtimeout");
-        (*c).keepalive = sys::AP_CONN_CLOSE;
-        req.status = sys::HTTP_SWITCHING_PROTOCOLS as c_int;
-        req.status_line = ep.status_line.map_or(std::ptr::null(), CStr::as_ptr);
-        sys::ap_send_interim_response(r, 1);
-        // From here on the connection speaks WebSocket: bypass the HTTP
-        // filters so nothing HTTP-shaped is written after the answer (the
-        // request's end-of-stream goes straight to the connection).
-        req.output_filters = (*c).output_filters;
-        req.proto_output_filters = (*c).output_filters;
-        req.input_filters = (*c).input_filters;
-        req.proto_input_filters = (*c).input_filters;
-    }
+    r.switch_protocols(ep.status_line);
     rlog!(
         r,
         mi,
@@ -272,25 +234,58 @@ pub unsafe fn serve(ep: Endpoint<'_>, protocol: &mut dyn WireProtocol) -> c_int 
         plugin.init
     );
 
-    let preamble = ep.answer_body.len();
-    // SAFETY: the answer has been sent on this thread, which owns the request.
-    let summary = unsafe {
-        let summary = session::run(
-            SessionParams {
-                r,
-                module_index: mi,
-                conn: &conn,
-                plugin: &plugin.plugin,
-                plugin_private,
-                idle_timeout: ep.conf.idle_timeout(),
-                ping_interval: ep.conf.ping_interval(),
-                can_ping: ep.framing == Framing::Rfc6455,
-            },
-            protocol,
-        );
-        plugin.plugin.on_disconnect(plugin_private, conn.server_ptr());
-        summary
+    let c = r.connection();
+    let limits = Limits {
+        max_message_size: ep.conf.max_message_size(),
+        allow_reserved_close_codes: ep.conf.allow_reserved_close_codes(),
+        idle_timeout: ep.conf.idle_timeout(),
+        ping_interval: ep.conf.ping_interval(),
+        ..Limits::default()
     };
+    let protocol = websocket_proto::connection::Connection::new(&ep.family, limits, Moment::now().time());
+    let transport = ApacheTransport {
+        io: httpd::io::ConnIo::new(c, c.pool()),
+    };
+    let log = RequestLog {
+        request: r,
+        module_index: mi,
+    };
+    // The session lives in the connection's pool, where the connection's
+    // configuration points at it for the module (a later driver may step it
+    // from another thread). It is taken out and dropped when the handler
+    // leaves, also by unwinding: `end` runs on_disconnect while the request
+    // is alive, exactly once.
+    let slot = c.pool().attach(None);
+    let session = slot.insert(Session::new(protocol, app, transport, log));
+    rlog!(
+        r,
+        mi,
+        APLOG_TRACE1,
+        "session starts; {}",
+        session.transport().io.describe()
+    );
+    let held = Held {
+        slot,
+        conn: c,
+        module_index: mi,
+    };
+    c.set_module_data(mi, Some(&mut *held.slot));
+    let session = held.slot.as_mut().expect("just inserted");
+    match Pollset::for_connection(c, c.pool()) {
+        Ok(mut pollset) => {
+            session.set_waker(Some(pollset.waker()));
+            run_on_thread(session, &mut pollset);
+        }
+        Err(_) => {
+            rlog!(r, mi, APLOG_ERR, "cannot poll this connection; closing it");
+            let now = Moment::now().time();
+            session.fail(CloseCode::INTERNAL_ERROR, "the connection cannot be polled", now);
+            session.step(now);
+        }
+    }
+    let summary = session.end();
+    drop(held);
+    let preamble = ep.answer_body.len();
     rlog!(
         r,
         mi,
@@ -307,6 +302,25 @@ pub unsafe fn serve(ep: Endpoint<'_>, protocol: &mut dyn WireProtocol) -> c_int 
     sys::OK as c_int
 }
 
+type ApacheSession<'r> = Session<ApacheTransport<'r>, PluginApp, RequestLog<'r>>;
+
+/// A session held in the connection's pool; dropping this ends and drops
+/// it (also when the handler unwinds) and clears the connection's pointer.
+struct Held<'r> {
+    slot: &'r mut Option<ApacheSession<'r>>,
+    conn: httpd::conn::Conn<'r>,
+    module_index: c_int,
+}
+
+impl Drop for Held<'_> {
+    fn drop(&mut self) {
+        self.conn
+            .set_module_data::<Option<ApacheSession<'_>>>(self.module_index, None);
+        // Session's drop ends it if nobody did.
+        self.slot.take();
+    }
+}
+
 /// A request's headers as the handshake validators read them.
 pub struct RequestHeaders<'a>(pub httpd::table::Table<'a>);
 
@@ -321,19 +335,22 @@ impl websocket_proto::handshake::HeaderSource for RequestHeaders<'_> {
 /// `handle` gets the request and its headers.
 ///
 /// # Safety
-/// `r` is the live request Apache passed to the handler hook.
+/// `r` is the live request Apache passed to the handler hook, on this thread.
 pub unsafe fn guarded_handler(
     r: *mut sys::request_rec,
     module_index: c_int,
-    handle: impl FnOnce(&RequestHeaders<'_>) -> c_int,
+    handle: impl FnOnce(Request<'_>, &RequestHeaders<'_>) -> c_int,
 ) -> c_int {
+    // SAFETY: per this function's contract: the one place a request enters
+    // the engine.
+    let Some(r) = (unsafe { Request::from_raw(r) }) else {
+        return sys::DECLINED as c_int;
+    };
     let run = std::panic::AssertUnwindSafe(|| {
-        // SAFETY: live request; the handler name is a pool string or NULL.
-        if unsafe { httpd::cstr((*r).handler) } != Some("websocket-handler") {
+        if r.handler() != Some("websocket-handler") {
             return sys::DECLINED as c_int;
         }
-        // SAFETY: live request.
-        handle(&RequestHeaders(unsafe { httpd::request::headers_in(r) }))
+        handle(r, &RequestHeaders(r.headers_in()))
     });
     match std::panic::catch_unwind(run) {
         Ok(status) => status,

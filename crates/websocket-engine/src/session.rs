@@ -1,140 +1,102 @@
-//! The connection after the handshake: one owner thread reads, decodes,
-//! calls the plugin and writes, as DESIGN.md §3 lays out.
+//! A live WebSocket as a value that advances in steps. A [`Session`] holds
+//! the sans-I/O protocol connection, the plugin's side of it and the
+//! transport; [`Session::step`] does what can be done now without waiting
+//! (read what is there, decode it, call the plugin, run the timers, write
+//! what the transport takes) and says what it waits for next. Drivers own
+//! the waiting: [`crate::driver`] steps a session on the handler's thread
+//! and sleeps in a pollset between steps.
 //!
-//! Reads are nonblocking and large; everything decodable in a read is
-//! handled before the replies are written with a single flush. When there is
-//! nothing to read and nothing to write, the thread sleeps in a pollset on
-//! the connection plus a wakeup that other threads' sends trigger.
-//!
-//! The wire format is behind [`WireProtocol`], so RFC 6455 and the legacy
-//! drafts share this loop.
+//! Nothing here touches Apache: the transport, the plugin and the log are
+//! traits, so the step logic is tested with fakes (see the tests below),
+//! and Apache's implementations live in [`crate::driver`].
 
-use std::os::raw::{c_int, c_void};
+use std::cell::RefCell;
 use std::time::{Duration, Instant};
 
-use httpd::brigade::ReadOutcome;
-use httpd::log::{apr_error, APLOG_DEBUG, APLOG_ERR, APLOG_INFO, APLOG_TRACE1};
-use httpd::sys;
-use websocket_plugin::ffi::{MESSAGE_TYPE_BINARY, MESSAGE_TYPE_TEXT};
-use websocket_plugin::LoadedPlugin;
-use websocket_proto::close::{CloseCode, ClosePayload};
+use websocket_proto::close::CloseCode;
+use websocket_proto::connection::{Connection as Protocol, Ending, Note, Time};
 use websocket_proto::decoder::MessageKind;
-use websocket_proto::Opcode;
 
-use crate::clock::Moment;
-use crate::conn_io::ConnIo;
-use crate::connection::Connection;
-use crate::rlog;
+use crate::connection::{ConnState, DirectWrite, StepToken};
+use crate::log::Level;
 
-/// How much one nonblocking read may bring in.
+/// How much one step may read.
 const READ_SIZE: usize = 64 * 1024;
 
 /// A write that takes at least this long was most likely interrupted by
 /// another task on our core (a small write to a socket takes about 1 µs).
 const PEER_MAY_HAVE_RUN: Duration = Duration::from_micros(2);
 
-/// How long to wait for the peer's close frame after we sent ours.
-const CLOSE_TIMEOUT: Duration = Duration::from_secs(5);
-
-/// How often an idle session asks the MPM whether the server is stopping
-/// (nothing wakes a thread blocked in our pollset when it does).
-const STOP_CHECK: Duration = Duration::from_secs(1);
-
 /// How long to wait for the peer's close frame when the server is stopping:
 /// the MPM kills children that take much longer.
-const STOPPING_CLOSE_TIMEOUT: Duration = Duration::from_millis(500);
+pub const STOPPING_CLOSE_TIMEOUT: Duration = Duration::from_millis(500);
 
-/// Is this child process shutting down (stop, restart or graceful)?
-fn server_stopping() -> bool {
-    let mut state: c_int = 0;
-    // SAFETY: a plain query into the MPM, safe from any thread.
-    let rv = unsafe { sys::ap_mpm_query(sys::AP_MPMQ_MPM_STATE, &mut state) };
-    rv == sys::APR_SUCCESS as sys::apr_status_t && state == sys::AP_MPMQ_STOPPING
-}
-
-/// What a wire protocol decoded.
-pub enum Incoming<'a> {
-    Message {
-        kind: MessageKind,
-        data: &'a mut [u8],
-    },
-    Ping(&'a [u8]),
-    Pong(&'a [u8]),
-    /// The peer's close; `reply` is the close frame body to answer with.
-    Close {
-        reply: ClosePayload,
-        description: String,
-    },
-}
-
-/// A protocol violation: the connection is failed with this close code.
-pub struct Failure {
-    pub code: CloseCode,
-    pub reason: String,
-}
-
-/// Turns the bytes of a connection into [`Incoming`] events.
-pub trait WireProtocol {
-    /// Decodes all of `input` (unmasking in place where the protocol masks),
-    /// calling `sink` for each event, until the input is used up, `sink`
-    /// returns false (stop reading), or the peer violated the protocol.
-    fn consume(
-        &mut self,
-        input: &mut [u8],
-        sink: &mut dyn FnMut(Incoming<'_>) -> bool,
-    ) -> Result<(), Failure>;
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Phase {
-    Open,
-    /// We sent a close frame and wait for the peer's.
-    Closing {
-        deadline: Moment,
-    },
-    /// We sent a close frame after a protocol error: stop reading.
-    Failed,
-    /// The closing handshake is complete (or the peer vanished).
-    Done,
-}
-
-pub struct SessionParams<'a> {
-    pub r: *mut sys::request_rec,
-    pub module_index: c_int,
-    pub conn: &'a Connection,
-    pub plugin: &'a LoadedPlugin,
-    pub plugin_private: *mut c_void,
-    /// Close with 1001 after this long without a byte from the peer.
-    pub idle_timeout: Option<Duration>,
-    /// Ping after this long without a byte from the peer; close with 1001
-    /// if nothing comes back within as long again.
-    pub ping_interval: Option<Duration>,
-    /// Whether the wire protocol has ping frames.
-    pub can_ping: bool,
-}
-
-/// How a session ended, for the log.
+/// What a read from the transport gave.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Ending {
-    /// The client started the closing handshake, with this code.
-    ClientClosed(Option<u16>),
-    /// We did (the plugin, a timer, a protocol error, a stopping server).
-    ServerClosed { code: Option<u16>, why: String },
-    /// The connection ended without a closing handshake.
-    Dropped(String),
+pub enum Read {
+    /// This many bytes were appended; `drained` when the transport knows
+    /// nothing more is waiting (a short read on a pass-through chain).
+    Data { n: usize, drained: bool },
+    /// Nothing is waiting now.
+    WouldBlock,
+    /// The input ended: `eof` for an orderly end, else `why` it failed.
+    Closed { eof: bool, why: String },
 }
 
-impl std::fmt::Display for Ending {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let code = |c: &Option<u16>| c.map_or_else(|| "no status code".to_owned(), |c| c.to_string());
-        match self {
-            Ending::ClientClosed(c) => write!(f, "the client closed it with {}", code(c)),
-            Ending::ServerClosed { code: c, why } => {
-                write!(f, "the server closed it with {} ({why})", code(c))
-            }
-            Ending::Dropped(why) => write!(f, "{why}, without a closing handshake"),
+/// How a session moves bytes. Reads and writes never wait (a transport
+/// that must, like Apache's filter chain under TLS, says so in its docs).
+pub trait Transport {
+    /// Appends up to `max` bytes to `out`.
+    fn read(&self, max: usize, out: &mut Vec<u8>) -> Read;
+    /// Writes `parts` in order; returns how many bytes were taken.
+    fn write(&self, parts: &[&[u8]]) -> Result<usize, String>;
+    /// Whether reads go straight to the socket (where a read right after a
+    /// slow write often finds the peer's next message).
+    fn reads_socket(&self) -> bool;
+    /// Bytes written so far.
+    fn bytes_out(&self) -> u64;
+}
+
+/// The plugin's side of a session.
+pub trait Application {
+    /// The connection state the plugin ABI works on.
+    fn state(&self) -> &ConnState;
+    /// `&self`: the plugin gets its connection state through the ABI, and
+    /// during the call the session lends it the wire (see `DirectSlot`).
+    fn on_message(&self, kind: MessageKind, data: &mut [u8]);
+    /// Called exactly once, when the session ends.
+    fn on_disconnect(&mut self);
+}
+
+/// Where a session's log lines go.
+pub trait Log {
+    fn enabled(&self, level: Level) -> bool;
+    fn write(&self, level: Level, source: httpd::log::Source, msg: &str);
+}
+
+/// Logs through a [`Log`], formatting only when the level is enabled.
+macro_rules! slog {
+    ($log:expr, $level:expr, $($arg:tt)*) => {{
+        let log = &$log;
+        if log.enabled($level) {
+            log.write($level, httpd::here!(), &format!($($arg)*));
         }
-    }
+    }};
+}
+
+/// What a session waits for after a step.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Wait {
+    /// More may be done at once: step again without waiting.
+    Again,
+    /// Input (when `read`), writability (when `write`), or the deadline.
+    Io {
+        read: bool,
+        write: bool,
+        deadline: Option<Time>,
+    },
+    /// The session is over.
+    Done,
 }
 
 /// What a session did, for the line that logs its end.
@@ -148,429 +110,501 @@ pub struct Summary {
     pub bytes_out: u64,
 }
 
-/// What the session loop learns as it goes.
-struct Tally {
-    ending: Option<Ending>,
-    messages_in: u64,
-    bytes_in: u64,
+/// The transport plus the output it has not taken yet; callbacks may write
+/// large messages through it directly ([`DirectWrite`]).
+struct Wire<T> {
+    transport: T,
+    /// Output the transport did not take, to go first when it is writable.
+    unwritten: RefCell<Vec<u8>>,
 }
 
-impl Tally {
-    /// Records how the session ends, unless an earlier event already did.
-    fn ends(&mut self, ending: Ending) {
-        if self.ending.is_none() {
-            self.ending = Some(ending);
+impl<T: Transport> Wire<T> {
+    /// Writes `parts` after what is unwritten; keeps what the transport
+    /// does not take.
+    fn write(&self, parts: &[&[u8]]) -> Result<(), String> {
+        let mut unwritten = self.unwritten.borrow_mut();
+        if !unwritten.is_empty() {
+            parts.iter().for_each(|p| unwritten.extend_from_slice(p));
+            return Ok(());
         }
+        let mut skip = self.transport.write(parts)?;
+        for part in parts {
+            if skip >= part.len() {
+                skip -= part.len();
+            } else {
+                unwritten.extend_from_slice(&part[skip..]);
+                skip = 0;
+            }
+        }
+        Ok(())
+    }
+
+    /// Writes what is unwritten; true once nothing is left.
+    fn flush(&self) -> Result<bool, String> {
+        let mut unwritten = self.unwritten.borrow_mut();
+        if unwritten.is_empty() {
+            return Ok(true);
+        }
+        let n = self.transport.write(&[&unwritten])?;
+        unwritten.drain(..n);
+        if unwritten.is_empty() && unwritten.capacity() > READ_SIZE {
+            *unwritten = Vec::new();
+        }
+        Ok(unwritten.is_empty())
+    }
+
+    fn has_unwritten(&self) -> bool {
+        !self.unwritten.borrow().is_empty()
     }
 }
 
-/// The keep-alive clocks of a connection.
-struct Timers {
-    idle_timeout: Option<Duration>,
-    ping_interval: Option<Duration>,
-    last_heard: Moment,
-    /// When the ping we sent must have been answered.
-    ping_deadline: Option<Moment>,
-}
-
-enum TimerAction {
-    None,
-    Ping,
-    Close(&'static str),
-}
-
-impl Timers {
-    fn heard(&mut self, now: Moment) {
-        self.last_heard = now;
-        self.ping_deadline = None;
-    }
-
-    /// What is due at `now`.
-    fn due(&mut self, now: Moment) -> TimerAction {
-        if let Some(deadline) = self.ping_deadline {
-            if now >= deadline {
-                return TimerAction::Close("no pong within WebSocketPingInterval");
-            }
-        }
-        if let Some(idle) = self.idle_timeout {
-            if now >= self.last_heard + idle {
-                return TimerAction::Close("idle for WebSocketIdleTimeout");
-            }
-        }
-        if let (Some(interval), None) = (self.ping_interval, self.ping_deadline) {
-            if now >= self.last_heard + interval {
-                self.ping_deadline = Some(now + interval);
-                return TimerAction::Ping;
-            }
-        }
-        TimerAction::None
-    }
-
-    /// The next moment something may be due.
-    fn next(&self) -> Option<Moment> {
-        let idle = self.idle_timeout.map(|t| self.last_heard + t);
-        let ping = match (self.ping_deadline, self.ping_interval) {
-            (Some(d), _) => Some(d),
-            (None, Some(i)) => Some(self.last_heard + i),
-            (None, None) => None,
-        };
-        [idle, ping].into_iter().flatten().min()
+impl<T: Transport> DirectWrite for Wire<T> {
+    fn write_now(&self, parts: &[&[u8]]) -> bool {
+        self.write(parts).is_ok()
     }
 }
 
-/// Runs the connection until it closes; returns what happened.
-///
-/// # Safety
-/// `params.r` is the live request whose handshake answer was just sent, on
-/// the thread that handles it.
-pub unsafe fn run(params: SessionParams<'_>, protocol: &mut dyn WireProtocol) -> Summary {
-    let started = Instant::now();
-    let r = params.r;
-    let mi = params.module_index;
-    // SAFETY: live request and connection (contract).
-    let c = unsafe { (*r).connection };
-    let mut pool: *mut sys::apr_pool_t = std::ptr::null_mut();
-    // SAFETY: a subpool of the request pool, destroyed below, so that the
-    // pollset and brigades do not outlive the session.
-    unsafe { sys::apr_pool_create_ex(&mut pool, (*r).pool, None, std::ptr::null_mut()) };
-    // SAFETY: live connection and pool.
-    let pollset = unsafe { create_pollset(c, pool) };
-    let outbox = &params.conn.state.outbox;
-    outbox.set_waker(pollset);
-    // SAFETY: a subpool of the request pool, outliving `io`; this thread
-    // owns the connection, and the handshake answer was flushed.
-    let io = unsafe { ConnIo::new(c, pool) };
-    rlog!(r, mi, APLOG_TRACE1, "session starts; {}", io.describe());
-    let mut tally = Tally {
-        ending: None,
-        messages_in: 0,
-        bytes_in: 0,
-    };
-    // Large messages the plugin sends from our callbacks go straight out.
-    params.conn.state.direct.set(Some(&io as *const ConnIo));
+/// One live WebSocket connection; see the module docs.
+pub struct Session<T: Transport, A: Application, L: Log> {
+    app: A,
+    core: Core<T, L>,
+    ended: bool,
+}
 
-    let mut phase = Phase::Open;
-    if pollset.is_null() {
-        rlog!(r, mi, APLOG_ERR, "cannot poll this connection; closing it");
-        tally.ends(Ending::ServerClosed {
-            code: Some(CloseCode::INTERNAL_ERROR.0),
-            why: "the connection cannot be polled".to_owned(),
-        });
-        outbox.push(
-            true,
-            Opcode::Close,
-            ClosePayload::new(CloseCode::INTERNAL_ERROR, "").as_bytes(),
-        );
-        phase = Phase::Failed;
+/// Everything of a session but the plugin, so that a step can lend the
+/// plugin's state (for the step token) while it changes the rest.
+struct Core<T: Transport, L: Log> {
+    protocol: Protocol,
+    wire: Wire<T>,
+    log: L,
+    input: Vec<u8>,
+    output: Vec<u8>,
+    /// Whether the transport may have input for us: at the start (it may
+    /// have come with the handshake), after a poll saw it readable, when a
+    /// read stopped at READ_SIZE, and after a slow write (see there).
+    /// Otherwise the last read drained it, and a poll says when more comes.
+    input_pending: bool,
+    /// Why the session ended outside the protocol (a failed write).
+    dropped: Option<String>,
+    started: Instant,
+}
+
+impl<T: Transport, A: Application, L: Log> Session<T, A, L> {
+    /// A session on a connection whose handshake answer is written or
+    /// queued (`app.state().outbox`); `protocol` opened at the current time.
+    pub fn new(protocol: Protocol, app: A, transport: T, log: L) -> Self {
+        Session {
+            app,
+            core: Core {
+                protocol,
+                wire: Wire {
+                    transport,
+                    unwritten: RefCell::new(Vec::new()),
+                },
+                log,
+                input: Vec::with_capacity(READ_SIZE),
+                output: Vec::new(),
+                input_pending: true,
+                dropped: None,
+                started: Instant::now(),
+            },
+            ended: false,
+        }
     }
-    let mut input: Vec<u8> = Vec::with_capacity(READ_SIZE);
-    let mut output: Vec<u8> = Vec::new();
-    let mut stop_checked = Moment::now();
-    let mut close_timeout = CLOSE_TIMEOUT;
-    let mut timers = Timers {
-        idle_timeout: params.idle_timeout,
-        ping_interval: params.ping_interval.filter(|_| params.can_ping),
-        last_heard: Moment::now(),
-        ping_deadline: None,
-    };
 
-    // Whether the input filters may have bytes for us: at the start (they
-    // may have come with the handshake), after a poll saw the socket
-    // readable, when a batch stopped at READ_SIZE, and after we wrote (see
-    // there). Otherwise the last read drained them, and a poll, not another
-    // read, says when more come.
-    let mut input_pending = true;
-    loop {
-        let mut progressed = false;
-        if matches!(phase, Phase::Open | Phase::Closing { .. }) && input_pending {
-            input.clear();
-            input_pending = false;
-            // The core input filter hands out one socket read (8 KB) per
-            // call: gather what is there, up to READ_SIZE, into one batch.
-            let mut peer_gone = None;
-            while input.len() < READ_SIZE {
-                match io.read(READ_SIZE - input.len(), &mut input) {
-                    (ReadOutcome::Data(n), full) if n < full && io.short_read_drains() => {
-                        io.input_drained();
-                        break;
-                    }
-                    (ReadOutcome::Data(_), _) => {}
-                    (ReadOutcome::WouldBlock, _) => {
-                        io.input_drained();
-                        break;
-                    }
-                    (ReadOutcome::Closed(rv), _) => {
-                        peer_gone = Some(rv);
-                        break;
-                    }
-                }
-            }
-            if input.len() >= READ_SIZE {
-                input_pending = true;
-            }
-            if !input.is_empty() {
-                progressed = true;
-                tally.bytes_in += input.len() as u64;
-                let result = protocol.consume(&mut input, &mut |event| {
-                    handle(&params, &mut phase, &mut tally, event);
-                    !matches!(phase, Phase::Done)
-                });
-                if let Err(failure) = result {
-                    rlog!(
-                        r,
-                        mi,
-                        APLOG_INFO,
-                        "closing with {}: {}",
-                        failure.code,
-                        failure.reason
-                    );
-                    tally.ends(Ending::ServerClosed {
-                        code: Some(failure.code.0),
-                        why: failure.reason.clone(),
-                    });
-                    outbox.push(
-                        true,
-                        Opcode::Close,
-                        ClosePayload::new(failure.code, "").as_bytes(),
-                    );
-                    phase = Phase::Failed;
-                }
-            }
-            if let Some(rv) = peer_gone {
-                rlog!(
-                    r,
-                    mi,
-                    APLOG_TRACE1,
-                    "reading from the client ended: {}",
-                    apr_error(rv)
-                );
-                tally.ends(Ending::Dropped(if rv == sys::APR_EOF {
-                    "the client closed the TCP connection".to_owned()
-                } else {
-                    format!("reading from the client failed ({})", apr_error(rv))
-                }));
-                phase = Phase::Done;
-            }
-            if outbox.is_closed() {
-                rlog!(
-                    r,
-                    mi,
-                    APLOG_DEBUG,
-                    "writing to the client failed; dropping the connection"
-                );
-                tally.ends(Ending::Dropped("writing to the client failed".to_owned()));
-                break;
-            }
-        }
-        // One clock read per pass (and one after writing, which may wait).
-        let mut now = Moment::now();
-        if progressed {
-            timers.heard(now);
-        }
-        if phase == Phase::Open && now >= stop_checked + STOP_CHECK {
-            stop_checked = now;
-            if server_stopping() {
-                rlog!(r, mi, APLOG_INFO, "closing with 1001: the server is stopping");
-                tally.ends(Ending::ServerClosed {
-                    code: Some(CloseCode::GOING_AWAY.0),
-                    why: "the server is stopping".to_owned(),
-                });
-                outbox.push(
-                    true,
-                    Opcode::Close,
-                    ClosePayload::new(CloseCode::GOING_AWAY, "").as_bytes(),
-                );
-                close_timeout = STOPPING_CLOSE_TIMEOUT;
-            }
-        }
-        if phase == Phase::Open {
-            match timers.due(now) {
-                TimerAction::None => {}
-                TimerAction::Ping => {
-                    outbox.push(true, Opcode::Ping, b"");
-                }
-                TimerAction::Close(why) => {
-                    rlog!(r, mi, APLOG_INFO, "closing with 1001: {why}");
-                    tally.ends(Ending::ServerClosed {
-                        code: Some(CloseCode::GOING_AWAY.0),
-                        why: why.to_owned(),
-                    });
-                    outbox.push(
-                        true,
-                        Opcode::Close,
-                        ClosePayload::new(CloseCode::GOING_AWAY, "").as_bytes(),
-                    );
-                }
-            }
-        }
-        output.clear();
-        let close_queued = outbox.take(&mut output);
-        if !output.is_empty() {
-            let write_started = Instant::now();
-            if let Err(rv) = io.write(&[&output]) {
-                rlog!(
-                    r,
-                    mi,
-                    APLOG_DEBUG,
-                    "writing to the client failed ({}); dropping the connection",
-                    apr_error(rv)
-                );
-                tally.ends(Ending::Dropped(format!(
-                    "writing to the client failed ({})",
-                    apr_error(rv)
-                )));
-                break;
-            }
-            progressed = true;
-            now = Moment::now();
-            // A write that took long was most likely interrupted, and a peer
-            // in a request/response exchange that ran meanwhile (on our core,
-            // woken by this very write) has often sent its next message
-            // already: read before polling, one recv instead of a poll and a
-            // recv. After a quick write that read would mostly say EAGAIN.
-            if io.reads_socket() && write_started.elapsed() >= PEER_MAY_HAVE_RUN {
-                input_pending = true;
-            }
-        }
-        if close_queued && phase == Phase::Open {
-            // Nothing of ours queued it: the plugin closed.
-            let code = outbox.sent().close.flatten();
-            tally.ends(Ending::ServerClosed {
-                code,
-                why: "the plugin closed it".to_owned(),
+    pub fn log(&self) -> &L {
+        &self.core.log
+    }
+
+    /// Lets plugin threads' sends wake the driver (or stop doing so).
+    pub fn set_waker(&self, waker: Option<httpd::poll::Waker>) {
+        self.app.state().outbox.set_waker(waker);
+    }
+
+    /// The transport said it is readable.
+    pub fn readable(&mut self) {
+        self.core.input_pending = true;
+    }
+
+    /// Starts the closing handshake with 1001 because the server is
+    /// stopping (once; later calls do nothing).
+    pub fn server_stopping(&mut self, now: Time) {
+        let core = &mut self.core;
+        if core.protocol.is_open() {
+            slog!(core.log, Level::Info, "closing with 1001: the server is stopping");
+            let protocol = &mut core.protocol;
+            self.app.state().outbox.with(|out| {
+                protocol.close(
+                    CloseCode::GOING_AWAY,
+                    "the server is stopping",
+                    STOPPING_CLOSE_TIMEOUT,
+                    now,
+                    out,
+                )
             });
-            phase = Phase::Closing {
-                deadline: now + close_timeout,
-            };
         }
-        let timeout = match phase {
-            Phase::Done | Phase::Failed => break,
-            Phase::Closing { deadline } => {
-                if now >= deadline {
-                    rlog!(r, mi, APLOG_DEBUG, "no close frame from the client in time");
+    }
+
+    /// Closes with `code` at once for an internal reason and stops reading
+    /// (the session then only writes its close frame).
+    pub fn fail(&mut self, code: CloseCode, why: &str, now: Time) {
+        let protocol = &mut self.core.protocol;
+        self.app
+            .state()
+            .outbox
+            .with(|out| protocol.close(code, why, Duration::ZERO, now, out));
+        self.core.input_pending = false;
+    }
+
+    /// Does everything possible now; see [`Wait`].
+    pub fn step(&mut self, now: Time) -> Wait {
+        if self.ended {
+            return Wait::Done;
+        }
+        let _token = StepToken::acquire(self.app.state());
+        self.core.step(now, &self.app)
+    }
+
+    /// Ends the session: senders get "closed" from now on and the plugin's
+    /// `on_disconnect` runs. Exactly once; also run by drop, so a session
+    /// that unwinds still ends.
+    pub fn end(&mut self) -> Summary {
+        if !self.ended {
+            self.ended = true;
+            self.app.state().outbox.close();
+            self.app.on_disconnect();
+        }
+        self.summary()
+    }
+
+    pub fn summary(&self) -> Summary {
+        let core = &self.core;
+        Summary {
+            ending: core
+                .protocol
+                .ending()
+                .cloned()
+                .unwrap_or_else(|| Ending::Dropped("the session ended".to_owned())),
+            duration: core.started.elapsed(),
+            messages_in: core.protocol.messages_in(),
+            bytes_in: core.protocol.bytes_in(),
+            messages_out: self.app.state().outbox.sent().messages,
+            bytes_out: core.wire.transport.bytes_out(),
+        }
+    }
+
+    /// The transport, for the driver (to describe it, say).
+    pub fn transport(&self) -> &T {
+        &self.core.wire.transport
+    }
+
+    /// The plugin's side (for tests and drivers).
+    pub fn application(&self) -> &A {
+        &self.app
+    }
+}
+
+impl<T: Transport, L: Log> Core<T, L> {
+    fn step<A: Application>(&mut self, now: Time, app: &A) -> Wait {
+        let mut progressed = false;
+        if let Err(e) = self.wire.flush() {
+            return self.write_failed(&e);
+        }
+        // Read only when caught up on writing: a peer that does not read
+        // what we send must not make us buffer without bound.
+        let caught_up = !self.wire.has_unwritten();
+        if caught_up && self.input_pending && self.protocol.is_reading() {
+            progressed |= self.read_and_dispatch(now, app);
+        }
+        if app.state().outbox.is_closed() && self.dropped.is_none() {
+            // A direct write from a callback failed.
+            slog!(
+                self.log,
+                Level::Debug,
+                "writing to the client failed; dropping the connection"
+            );
+            self.dropped = Some("writing to the client failed".to_owned());
+            self.protocol
+                .write_failed("writing to the client failed".to_owned());
+            return Wait::Done;
+        }
+        {
+            let protocol = &mut self.protocol;
+            app.state().outbox.with(|out| protocol.poll(now, out));
+        }
+        self.log_notes();
+        if !self.wire.has_unwritten() {
+            self.output.clear();
+            app.state().outbox.take(&mut self.output);
+            if !self.output.is_empty() {
+                let write_started = Instant::now();
+                if let Err(e) = self.wire.write(&[&self.output]) {
+                    return self.write_failed(&e);
+                }
+                progressed = true;
+                // A write that took long was most likely interrupted, and a
+                // peer in a request/response exchange that ran meanwhile (on
+                // our core, woken by this very write) has often sent its next
+                // message already: read before polling, one recv instead of
+                // a poll and a recv. After a quick write that read would
+                // mostly say EAGAIN.
+                if self.wire.transport.reads_socket() && write_started.elapsed() >= PEER_MAY_HAVE_RUN {
+                    self.input_pending = true;
+                }
+            }
+        }
+        let unwritten = self.wire.has_unwritten();
+        let wants = {
+            let protocol = &mut self.protocol;
+            app.state().outbox.with(|out| protocol.wants(now, out))
+        };
+        if wants.done && !unwritten {
+            return Wait::Done;
+        }
+        if progressed && self.input_pending && wants.read && !unwritten {
+            return Wait::Again;
+        }
+        Wait::Io {
+            // Not while output waits: readable input would end every poll.
+            read: wants.read && !unwritten,
+            write: unwritten,
+            deadline: wants.deadline,
+        }
+    }
+
+    /// Reads a batch and hands its messages to the plugin; true if any
+    /// bytes came.
+    fn read_and_dispatch<A: Application>(&mut self, now: Time, app: &A) -> bool {
+        self.input.clear();
+        self.input_pending = false;
+        let mut gone = None;
+        // A filter chain hands out one socket read (8 KB) per call: gather
+        // what is there, up to READ_SIZE, into one batch.
+        while self.input.len() < READ_SIZE {
+            match self
+                .wire
+                .transport
+                .read(READ_SIZE - self.input.len(), &mut self.input)
+            {
+                Read::Data { drained: true, .. } | Read::WouldBlock => break,
+                Read::Data { .. } => {}
+                Read::Closed { eof, why } => {
+                    gone = Some((eof, why));
                     break;
                 }
-                now.until(deadline).as_micros() as sys::apr_interval_time_t
             }
-            Phase::Open => {
-                let next_stop_check = stop_checked + STOP_CHECK;
-                let at = timers.next().map_or(next_stop_check, |t| t.min(next_stop_check));
-                now.until(at).as_micros() as sys::apr_interval_time_t + 1000
-            }
-        };
-        if progressed && input_pending {
-            continue;
         }
-        let mut n: sys::apr_int32_t = 0;
-        let mut descs: *const sys::apr_pollfd_t = std::ptr::null();
-        // SAFETY: live pollset owned by this thread. It holds the connection
-        // alone (the wakeup pipe is APR's and never reported): any returned
-        // descriptor is ours. EINTR (a wakeup) and TIMEUP leave the input
-        // as it was.
-        let rv = unsafe { sys::apr_pollset_poll(pollset, timeout, &mut n, &mut descs) };
-        if rv == sys::APR_SUCCESS as sys::apr_status_t && n > 0 {
-            input_pending = true;
+        if self.input.len() >= READ_SIZE {
+            self.input_pending = true;
+        }
+        let got = !self.input.is_empty();
+        if got {
+            let state = app.state();
+            let protocol = &mut self.protocol;
+            let input = &mut self.input;
+            // Large messages the plugin sends from its callbacks go straight out.
+            state.direct.lend(&self.wire, || {
+                let mut pos = 0;
+                while pos < input.len() {
+                    let rest = &mut input[pos..];
+                    let (used, message) = state.outbox.with(|out| protocol.receive(rest, now, out));
+                    pos += used;
+                    match message {
+                        Some(message) => app.on_message(message.kind, message.data),
+                        None if used == 0 => break,
+                        None => {}
+                    }
+                }
+            });
+        }
+        if let Some((eof, why)) = gone {
+            slog!(self.log, Level::Trace1, "reading from the client ended: {why}");
+            self.protocol.peer_gone(if eof {
+                "the client closed the TCP connection".to_owned()
+            } else {
+                format!("reading from the client failed ({why})")
+            });
+        }
+        self.log_notes();
+        got
+    }
+
+    fn log_notes(&mut self) {
+        if !self.protocol.has_notes() {
+            return;
+        }
+        for note in self.protocol.take_notes() {
+            match note {
+                Note::Failed { code, reason } => {
+                    slog!(self.log, Level::Info, "closing with {code}: {reason}")
+                }
+                Note::TimedOut(why) => slog!(self.log, Level::Info, "closing with 1001: {why}"),
+                Note::PeerClosed(description) => {
+                    slog!(
+                        self.log,
+                        Level::Debug,
+                        "close frame from the client: {description}"
+                    )
+                }
+                Note::CloseUnanswered => {
+                    slog!(self.log, Level::Debug, "no close frame from the client in time")
+                }
+            }
         }
     }
 
-    params.conn.state.direct.set(None);
-    outbox.close();
-    let sent = outbox.sent();
-    let summary = Summary {
-        ending: tally
-            .ending
-            .take()
-            .unwrap_or_else(|| Ending::Dropped("the session ended".to_owned())),
-        duration: started.elapsed(),
-        messages_in: tally.messages_in,
-        bytes_in: tally.bytes_in,
-        messages_out: sent.messages,
-        bytes_out: io.bytes_out.get(),
-    };
-    drop(io);
-    // SAFETY: the pollset was unregistered from the outbox (close) and the
-    // brigades are gone; destroying the subpool frees the rest.
-    unsafe {
-        if !pollset.is_null() {
-            sys::apr_pollset_destroy(pollset);
-        }
-        sys::apr_pool_destroy(pool);
-    }
-    summary
-}
-
-fn handle(params: &SessionParams<'_>, phase: &mut Phase, tally: &mut Tally, event: Incoming<'_>) {
-    let outbox = &params.conn.state.outbox;
-    match event {
-        Incoming::Message { kind, data } => {
-            if *phase != Phase::Open {
-                return;
-            }
-            tally.messages_in += 1;
-            let t = match kind {
-                MessageKind::Text => MESSAGE_TYPE_TEXT,
-                MessageKind::Binary => MESSAGE_TYPE_BINARY,
-            };
-            // SAFETY: the plugin's private pointer and our server struct are
-            // live for the whole session.
-            unsafe {
-                params
-                    .plugin
-                    .on_message(params.plugin_private, params.conn.server_ptr(), t, data)
-            };
-        }
-        Incoming::Ping(payload) => {
-            if *phase == Phase::Open {
-                outbox.push(true, Opcode::Pong, payload);
-            }
-        }
-        Incoming::Pong(_) => {}
-        Incoming::Close { reply, description } => {
-            if *phase == Phase::Open {
-                outbox.push(true, Opcode::Close, reply.as_bytes());
-                // The reply echoes the client's code.
-                let code = reply
-                    .as_bytes()
-                    .get(..2)
-                    .map(|c| u16::from_be_bytes([c[0], c[1]]));
-                tally.ends(Ending::ClientClosed(code));
-            }
-            rlog!(
-                params.r,
-                params.module_index,
-                APLOG_DEBUG,
-                "close frame from the client: {description}"
-            );
-            *phase = Phase::Done;
-        }
+    fn write_failed(&mut self, e: &str) -> Wait {
+        slog!(
+            self.log,
+            Level::Debug,
+            "writing to the client failed ({e}); dropping the connection"
+        );
+        self.protocol
+            .write_failed(format!("writing to the client failed ({e})"));
+        self.dropped = Some(e.to_owned());
+        Wait::Done
     }
 }
 
-/// A pollset on the connection's descriptor (a socket, or a pipe for an
-/// HTTP/2 stream) that other threads can wake. NULL if that fails.
-///
-/// # Safety
-/// `c` and `pool` are live.
-unsafe fn create_pollset(c: *mut sys::conn_rec, pool: *mut sys::apr_pool_t) -> *mut sys::apr_pollset_t {
-    // SAFETY: plain C calls on live objects; the pollfd is copied by the pollset.
-    unsafe {
-        let mut pfd: sys::apr_pollfd_t = std::mem::zeroed();
-        let mut timeout: sys::apr_interval_time_t = 0;
-        if sys::ap_get_pollfd_from_conn(c, &mut pfd, &mut timeout) != sys::APR_SUCCESS as sys::apr_status_t {
-            return std::ptr::null_mut();
-        }
-        pfd.reqevents = (sys::APR_POLLIN | sys::APR_POLLHUP | sys::APR_POLLERR) as sys::apr_int16_t;
-        pfd.p = pool;
-        let mut ps: *mut sys::apr_pollset_t = std::ptr::null_mut();
-        if sys::apr_pollset_create(&mut ps, 2, pool, sys::APR_POLLSET_WAKEABLE as sys::apr_uint32_t)
-            != sys::APR_SUCCESS as sys::apr_status_t
-        {
-            return std::ptr::null_mut();
-        }
-        if sys::apr_pollset_add(ps, &pfd) != sys::APR_SUCCESS as sys::apr_status_t {
-            sys::apr_pollset_destroy(ps);
-            return std::ptr::null_mut();
-        }
-        ps
+impl<T: Transport, A: Application, L: Log> Drop for Session<T, A, L> {
+    fn drop(&mut self) {
+        self.end();
     }
 }
+
+pub mod memory {
+    //! A session without Apache, for tests and benchmarks: a transport
+    //! over byte buffers, and a log that keeps its lines.
+
+    use std::cell::{Cell, RefCell};
+
+    use super::{Level, Log, Read, Transport};
+
+    /// Input is what [`MemoryTransport::feed`] gave; output piles up in
+    /// [`MemoryTransport::written`], at most `write_room` bytes per write
+    /// (`usize::MAX` by default) to play a full socket.
+    #[derive(Default)]
+    pub struct MemoryTransport {
+        input: RefCell<Vec<u8>>,
+        read_at: Cell<usize>,
+        /// End the input after what was fed.
+        pub eof: Cell<bool>,
+        pub written: RefCell<Vec<u8>>,
+        /// Bytes counted as written but not kept (`keep_output` false).
+        pub write_count: Cell<u64>,
+        pub keep_output: Cell<bool>,
+        pub write_room: Cell<usize>,
+        pub fail_writes: Cell<bool>,
+    }
+
+    impl MemoryTransport {
+        pub fn new() -> MemoryTransport {
+            MemoryTransport {
+                keep_output: Cell::new(true),
+                write_room: Cell::new(usize::MAX),
+                ..MemoryTransport::default()
+            }
+        }
+
+        /// Makes `bytes` the input still to be read (after what is unread).
+        pub fn feed(&self, bytes: &[u8]) {
+            let mut input = self.input.borrow_mut();
+            let at = self.read_at.replace(0);
+            input.drain(..at);
+            input.extend_from_slice(bytes);
+        }
+
+        /// Bytes fed and not read yet.
+        pub fn unread(&self) -> usize {
+            self.input.borrow().len() - self.read_at.get()
+        }
+
+        pub fn take_written(&self) -> Vec<u8> {
+            std::mem::take(&mut *self.written.borrow_mut())
+        }
+    }
+
+    impl Transport for MemoryTransport {
+        fn read(&self, max: usize, out: &mut Vec<u8>) -> Read {
+            let input = self.input.borrow();
+            let at = self.read_at.get();
+            let n = max.min(input.len() - at);
+            if n == 0 {
+                return if self.eof.get() {
+                    Read::Closed {
+                        eof: true,
+                        why: "end of file".to_owned(),
+                    }
+                } else {
+                    Read::WouldBlock
+                };
+            }
+            out.extend_from_slice(&input[at..at + n]);
+            self.read_at.set(at + n);
+            Read::Data {
+                n,
+                drained: at + n == input.len(),
+            }
+        }
+
+        fn write(&self, parts: &[&[u8]]) -> Result<usize, String> {
+            if self.fail_writes.get() {
+                return Err("broken pipe".to_owned());
+            }
+            let mut room = self.write_room.get();
+            let mut taken = 0;
+            let mut written = self.written.borrow_mut();
+            for part in parts {
+                let n = part.len().min(room);
+                if self.keep_output.get() {
+                    written.extend_from_slice(&part[..n]);
+                }
+                taken += n;
+                room -= n;
+            }
+            self.write_count.set(self.write_count.get() + taken as u64);
+            Ok(taken)
+        }
+
+        fn reads_socket(&self) -> bool {
+            false
+        }
+
+        fn bytes_out(&self) -> u64 {
+            self.write_count.get()
+        }
+    }
+
+    /// Keeps every line at or above `level`.
+    pub struct MemoryLog {
+        pub level: Level,
+        pub lines: RefCell<Vec<(Level, String)>>,
+    }
+
+    impl MemoryLog {
+        pub fn new(level: Level) -> MemoryLog {
+            MemoryLog {
+                level,
+                lines: RefCell::new(Vec::new()),
+            }
+        }
+
+        pub fn contains(&self, needle: &str) -> bool {
+            self.lines.borrow().iter().any(|(_, l)| l.contains(needle))
+        }
+    }
+
+    impl Log for MemoryLog {
+        fn enabled(&self, level: Level) -> bool {
+            level <= self.level
+        }
+
+        fn write(&self, level: Level, _source: httpd::log::Source, msg: &str) {
+            self.lines.borrow_mut().push((level, msg.to_owned()));
+        }
+    }
+}
+
+#[cfg(test)]
+#[path = "session_tests.rs"]
+mod tests;

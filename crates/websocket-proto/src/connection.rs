@@ -550,6 +550,11 @@ impl Connection {
         self.state == State::Open
     }
 
+    /// Whether more input is useful (see [`Wants::read`]).
+    pub fn is_reading(&self) -> bool {
+        self.reading()
+    }
+
     fn reading(&self) -> bool {
         matches!(self.state, State::Open | State::Closing { .. })
     }

@@ -3,10 +3,11 @@
 //! per batch where the core input filter makes a read plus an EAGAIN probe,
 //! and one `sendmsg` per flush where the output filters build buckets and a
 //! brigade first. The bytes still count for mod_logio's `%I` and `%O`.
-//! Which connections qualify is decided in `conn_io`; never under TLS.
+//! Which connections qualify is decided in [`crate::io`]; never under TLS.
 
-use httpd::brigade::ReadOutcome;
-use httpd::sys;
+use crate::brigade::ReadOutcome;
+use crate::conn::Conn;
+use crate::sys;
 
 /// mod_logio's optional functions `ap_logio_add_bytes_in` and
 /// `ap_logio_add_bytes_out`: bytes moved past the filters still count.
@@ -47,7 +48,7 @@ unsafe fn sys_sendmsg(fd: libc::c_int, msg: *const libc::msghdr, flags: libc::c_
 #[cfg(all(unix, not(target_os = "linux")))]
 use libc::{recv as sys_recv, sendmsg as sys_sendmsg};
 
-pub struct PlainSocket {
+pub(crate) struct PlainSocket {
     #[cfg(unix)]
     fd: std::os::raw::c_int,
     c: *mut sys::conn_rec,
@@ -67,12 +68,10 @@ unsafe fn logio_counter(name: &std::ffi::CStr) -> Option<AddBytes> {
 }
 
 impl PlainSocket {
-    /// `None` where there is no plain socket (or off Unix).
-    ///
-    /// # Safety
-    /// `c` is live for as long as the returned value, and only the calling
-    /// thread uses its socket meanwhile.
-    pub unsafe fn new(c: *mut sys::conn_rec) -> Option<PlainSocket> {
+    /// `None` where there is no plain socket (or off Unix). Only the
+    /// thread that owns `conn` uses the socket meanwhile (Conn is not Send).
+    pub(crate) fn new(conn: Conn<'_>) -> Option<PlainSocket> {
+        let c = conn.as_ptr();
         #[cfg(unix)]
         {
             // SAFETY: live connection (contract); the socket belongs to it.

@@ -1,13 +1,23 @@
-//! How a session's owner thread moves bytes on its connection: through
-//! Apache's connection filters, or straight on the socket where the filters
-//! would only pass the bytes through (see `plain_socket`).
+//! How a WebSocket moves bytes on its connection: through Apache's
+//! connection filters, or straight on the socket where the filters would
+//! only pass the bytes through (see [`crate::socket`]).
+//!
+//! The plain-socket fast path is one predicate: a primary connection (not
+//! an HTTP/2 stream's), whose filters are all known to pass bytes through
+//! unchanged and to keep nothing between reads or once a FLUSH passed
+//! (which excludes TLS: mod_ssl's filters are not among them). On it,
+//! writes never block: what the socket does not take now is left to the
+//! caller, who waits until it is writable. Through the filters, a write
+//! ends with a FLUSH and the core output filter finishes it before
+//! returning (up to the server's `Timeout`), as Apache's own handlers do.
 
 use std::cell::Cell;
 
-use httpd::brigade::{Brigade, ReadOutcome};
-use httpd::sys;
-
-use crate::plain_socket::PlainSocket;
+use crate::brigade::{Brigade, ReadOutcome};
+use crate::conn::Conn;
+use crate::pool::PoolRef;
+use crate::socket::PlainSocket;
+use crate::sys;
 
 /// The most the core input filter takes from the socket in one read
 /// (APR_BUCKET_BUFF_SIZE).
@@ -27,38 +37,8 @@ const PASS_THROUGH_INPUT: &[&str] = &["core_in", "reqtimeout", "log_input_output
 /// counts the bytes for it, as `PlainSocket` does).
 const PASS_THROUGH_OUTPUT: &[&str] = &["core", "log_input_output"];
 
-/// The names of the filters in a chain, first to last.
-///
-/// # Safety
-/// `f` is the head of a live filter chain that is not changing.
-unsafe fn filter_names(mut f: *mut sys::ap_filter_t) -> Vec<String> {
-    let mut names = Vec::new();
-    // SAFETY: walking the live filter list; names are C strings that live
-    // as long as the filter registrations.
-    unsafe {
-        while !f.is_null() {
-            let frec = (*f).frec;
-            names.push(if frec.is_null() || (*frec).name.is_null() {
-                String::from("?")
-            } else {
-                std::ffi::CStr::from_ptr((*frec).name)
-                    .to_string_lossy()
-                    .into_owned()
-            });
-            f = (*f).next;
-        }
-    }
-    names
-}
-
-fn all_known(filters: &[String], known: &[&str]) -> bool {
-    filters
-        .iter()
-        .all(|name| known.iter().any(|k| k.eq_ignore_ascii_case(name)))
-}
-
-pub struct ConnIo {
-    c: *mut sys::conn_rec,
+pub struct ConnIo<'c> {
+    conn: Conn<'c>,
     bb_in: Brigade,
     bb_out: Brigade,
     input_filters: Vec<String>,
@@ -72,37 +52,33 @@ pub struct ConnIo {
     /// Writes go to the socket first (the output filters only pass bytes
     /// through and hold nothing after each of our flushes).
     write_socket: bool,
-    /// Everything written, for the session's last log line.
     /// Bytes written (or handed to the output filters) so far.
     pub bytes_out: Cell<u64>,
 }
 
-impl ConnIo {
-    /// # Safety
-    /// `c` and `pool` are live for as long as the returned value, which is
-    /// used on the thread that owns the connection, and that thread alone
-    /// reads and writes the connection meanwhile. Everything written to the
-    /// connection so far has been flushed.
-    pub unsafe fn new(c: *mut sys::conn_rec, pool: *mut sys::apr_pool_t) -> ConnIo {
-        // SAFETY: live connection and pool (contract).
-        let (bb_in, bb_out, input_filters, output_filters) = unsafe {
+impl<'c> ConnIo<'c> {
+    /// I/O on `conn` with brigades from `pool`. Everything written to the
+    /// connection so far must have been flushed.
+    pub fn new(conn: Conn<'c>, pool: PoolRef<'c>) -> ConnIo<'c> {
+        // SAFETY: live connection and pool for 'c, on this thread.
+        let (bb_in, bb_out) = unsafe {
             (
-                Brigade::new(pool, (*c).bucket_alloc),
-                Brigade::new(pool, (*c).bucket_alloc),
-                filter_names((*c).input_filters),
-                filter_names((*c).output_filters),
+                Brigade::new(pool.as_ptr(), conn.bucket_alloc()),
+                Brigade::new(pool.as_ptr(), conn.bucket_alloc()),
             )
         };
-        let input_pass_through = all_known(&input_filters, PASS_THROUGH_INPUT);
-        let output_pass_through = all_known(&output_filters, PASS_THROUGH_OUTPUT);
+        let input_filters = conn.input_filters().names();
+        let output_filters = conn.output_filters().names();
+        let primary = !conn.is_secondary();
+        let input_pass_through = primary && conn.input_filters().all_in(PASS_THROUGH_INPUT);
+        let output_pass_through = primary && conn.output_filters().all_in(PASS_THROUGH_OUTPUT);
         let socket = if input_pass_through || output_pass_through {
-            // SAFETY: forwarded contract.
-            unsafe { PlainSocket::new(c) }
+            PlainSocket::new(conn)
         } else {
             None
         };
         ConnIo {
-            c,
+            conn,
             bb_in,
             bb_out,
             input_filters,
@@ -140,9 +116,12 @@ impl ConnIo {
     pub fn read(&self, max: usize, out: &mut Vec<u8>) -> (ReadOutcome, usize) {
         match &self.socket {
             Some(socket) if self.read_socket.get() => (socket.read(max, out), max),
-            // SAFETY: this thread owns the connection's filters (contract of new).
+            // SAFETY: this thread owns the connection's filters (Conn).
             _ => (
-                unsafe { self.bb_in.read_nonblocking((*self.c).input_filters, max, out) },
+                unsafe {
+                    self.bb_in
+                        .read_nonblocking(self.conn.input_filters().head(), max, out)
+                },
                 max.min(CORE_READ_SIZE),
             ),
         }
@@ -167,38 +146,31 @@ impl ConnIo {
         self.read_socket.get()
     }
 
-    /// Writes `parts` in order and returns once they are all on the wire or
-    /// taken by the output filters (which then block until they are
-    /// written, up to the server's Timeout).
-    pub fn write(&self, parts: &[&[u8]]) -> Result<(), sys::apr_status_t> {
-        let total: usize = parts.iter().map(|p| p.len()).sum();
-        self.bytes_out.set(self.bytes_out.get() + total as u64);
-        let mut written = 0;
+    /// Whether writes go straight to the socket and so never block.
+    pub fn writes_socket(&self) -> bool {
+        self.write_socket
+    }
+
+    /// Writes `parts` in order and returns how many bytes were taken. On
+    /// the socket ([`ConnIo::writes_socket`]) that is what the socket took
+    /// without blocking, perhaps nothing; the caller keeps the rest and
+    /// waits until the socket is writable. Through the filters it is
+    /// everything: the core output filter writes it out before returning.
+    pub fn write(&self, parts: &[&[u8]]) -> Result<usize, sys::apr_status_t> {
         if let (true, Some(socket)) = (self.write_socket, &self.socket) {
-            written = socket
+            let written = socket
                 .write(parts)
                 .map_err(|e| e.raw_os_error().unwrap_or(sys::APR_EGENERAL))?;
-            if written == total {
-                return Ok(());
-            }
+            self.bytes_out.set(self.bytes_out.get() + written as u64);
+            return Ok(written);
         }
-        if written == 0 {
-            // SAFETY: this thread owns the connection's filters (contract of new).
-            return unsafe { self.bb_out.write_parts_and_flush((*self.c).output_filters, parts) };
-        }
-        // The socket took part of it (it is full): the filters write the
-        // rest, waiting for room.
-        let mut rest: Vec<&[u8]> = Vec::with_capacity(parts.len());
-        let mut skip = written;
-        for part in parts {
-            if skip >= part.len() {
-                skip -= part.len();
-            } else {
-                rest.push(&part[skip..]);
-                skip = 0;
-            }
-        }
-        // SAFETY: as above.
-        unsafe { self.bb_out.write_parts_and_flush((*self.c).output_filters, &rest) }
+        let total: usize = parts.iter().map(|p| p.len()).sum();
+        // SAFETY: this thread owns the connection's filters (Conn).
+        unsafe {
+            self.bb_out
+                .write_parts_and_flush(self.conn.output_filters().head(), parts)
+        }?;
+        self.bytes_out.set(self.bytes_out.get() + total as u64);
+        Ok(total)
     }
 }

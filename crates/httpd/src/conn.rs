@@ -1,0 +1,345 @@
+//! `Request<'r>` and `Conn<'c>`: a request and its connection, borrowed for
+//! as long as the hook that received them runs. Each is made once, at the
+//! hook edge, by an `unsafe` constructor whose contract is "this pointer is
+//! live for `'r` and this thread is the one Apache gave it to"; everything
+//! after that is safe. Neither is `Send`: Apache's request and connection
+//! structures belong to the thread handling them.
+
+use std::ffi::CStr;
+use std::marker::PhantomData;
+use std::os::raw::c_int;
+use std::ptr::NonNull;
+
+use crate::log::Source;
+use crate::sys;
+use crate::table::Table;
+
+/// A request being handled on this thread.
+#[derive(Clone, Copy)]
+pub struct Request<'r> {
+    raw: NonNull<sys::request_rec>,
+    _life: PhantomData<&'r mut sys::request_rec>,
+}
+
+impl<'r> Request<'r> {
+    /// # Safety
+    /// `r` is a live request for `'r`, handled on the calling thread, and
+    /// nothing else uses it meanwhile except through this value (and its
+    /// copies) and Apache's own calls made from here.
+    pub unsafe fn from_raw(r: *mut sys::request_rec) -> Option<Request<'r>> {
+        NonNull::new(r).map(|raw| Request {
+            raw,
+            _life: PhantomData,
+        })
+    }
+
+    /// The raw request, for the plugin ABI's `request()` (which hands it to
+    /// C plugins) and for the existing `unsafe` helpers.
+    pub fn as_ptr(&self) -> *mut sys::request_rec {
+        self.raw.as_ptr()
+    }
+
+    fn rec(&self) -> &'r sys::request_rec {
+        // SAFETY: live for 'r (constructor contract).
+        unsafe { &*self.raw.as_ptr() }
+    }
+
+    pub fn connection(&self) -> Conn<'r> {
+        // SAFETY: a live request's connection outlives it, on the same thread.
+        unsafe { Conn::from_raw(self.rec().connection) }.expect("a request has a connection")
+    }
+
+    pub fn headers_in(&self) -> Table<'r> {
+        // SAFETY: live request.
+        unsafe { crate::request::headers_in(self.raw.as_ptr()) }
+    }
+
+    pub fn headers_out(&self) -> Table<'r> {
+        // SAFETY: live request.
+        unsafe { crate::request::headers_out(self.raw.as_ptr()) }
+    }
+
+    pub fn err_headers_out(&self) -> Table<'r> {
+        // SAFETY: live request.
+        unsafe { crate::request::err_headers_out(self.raw.as_ptr()) }
+    }
+
+    /// The decoded path (`r->uri`); "?" if it is not UTF-8.
+    pub fn uri(&self) -> &'r str {
+        // SAFETY: a pool string of the live request.
+        unsafe { crate::cstr(self.rec().uri) }.unwrap_or("?")
+    }
+
+    /// The request target as the client sent it.
+    pub fn unparsed_uri(&self) -> &'r str {
+        // SAFETY: a pool string of the live request.
+        unsafe { crate::cstr(self.rec().unparsed_uri) }.unwrap_or("/")
+    }
+
+    /// The module configuration of this request's directory for the module
+    /// at `module`.
+    ///
+    /// # Safety
+    /// `module` is a loaded module whose per-directory records are `T`s.
+    pub unsafe fn dir_config<T>(&self, module: *const sys::module) -> Option<&'r T> {
+        // SAFETY: live request; per the contract the slot holds a T or NULL,
+        // which lives in a configuration pool that outlives the request.
+        unsafe {
+            sys::get_module_config(self.rec().per_dir_config, module)
+                .cast::<T>()
+                .as_ref()
+        }
+    }
+
+    pub fn method(&self) -> &'r str {
+        // SAFETY: a pool string of the live request.
+        unsafe { crate::cstr(self.rec().method) }.unwrap_or("")
+    }
+
+    /// The handler name `SetHandler` chose, if any.
+    pub fn handler(&self) -> Option<&'r str> {
+        // SAFETY: NULL or a pool/static string.
+        unsafe { crate::cstr(self.rec().handler) }
+    }
+
+    /// `HTTP/x.y` as `1000 * x + y`.
+    pub fn proto_num(&self) -> i32 {
+        self.rec().proto_num
+    }
+
+    pub fn scheme(&self) -> &'r str {
+        // SAFETY: live request.
+        unsafe { crate::request::scheme(self.raw.as_ptr()) }
+    }
+
+    pub fn default_port(&self) -> u16 {
+        // SAFETY: live request.
+        unsafe { crate::request::default_port(self.raw.as_ptr()) }
+    }
+
+    /// Whether no file exists where the URL maps (so a handler may answer it).
+    pub fn maps_to_no_file(&self) -> bool {
+        self.rec().finfo.filetype == sys::APR_NOFILE
+    }
+
+    /// See [`crate::request::answer_allows_only_get`].
+    pub fn answer_allows_only_get(&self) {
+        // SAFETY: live request on its thread.
+        unsafe { crate::request::answer_allows_only_get(self.raw.as_ptr()) }
+    }
+
+    /// Whether a message at `level` for module `module_index` would be logged.
+    pub fn log_enabled(&self, module_index: c_int, level: c_int) -> bool {
+        // SAFETY: live request.
+        unsafe { crate::log::request_enabled(self.raw.as_ptr(), module_index, level) }
+    }
+
+    pub fn log(&self, module_index: c_int, level: c_int, source: Source, msg: &str) {
+        // SAFETY: live request.
+        unsafe { crate::log::request(self.raw.as_ptr(), module_index, level, 0, source, msg) }
+    }
+
+    /// Who the client is, as `crate::client` describes each value; the
+    /// strings are the request's pool strings.
+    pub fn client(&self) -> crate::client::Client<'r> {
+        let r = self.raw.as_ptr();
+        // SAFETY: live request for 'r (constructor contract).
+        unsafe {
+            crate::client::Client {
+                uri_path: crate::client::uri_path(r),
+                query: crate::client::query(r),
+                remote_ip: crate::client::remote_ip(r),
+                remote_port: crate::client::remote_port(r),
+                user: crate::client::user(r),
+                auth_type: crate::client::auth_type(r),
+                is_tls: crate::client::is_tls(r),
+                proto_num: crate::client::proto_num(r),
+            }
+        }
+    }
+
+    /// A variable of the request's environment (see [`crate::client::env`]).
+    pub fn env(&self, name: &CStr) -> Option<&'r CStr> {
+        // SAFETY: live request; its environment is no longer written once
+        // the handler runs.
+        unsafe { crate::client::env(self.raw.as_ptr(), name) }
+    }
+
+    /// Answers `101 Switching Protocols` with the response headers set so
+    /// far (and `status_line` instead of the standard one), and makes the
+    /// connection a tunnel for what follows: no keep-alive, no request
+    /// timeouts, and the request's own filters bypassed so that nothing
+    /// HTTP-shaped is written after the answer.
+    pub fn switch_protocols(&self, status_line: Option<&'static CStr>) {
+        let c = self.connection();
+        // mod_reqtimeout would cut idle connections after its body timeout.
+        c.input_filters().remove(c"reqtimeout");
+        // SAFETY: we own the live request and its connection on this thread;
+        // the status line is static.
+        unsafe {
+            let r = self.raw.as_ptr();
+            let c = (*r).connection;
+            (*c).keepalive = sys::AP_CONN_CLOSE;
+            (*r).status = sys::HTTP_SWITCHING_PROTOCOLS as c_int;
+            (*r).status_line = status_line.map_or(std::ptr::null(), CStr::as_ptr);
+            sys::ap_send_interim_response(r, 1);
+            (*r).output_filters = (*c).output_filters;
+            (*r).proto_output_filters = (*c).output_filters;
+            (*r).input_filters = (*c).input_filters;
+            (*r).proto_input_filters = (*c).input_filters;
+        }
+    }
+}
+
+/// A connection handled on this thread.
+#[derive(Clone, Copy)]
+pub struct Conn<'c> {
+    raw: NonNull<sys::conn_rec>,
+    _life: PhantomData<&'c mut sys::conn_rec>,
+}
+
+impl<'c> Conn<'c> {
+    /// # Safety
+    /// `c` is a live connection for `'c`, handled on the calling thread.
+    pub unsafe fn from_raw(c: *mut sys::conn_rec) -> Option<Conn<'c>> {
+        NonNull::new(c).map(|raw| Conn {
+            raw,
+            _life: PhantomData,
+        })
+    }
+
+    pub(crate) fn as_ptr(&self) -> *mut sys::conn_rec {
+        self.raw.as_ptr()
+    }
+
+    fn rec(&self) -> &'c sys::conn_rec {
+        // SAFETY: live for 'c (constructor contract).
+        unsafe { &*self.raw.as_ptr() }
+    }
+
+    /// The connection's pool, which lives as long as the connection.
+    pub fn pool(&self) -> crate::pool::PoolRef<'c> {
+        // SAFETY: the connection's pool is live for 'c.
+        unsafe { crate::pool::PoolRef::from_raw(self.rec().pool) }
+    }
+
+    pub(crate) fn bucket_alloc(&self) -> *mut sys::apr_bucket_alloc_t {
+        self.rec().bucket_alloc
+    }
+
+    /// Keeps `value` in the connection's per-module configuration slot of
+    /// module `module_index` (where later hooks on this connection find
+    /// it), or clears the slot with `None`.
+    pub fn set_module_data<T>(&self, module_index: c_int, value: Option<&'c mut T>) {
+        let ptr = value.map_or(std::ptr::null_mut(), |v| {
+            (v as *mut T).cast::<std::os::raw::c_void>()
+        });
+        let index = usize::try_from(module_index).expect("a loaded module's index");
+        // SAFETY: conn_config is the connection's configuration vector,
+        // with one slot per loaded module, as ap_set_module_config writes it.
+        unsafe {
+            let slots = self.rec().conn_config.cast::<*mut std::os::raw::c_void>();
+            *slots.add(index) = ptr;
+        }
+    }
+
+    /// Reads exactly `len` bytes, each read waiting up to the connection's
+    /// timeout; `None` if the input ends first or stays empty for
+    /// `max_reads` reads.
+    pub fn read_exact(&self, len: usize, max_reads: usize) -> Option<Vec<u8>> {
+        // SAFETY: a brigade in the live connection's pool and allocator, used
+        // and dropped here on the connection's thread.
+        let bb = unsafe { crate::brigade::Brigade::new(self.rec().pool, self.rec().bucket_alloc) };
+        let mut out = Vec::with_capacity(len);
+        for _ in 0..max_reads {
+            if out.len() == len {
+                break;
+            }
+            // SAFETY: the live input chain of this connection, on its thread.
+            match unsafe { bb.read_blocking(self.input_filters().head(), len - out.len(), &mut out) } {
+                crate::brigade::ReadOutcome::Data(_) | crate::brigade::ReadOutcome::WouldBlock => {}
+                crate::brigade::ReadOutcome::Closed(_) => return None,
+            }
+        }
+        (out.len() == len).then_some(out)
+    }
+
+    /// A secondary connection (an HTTP/2 stream's) runs on top of another
+    /// and has no socket of its own.
+    pub fn is_secondary(&self) -> bool {
+        !self.rec().master.is_null()
+    }
+
+    pub fn input_filters(&self) -> FilterChain<'c> {
+        FilterChain {
+            conn: *self,
+            output: false,
+        }
+    }
+
+    pub fn output_filters(&self) -> FilterChain<'c> {
+        FilterChain {
+            conn: *self,
+            output: true,
+        }
+    }
+}
+
+/// One of a connection's filter chains, as a value to inspect and edit.
+#[derive(Clone, Copy)]
+pub struct FilterChain<'c> {
+    conn: Conn<'c>,
+    output: bool,
+}
+
+impl FilterChain<'_> {
+    pub(crate) fn head(&self) -> *mut sys::ap_filter_t {
+        let c = self.conn.rec();
+        if self.output {
+            c.output_filters
+        } else {
+            c.input_filters
+        }
+    }
+
+    /// The filters' names, first to last.
+    pub fn names(&self) -> Vec<String> {
+        let mut names = Vec::new();
+        let mut f = self.head();
+        // SAFETY: walking the live chain of a connection owned by this
+        // thread; names are C strings that live as long as the filter
+        // registrations.
+        unsafe {
+            while !f.is_null() {
+                let frec = (*f).frec;
+                names.push(if frec.is_null() || (*frec).name.is_null() {
+                    String::from("?")
+                } else {
+                    CStr::from_ptr((*frec).name).to_string_lossy().into_owned()
+                });
+                f = (*f).next;
+            }
+        }
+        names
+    }
+
+    /// Whether every filter is one of `known` (case-insensitively).
+    pub fn all_in(&self, known: &[&str]) -> bool {
+        self.names()
+            .iter()
+            .all(|name| known.iter().any(|k| k.eq_ignore_ascii_case(name)))
+    }
+
+    /// Removes the first filter called `name`, if present.
+    pub fn remove(&self, name: &CStr) {
+        // SAFETY: live connection owned by this thread; the call only
+        // unlinks a filter.
+        unsafe {
+            if self.output {
+                sys::ap_remove_output_filter_byhandle(self.head(), name.as_ptr());
+            } else {
+                sys::ap_remove_input_filter_byhandle(self.head(), name.as_ptr());
+            }
+        }
+    }
+}

@@ -1,0 +1,99 @@
+//! What steps a [`Session`] inside Apache: the transport over the
+//! connection's filters or socket, and the thread driver.
+//!
+//! The thread driver steps the session on the handler's worker thread and,
+//! between steps, sleeps in a pollset on the connection's descriptor that
+//! other threads' sends wake. It asks the MPM once a second whether the
+//! server is stopping (nothing wakes a thread blocked in our pollset when
+//! it does).
+
+use std::time::Duration;
+
+use httpd::brigade::ReadOutcome;
+use httpd::io::ConnIo;
+use httpd::log::apr_error;
+use httpd::poll::{Interest, Pollset};
+use httpd::sys;
+
+use crate::clock::Moment;
+use crate::session::{Application, Log, Read, Session, Transport, Wait};
+
+/// How often an idle session asks the MPM whether the server is stopping.
+const STOP_CHECK: Duration = Duration::from_secs(1);
+
+/// Polls wake a little after a deadline, so that it has passed when the
+/// session looks (the clock is coarse).
+const DEADLINE_SLACK: Duration = Duration::from_millis(1);
+
+/// A session's transport inside Apache.
+pub struct ApacheTransport<'c> {
+    pub io: ConnIo<'c>,
+}
+
+impl Transport for ApacheTransport<'_> {
+    fn read(&self, max: usize, out: &mut Vec<u8>) -> Read {
+        match self.io.read(max, out) {
+            (ReadOutcome::Data(n), full) if n < full && self.io.short_read_drains() => {
+                self.io.input_drained();
+                Read::Data { n, drained: true }
+            }
+            (ReadOutcome::Data(n), _) => Read::Data { n, drained: false },
+            (ReadOutcome::WouldBlock, _) => {
+                self.io.input_drained();
+                Read::WouldBlock
+            }
+            (ReadOutcome::Closed(rv), _) => Read::Closed {
+                eof: rv == sys::APR_EOF,
+                why: apr_error(rv),
+            },
+        }
+    }
+
+    fn write(&self, parts: &[&[u8]]) -> Result<usize, String> {
+        self.io.write(parts).map_err(apr_error)
+    }
+
+    fn reads_socket(&self) -> bool {
+        self.io.reads_socket()
+    }
+
+    fn bytes_out(&self) -> u64 {
+        self.io.bytes_out.get()
+    }
+}
+
+/// Steps `session` on this thread until it is done, sleeping in `pollset`
+/// between steps.
+pub fn run_on_thread<T, A, L>(session: &mut Session<T, A, L>, pollset: &mut Pollset<'_>)
+where
+    T: Transport,
+    A: Application,
+    L: Log,
+{
+    let mut stop_checked = Moment::now();
+    loop {
+        let now = Moment::now();
+        if now >= stop_checked + STOP_CHECK {
+            stop_checked = now;
+            if httpd::mpm::is_stopping() {
+                session.server_stopping(now.time());
+            }
+        }
+        match session.step(now.time()) {
+            Wait::Done => return,
+            Wait::Again => {}
+            Wait::Io {
+                read,
+                write,
+                deadline,
+            } => {
+                let next_stop_check = stop_checked + STOP_CHECK;
+                let wake = deadline.map_or(next_stop_check, |d| Moment::from_time(d).min(next_stop_check));
+                let ready = pollset.poll(now.until(wake) + DEADLINE_SLACK, Interest { read, write });
+                if ready.readable {
+                    session.readable();
+                }
+            }
+        }
+    }
+}
