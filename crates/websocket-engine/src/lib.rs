@@ -20,7 +20,7 @@ macro_rules! rlog {
     ($r:expr, $module_index:expr, $level:expr, $($arg:tt)*) => {{
         let r = $r;
         let mi: std::os::raw::c_int = $module_index;
-        let level: std::os::raw::c_int = $level as std::os::raw::c_int;
+        let level: std::os::raw::c_int = $level;
         // SAFETY: `r` is the live request being handled.
         if unsafe { httpd::log::request_enabled(r, mi, level) } {
             let message = format!($($arg)*);
@@ -93,19 +93,19 @@ macro_rules! declare_module {
                     Some($handler),
                     std::ptr::null(),
                     std::ptr::null(),
-                    httpd::sys::APR_HOOK_MIDDLE as std::os::raw::c_int,
+                    httpd::sys::APR_HOOK_MIDDLE,
                 );
                 httpd::sys::ap_hook_check_config(
                     Some(check_config),
                     std::ptr::null(),
                     std::ptr::null(),
-                    httpd::sys::APR_HOOK_MIDDLE as std::os::raw::c_int,
+                    httpd::sys::APR_HOOK_MIDDLE,
                 );
                 httpd::sys::ap_hook_post_config(
                     Some(post_config),
                     std::ptr::null(),
                     std::ptr::null(),
-                    httpd::sys::APR_HOOK_MIDDLE as std::os::raw::c_int,
+                    httpd::sys::APR_HOOK_MIDDLE,
                 );
                 httpd::request::register_allow_get();
             }

@@ -348,7 +348,7 @@ pub unsafe fn check_config(module_index: c_int, source_name: &CStr) -> c_int {
             unsafe { httpd::log::server(std::ptr::null(), module_index, APLOG_WARNING, httpd::here!(), &w) };
         }
     }
-    sys::OK as c_int
+    sys::OK
 }
 
 /// The post_config hook: once per configuration that is going to serve,
@@ -364,7 +364,7 @@ pub unsafe fn post_config(
     source_name: &CStr,
 ) -> c_int {
     if server::is_trial_pass() {
-        return sys::OK as c_int;
+        return sys::OK;
     }
     // SAFETY: a configuration hook (contract).
     let tree = unsafe { server::config_tree() };
@@ -405,7 +405,7 @@ pub unsafe fn post_config(
             unsafe { httpd::log::server(s, module_index, APLOG_WARNING, httpd::here!(), &w) };
         }
     }
-    sys::OK as c_int
+    sys::OK
 }
 
 #[cfg(test)]
