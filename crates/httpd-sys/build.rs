@@ -51,6 +51,7 @@ const FUNCTIONS: &[&str] = &[
     "ap_matches_request_vhost",
     "ap_construct_url",
     "ap_get_server_banner",
+    "ap_get_server_revision",
     "ap_get_server_description",
     // Connections and the MPM.
     "ap_lingering_close",

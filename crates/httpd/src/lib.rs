@@ -15,6 +15,7 @@ pub mod pool;
 pub mod request;
 pub mod server;
 pub mod table;
+pub mod version;
 
 /// Apache's `const char *` to `&str`; `None` for NULL or non-UTF-8 text.
 ///

@@ -52,7 +52,7 @@ pub unsafe fn default_port(r: *const sys::request_rec) -> u16 {
 pub unsafe fn remove_connection_input_filter(c: *mut sys::conn_rec, name: &CStr) {
     // SAFETY: live connection; the call only unlinks a filter.
     unsafe {
-        sys::ap_remove_input_filter_byhandle((*c).input_filters, name.as_ptr());
+        crate::version::remove_input_filter_byhandle((*c).input_filters, name.as_ptr());
     }
 }
 

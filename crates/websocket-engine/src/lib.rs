@@ -89,6 +89,12 @@ macro_rules! declare_module {
         unsafe extern "C" fn register_hooks(_pool: *mut httpd::sys::apr_pool_t) {
             // SAFETY: called by Apache during module registration on its main thread.
             unsafe {
+                httpd::sys::ap_hook_pre_config(
+                    Some(pre_config),
+                    std::ptr::null(),
+                    std::ptr::null(),
+                    httpd::sys::APR_HOOK_REALLY_FIRST,
+                );
                 httpd::sys::ap_hook_handler(
                     Some($handler),
                     std::ptr::null(),
@@ -109,6 +115,15 @@ macro_rules! declare_module {
                 );
                 httpd::request::register_allow_get();
             }
+        }
+
+        unsafe extern "C" fn pre_config(
+            _pconf: *mut httpd::sys::apr_pool_t,
+            _plog: *mut httpd::sys::apr_pool_t,
+            _ptemp: *mut httpd::sys::apr_pool_t,
+        ) -> std::os::raw::c_int {
+            // SAFETY: Apache runs this as the pre_config hook.
+            unsafe { $crate::startup::pre_config(module_index(), $source_name) }
         }
 
         unsafe extern "C" fn check_config(
