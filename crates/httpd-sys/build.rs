@@ -51,6 +51,7 @@ const FUNCTIONS: &[&str] = &[
     "ap_matches_request_vhost",
     "ap_construct_url",
     "ap_get_server_banner",
+    "ap_get_server_revision",
     "ap_get_server_description",
     // Connections and the MPM.
     "ap_lingering_close",
@@ -157,8 +158,14 @@ const VARS: &[&str] = &[
     "AP_SQ_[A-Z_]+",
 ];
 
-/// Gives each macro constant the C type it is used with, so callers need no
-/// casts: the default would make every positive constant a `u32`.
+/// Gives each macro constant the C type of the parameter or field it is used
+/// with, so callers need no casts: APR's status codes are `apr_status_t`,
+/// poll events `apr_int16_t`, pollset flags `apr_uint32_t`, sizes
+/// `apr_size_t`, `APR_USEC_PER_SEC` an `apr_time_t`, the module cookie an
+/// `unsigned long`, and everything else (HTTP statuses, hook results and
+/// orders, log levels, override bits, method numbers) `int`. The default
+/// would make every positive constant a `u32`. Enum members keep their
+/// enum's typedef (see `EnumVariation::Consts` below).
 #[derive(Debug)]
 struct MacroTypes;
 
@@ -173,7 +180,11 @@ impl ParseCallbacks for MacroTypes {
         if name == "MODULE_MAGIC_COOKIE" {
             Some(IntKind::ULong)
         } else if name.starts_with("APR_POLLSET_") {
-            Some(IntKind::U32)
+            // apr_pollset_create's flags are an apr_uint32_t.
+            Some(IntKind::Custom {
+                name: "apr_uint32_t",
+                is_signed: false,
+            })
         } else if name.starts_with("APR_POLL") {
             // apr_pollfd_t's reqevents/rtnevents are apr_int16_t.
             custom("apr_int16_t")

@@ -230,6 +230,42 @@ pub fn server_config(name: &str, mpm: Mpm, config: &str) -> ServerConfig {
         .extra_config(config)
 }
 
+/// A configuration (as [`server_config`], event MPM) whose `/ws` location
+/// has `SetHandler websocket-handler` and `directives`.
+pub fn handler_location_config(name: &str, directives: &str) -> ServerConfig {
+    server_config(
+        name,
+        Mpm::Event,
+        &format!("<Location /ws>\n    SetHandler websocket-handler\n{directives}\n</Location>\n"),
+    )
+}
+
+/// `httpd -t` on `config` must fail, its output naming every one of
+/// `expected`; returns the output. `what` (the directives, say) is what
+/// should have been refused.
+#[track_caller]
+pub fn assert_configtest_fails(mut config: ServerConfig, what: &str, expected: &[&str]) -> String {
+    match config.configtest() {
+        Ok(out) => panic!("{what:?} was accepted:\n{out}"),
+        Err(out) => {
+            for e in expected {
+                assert!(
+                    out.contains(e),
+                    "the error for {what:?} does not mention {e:?}:\n{out}"
+                );
+            }
+            out
+        }
+    }
+}
+
+/// `httpd -t` with `directives` in a WebSocket location must fail, naming
+/// every one of `expected`.
+#[track_caller]
+pub fn rejected(name: &str, directives: &str, expected: &[&str]) {
+    assert_configtest_fails(handler_location_config(name, directives), directives, expected);
+}
+
 /// Starts a server with mod_websocket and `config` (usually `<Location>`s).
 pub fn start_server(name: &str, mpm: Mpm, config: &str) -> RunningServer {
     start(server_config(name, mpm, config))
@@ -324,6 +360,29 @@ impl RawResponse {
             .iter()
             .find(|(n, _)| n.eq_ignore_ascii_case(name))
             .map(|(_, v)| v.as_str())
+    }
+
+    /// Asserts that header `name` is `expected` (`None`: absent); on failure
+    /// shows `what` (the case) and the whole response.
+    #[track_caller]
+    pub fn assert_header(&self, name: &str, expected: Option<&str>, what: &str) {
+        assert_eq!(self.header(name), expected, "{what}: {name} in {self:?}");
+    }
+
+    /// Asserts the headers that make a 101 an upgrade: `Upgrade: websocket`
+    /// and a `Connection` that names `upgrade` (both case-insensitive).
+    #[track_caller]
+    pub fn assert_upgrade_headers(&self) {
+        assert!(
+            self.header("Upgrade")
+                .is_some_and(|v| v.eq_ignore_ascii_case("websocket")),
+            "{self:?}"
+        );
+        assert!(
+            self.header("Connection")
+                .is_some_and(|v| v.to_ascii_lowercase().contains("upgrade")),
+            "{self:?}"
+        );
     }
 }
 
@@ -711,6 +770,14 @@ pub fn ws_connect_request(server: &RunningServer, request: Request) -> (Client, 
     let uri = request.uri().to_string();
     try_ws_connect(server, request)
         .unwrap_or_else(|e| panic!("WebSocket handshake to {uri} failed: {e}\n{}", server.logs()))
+}
+
+/// The subprotocol a tungstenite handshake's 101 chose, if any.
+pub fn chosen_protocol(response: &Response) -> Option<String> {
+    response
+        .headers()
+        .get("Sec-WebSocket-Protocol")
+        .map(|v| v.to_str().expect("an ASCII subprotocol").to_string())
 }
 
 /// Reads the next data message, skipping pongs (tungstenite answers pings

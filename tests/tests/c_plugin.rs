@@ -22,11 +22,7 @@ fn server(name: &str, mpm: Mpm) -> RunningServer {
 fn with_protocols(server: &RunningServer, path: &str, offered: &str) -> (Client, Option<String>) {
     let request = with_header(client_request(server, path), "Sec-WebSocket-Protocol", offered);
     let (client, response) = ws_connect_request(server, request);
-    let chosen = response
-        .headers()
-        .get("Sec-WebSocket-Protocol")
-        .map(|v| v.to_str().unwrap().to_string());
-    (client, chosen)
+    (client, chosen_protocol(&response))
 }
 
 fn ask(client: &mut Client, command: &str) -> String {
@@ -42,13 +38,12 @@ fn connect_callbacks() {
     let client = Handshake::new("/c")
         .header("X-Echo-Header", "hello from the client")
         .open(&server);
-    assert_eq!(
-        client.response.header("X-Echo-Header-Reply"),
-        Some("hello from the client"),
-        "{:?}",
-        client.response
-    );
-    assert_eq!(client.response.header("Sec-WebSocket-Accept"), Some(RFC_ACCEPT));
+    client
+        .response
+        .assert_header("X-Echo-Header-Reply", Some("hello from the client"), "on_connect");
+    client
+        .response
+        .assert_header("Sec-WebSocket-Accept", Some(RFC_ACCEPT), "on_connect");
     let mut client = client;
     client.send_close(1000, "");
     assert_eq!(client.expect_close(), Some(1000));
@@ -56,8 +51,8 @@ fn connect_callbacks() {
     // on_connect returning NULL refuses with 403.
     let refused = Handshake::new("/c").header("X-Refuse", "1").response(&server);
     assert_eq!(refused.status, 403, "{refused:?}");
-    assert_eq!(refused.header("Sec-WebSocket-Accept"), None, "{refused:?}");
-    assert_eq!(refused.header("Sec-WebSocket-Protocol"), None, "{refused:?}");
+    refused.assert_header("Sec-WebSocket-Accept", None, "refused");
+    refused.assert_header("Sec-WebSocket-Protocol", None, "refused");
 
     // The plugin picks chat.v2 wherever it is in the list.
     let (mut c, chosen) = with_protocols(&server, "/c", "chat.v1, chat.v2, chat.v3");
@@ -69,12 +64,8 @@ fn connect_callbacks() {
     let mut c = Handshake::new("/c")
         .header("Sec-WebSocket-Protocol", "superchat,chat")
         .open(&server);
-    assert_eq!(
-        c.response.header("Sec-WebSocket-Protocol"),
-        None,
-        "{:?}",
-        c.response
-    );
+    c.response
+        .assert_header("Sec-WebSocket-Protocol", None, "chat.v2 not offered");
     c.send_text("protocols");
     assert_eq!(c.read_text(), "superchat,chat");
     c.send_close(1000, "");

@@ -460,31 +460,13 @@ EXPORT WebSocketPlugin *CALLBACK no_on_message_init(void) { return &no_on_messag
     })
 }
 
-/// `httpd -t` with `directives` in a WebSocket location must fail with a
-/// message containing each of `expected`.
-fn rejected(name: &str, with_draft76: bool, directives: &str, expected: &[&str]) {
-    let mut config = server_config(
-        name,
-        Mpm::Event,
-        &format!("<Location /ws>\n    SetHandler websocket-handler\n{directives}\n</Location>\n"),
+/// As [`rejected`], with mod_websocket_draft76 loaded too.
+fn rejected_with_draft76(name: &str, directives: &str, expected: &[&str]) {
+    let config = handler_location_config(name, directives).load_module(
+        "websocket_draft76_module",
+        stage().dir.join("modules/mod_websocket_draft76.so"),
     );
-    if with_draft76 {
-        config = config.load_module(
-            "websocket_draft76_module",
-            stage().dir.join("modules/mod_websocket_draft76.so"),
-        );
-    }
-    match config.configtest() {
-        Ok(out) => panic!("{directives:?} was accepted:\n{out}"),
-        Err(out) => {
-            for e in expected {
-                assert!(
-                    out.contains(e),
-                    "the error for {directives:?} does not mention {e:?}:\n{out}"
-                );
-            }
-        }
-    }
+    assert_configtest_fails(config, directives, expected);
 }
 
 #[test]
@@ -533,16 +515,10 @@ fn invalid_values_fail_configtest() {
         ),
     ];
     for (i, (directive, expected)) in cases.iter().enumerate() {
-        rejected(
-            &format!("config-bad-{i}"),
-            false,
-            &format!("    {directive}"),
-            expected,
-        );
+        rejected(&format!("config-bad-{i}"), &format!("    {directive}"), expected);
     }
-    rejected(
+    rejected_with_draft76(
         "config-bad-draft75",
-        true,
         "    SupportDraft75 sometimes",
         &["SupportDraft75", "On or Off"],
     );
@@ -552,32 +528,27 @@ fn invalid_values_fail_configtest() {
     let handler = |init: &str| format!("    WebSocketHandler \"{}\" {init}", lib.display());
     rejected(
         "config-null-init",
-        false,
         &handler("null_init"),
         &["WebSocketHandler", "null_init", "returned NULL"],
     );
     rejected(
         "config-wrong-version",
-        false,
         &handler("wrong_version_init"),
         &["WebSocketHandler", "wrong_version_init", "version 7"],
     );
     rejected(
         "config-too-small",
-        false,
         &handler("too_small_init"),
         &["WebSocketHandler", "too_small_init", "size of 8 bytes"],
     );
     rejected(
         "config-no-on-message",
-        false,
         &handler("no_on_message_init"),
         &["WebSocketHandler", "no_on_message_init", "on_message"],
     );
     // The same with both modules loaded (each parses WebSocketHandler).
-    rejected(
+    rejected_with_draft76(
         "config-null-init-76",
-        true,
         &handler("null_init"),
         &["WebSocketHandler", "returned NULL"],
     );

@@ -57,47 +57,31 @@ fn expect_failure(mut c: RawClient, code: u16, what: &str) {
 fn subprotocols(server: &RunningServer) {
     // A Rust plugin that picks nothing: no Sec-WebSocket-Protocol.
     let c = protocols("/echo", &["chat, superchat"]).open(server);
-    assert_eq!(
-        c.response.header("Sec-WebSocket-Protocol"),
-        None,
-        "{:?}",
-        c.response
-    );
+    c.response
+        .assert_header("Sec-WebSocket-Protocol", None, "/echo picks none");
     c.close_normally();
     // A Rust plugin that picks one: that one.
     let c = protocols("/inc", &["chat, dumb-increment-protocol"]).open(server);
-    assert_eq!(
-        c.response.header("Sec-WebSocket-Protocol"),
-        Some("dumb-increment-protocol"),
-        "{:?}",
-        c.response
-    );
+    c.response
+        .assert_header("Sec-WebSocket-Protocol", Some("dumb-increment-protocol"), "/inc");
     c.close_normally();
     // C plugins, new and old header: chat.v2 when offered, else nothing;
     // the offered list is reported either way.
     for path in ["/c", "/c-old"] {
         let mut c = protocols(path, &["superchat,chat"]).open(server);
-        assert_eq!(
-            c.response.header("Sec-WebSocket-Protocol"),
-            None,
-            "{path}: {:?}",
-            c.response
-        );
+        c.response.assert_header("Sec-WebSocket-Protocol", None, path);
         assert_eq!(c.ask("protocols"), "superchat,chat", "{path}");
         c.close_normally();
         let mut c = protocols(path, &["chat.v1, chat.v2, chat.v3"]).open(server);
-        assert_eq!(
-            c.response.header("Sec-WebSocket-Protocol"),
-            Some("chat.v2"),
-            "{path}"
-        );
+        c.response
+            .assert_header("Sec-WebSocket-Protocol", Some("chat.v2"), path);
         assert_eq!(c.ask("protocols"), "chat.v1,chat.v2,chat.v3", "{path}");
         c.close_normally();
     }
     // A refused connection names no subprotocol either.
     let refused = protocols("/inc", &["chat"]).response(server);
     assert_eq!(refused.status, 403, "{refused:?}");
-    assert_eq!(refused.header("Sec-WebSocket-Protocol"), None, "{refused:?}");
+    refused.assert_header("Sec-WebSocket-Protocol", None, "refused");
 }
 
 fn empty_lists(server: &RunningServer) {
@@ -113,12 +97,8 @@ fn empty_lists(server: &RunningServer) {
 fn repeated_lines(server: &RunningServer) {
     // Several lines are one list; repeats are offered once.
     let mut c = protocols("/c", &["chat", "chat.v2, chat", "chat.v2"]).open(server);
-    assert_eq!(
-        c.response.header("Sec-WebSocket-Protocol"),
-        Some("chat.v2"),
-        "{:?}",
-        c.response
-    );
+    c.response
+        .assert_header("Sec-WebSocket-Protocol", Some("chat.v2"), "three lines");
     assert_eq!(c.ask("protocols"), "chat,chat.v2");
     c.close_normally();
     let mut c = protocols("/c", &["a, b, a"]).open(server);

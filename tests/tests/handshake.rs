@@ -43,33 +43,19 @@ fn accept_key_and_response_headers() {
     let client = Handshake::new("/echo").open(&server);
     let r = &client.response;
     assert!(r.status_line.starts_with("HTTP/1.1 101"), "{r:?}");
-    assert_eq!(r.header("Sec-WebSocket-Accept"), Some(RFC_ACCEPT), "{r:?}");
-    assert!(
-        r.header("Upgrade")
-            .is_some_and(|v| v.eq_ignore_ascii_case("websocket")),
-        "{r:?}"
-    );
-    assert!(
-        r.header("Connection")
-            .is_some_and(|v| v.to_ascii_lowercase().contains("upgrade")),
-        "{r:?}"
-    );
-    assert_eq!(
-        r.header("Sec-WebSocket-Protocol"),
-        None,
-        "no subprotocol was offered: {r:?}"
-    );
+    r.assert_header("Sec-WebSocket-Accept", Some(RFC_ACCEPT), "the RFC's sample key");
+    r.assert_upgrade_headers();
+    r.assert_header("Sec-WebSocket-Protocol", None, "no subprotocol was offered");
     assert_echoes(client);
 
     // Another key gets its own answer (base64(SHA-1(key + GUID))).
     let client = Handshake::new("/echo")
         .header("Sec-WebSocket-Key", "AQIDBAUGBwgJCgsMDQ4PEA==")
         .open(&server);
-    assert_eq!(
-        client.response.header("Sec-WebSocket-Accept"),
+    client.response.assert_header(
+        "Sec-WebSocket-Accept",
         Some("C/0nmHhBztSRGR1CwL6Tf4ZjwpY="),
-        "{:?}",
-        client.response
+        "another key",
     );
     assert_echoes(client);
     finish(server);

@@ -151,27 +151,6 @@ fn graceful_restart_prefork() {
     graceful_restart(Mpm::Prefork);
 }
 
-/// `httpd -t` with `directives` in a WebSocket location must fail, naming
-/// every one of `expected`.
-fn rejected(name: &str, directives: &str, expected: &[&str]) {
-    let mut config = server_config(
-        name,
-        Mpm::Event,
-        &format!("<Location /ws>\n    SetHandler websocket-handler\n{directives}\n</Location>\n"),
-    );
-    match config.configtest() {
-        Ok(out) => panic!("{directives:?} was accepted:\n{out}"),
-        Err(out) => {
-            for e in expected {
-                assert!(
-                    out.contains(e),
-                    "the error for {directives:?} does not mention {e:?}:\n{out}"
-                );
-            }
-        }
-    }
-}
-
 #[test]
 fn bad_configuration_is_a_startup_error() {
     let echo = stage().echo_plugin();

@@ -146,18 +146,13 @@ fn the_module_embeds_its_version() {
 #[test]
 fn a_missing_plugin_is_named_once() {
     let missing = "/nonexistent/websocket/plugin_that_is_not_there.so";
-    let mut config = server_config(
-        "op-missing-plugin",
-        Mpm::Event,
-        &format!(
-            "<Location /ws>\n    SetHandler websocket-handler\n    WebSocketHandler {missing} echo_init\n</Location>\n"
-        ),
+    let directives = format!("    WebSocketHandler {missing} echo_init");
+    let config = handler_location_config("op-missing-plugin", &directives);
+    let out = assert_configtest_fails(
+        config,
+        &directives,
+        &["WebSocketHandler", "No such file or directory"],
     );
-    let out = config
-        .configtest()
-        .expect_err("a missing plugin fails configtest");
-    assert!(out.contains("WebSocketHandler"), "{out}");
-    assert!(out.contains("No such file or directory"), "{out}");
     assert_eq!(out.matches(missing).count(), 1, "the path once:\n{out}");
 }
 

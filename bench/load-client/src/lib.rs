@@ -25,6 +25,7 @@ pub mod conn;
 pub mod payload;
 pub mod procfs;
 pub mod wire;
+pub mod words;
 
 use conn::{Conn, ConnStats, Phase, Variant, Workload};
 use payload::{Content, MASK_KEY, TAG_LEN};

@@ -96,47 +96,7 @@ pub fn template(content: Content, size: usize, seed: u64) -> Vec<u8> {
             fill_text(&mut out, size, &mut rng, PIECES);
         }
         Content::CompressibleText => {
-            const WORDS: &[&str] = &[
-                "the ",
-                "server ",
-                "sends ",
-                "a ",
-                "message ",
-                "to ",
-                "every ",
-                "client ",
-                "and ",
-                "waits ",
-                "for ",
-                "its ",
-                "answer, ",
-                "while ",
-                "Apache ",
-                "keeps ",
-                "the ",
-                "connection ",
-                "open. ",
-                "Frames ",
-                "are ",
-                "small ",
-                "or ",
-                "large; ",
-                "text ",
-                "compresses ",
-                "well ",
-                "when ",
-                "it ",
-                "repeats ",
-                "words ",
-                "like ",
-                "these. ",
-                "{\"id\": ",
-                "\"status\": \"ok\", ",
-                "\"items\": [",
-                "1, 2, 3], ",
-                "\"name\": \"echo\"} ",
-            ];
-            fill_text(&mut out, size, &mut rng, WORDS);
+            fill_text(&mut out, size, &mut rng, crate::words::WORDS);
         }
     }
     debug_assert_eq!(out.len(), size);

@@ -92,7 +92,7 @@ impl Brigade {
         if sys::APR_STATUS_IS_EAGAIN(rv) {
             return ReadOutcome::WouldBlock;
         }
-        if rv != sys::APR_SUCCESS as sys::apr_status_t {
+        if rv != sys::APR_SUCCESS {
             return ReadOutcome::Closed(rv);
         }
         let before = out.len();
@@ -111,12 +111,12 @@ impl Brigade {
                     let mut data: *const c_char = std::ptr::null();
                     let mut len: sys::apr_size_t = 0;
                     let rv = sys::apr_bucket_read(b, &mut data, &mut len, sys::APR_BLOCK_READ);
-                    if rv != sys::APR_SUCCESS as sys::apr_status_t {
+                    if rv != sys::APR_SUCCESS {
                         self.cleanup();
                         return ReadOutcome::Closed(rv);
                     }
                     if len > 0 {
-                        out.extend_from_slice(std::slice::from_raw_parts(data.cast::<u8>(), len as usize));
+                        out.extend_from_slice(std::slice::from_raw_parts(data.cast::<u8>(), len));
                     }
                 }
                 b = sys::APR_BUCKET_NEXT(b);
@@ -127,33 +127,20 @@ impl Brigade {
         if n > 0 {
             ReadOutcome::Data(n)
         } else if eos {
-            ReadOutcome::Closed(sys::APR_EOF as sys::apr_status_t)
+            ReadOutcome::Closed(sys::APR_EOF)
         } else {
             ReadOutcome::WouldBlock
         }
     }
 
-    /// Sends `data` followed by a FLUSH down an output filter chain and waits
-    /// until the chain has taken it (the core filter writes or sets it aside).
+    /// Sends `parts` in order (a frame header and its payload, say), one
+    /// bucket each, none copied, followed by a FLUSH down an output filter
+    /// chain, and waits until the chain has taken them: with the FLUSH the
+    /// core output filter writes them out before returning.
     ///
     /// # Safety
     /// `filters` is the live output filter chain of the brigade's connection,
     /// and it is only ever used from the calling thread.
-    pub unsafe fn write_and_flush(
-        &self,
-        filters: *mut sys::ap_filter_t,
-        data: &[u8],
-    ) -> Result<(), sys::apr_status_t> {
-        // SAFETY: forwarded contract.
-        unsafe { self.write_parts_and_flush(filters, &[data]) }
-    }
-
-    /// Like [`Brigade::write_and_flush`] for several pieces in order (a
-    /// frame header and its payload), one bucket each, none copied: with the
-    /// FLUSH the core output filter writes them out before returning.
-    ///
-    /// # Safety
-    /// As for [`Brigade::write_and_flush`].
     pub unsafe fn write_parts_and_flush(
         &self,
         filters: *mut sys::ap_filter_t,
@@ -165,18 +152,14 @@ impl Brigade {
         // filter that keeps them longer must set them aside (copy) by contract.
         let rv = unsafe {
             for data in parts.iter().filter(|d| !d.is_empty()) {
-                let b = sys::apr_bucket_transient_create(
-                    data.as_ptr().cast(),
-                    data.len() as sys::apr_size_t,
-                    self.alloc,
-                );
+                let b = sys::apr_bucket_transient_create(data.as_ptr().cast(), data.len(), self.alloc);
                 sys::APR_BRIGADE_INSERT_TAIL(self.raw, b);
             }
             sys::APR_BRIGADE_INSERT_TAIL(self.raw, sys::apr_bucket_flush_create(self.alloc));
             sys::ap_pass_brigade(filters, self.raw)
         };
         self.cleanup();
-        if rv == sys::APR_SUCCESS as sys::apr_status_t {
+        if rv == sys::APR_SUCCESS {
             Ok(())
         } else {
             Err(rv)

@@ -338,7 +338,7 @@ impl FilterChain<'_> {
             if self.output {
                 sys::ap_remove_output_filter_byhandle(self.head(), name.as_ptr());
             } else {
-                sys::ap_remove_input_filter_byhandle(self.head(), name.as_ptr());
+                crate::version::remove_input_filter_byhandle(self.head(), name.as_ptr());
             }
         }
     }

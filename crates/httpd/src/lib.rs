@@ -20,6 +20,7 @@ pub mod request;
 pub mod server;
 mod socket;
 pub mod table;
+pub mod version;
 
 /// Apache's `const char *` to `&str`; `None` for NULL or non-UTF-8 text.
 ///

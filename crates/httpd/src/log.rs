@@ -28,7 +28,7 @@ unsafe fn enabled(conf: *const sys::ap_logconf, module_index: c_int, level: c_in
         // SAFETY: see above.
         let per_module = unsafe { *conf.module_levels.add(module_index as usize) };
         if per_module >= 0 {
-            max = per_module as c_int;
+            max = c_int::from(per_module);
         }
     }
     level <= max

@@ -64,7 +64,7 @@ impl<'p> Pollset<'p> {
         let mut pfd: sys::apr_pollfd_t = unsafe { std::mem::zeroed() };
         let mut timeout: sys::apr_interval_time_t = 0;
         // SAFETY: live connection on this thread; the call fills the pollfd.
-        let rv = unsafe { sys::ap_get_pollfd_from_conn(conn.as_ptr(), &mut pfd, &mut timeout) };
+        let rv = unsafe { crate::version::get_pollfd_from_conn(conn.as_ptr(), &mut pfd, &mut timeout) };
         if rv != sys::APR_SUCCESS as sys::apr_status_t {
             return Err(rv);
         }

@@ -8,7 +8,7 @@ unsafe extern "C" fn drop_box<T>(data: *mut c_void) -> sys::apr_status_t {
     // SAFETY: registered by `attach` with a pointer from Box::into_raw::<T>,
     // and APR runs a cleanup exactly once.
     drop(unsafe { Box::from_raw(data.cast::<T>()) });
-    sys::APR_SUCCESS as sys::apr_status_t
+    sys::APR_SUCCESS
 }
 
 /// Moves `value` into `pool`: it is dropped when the pool is cleared or

@@ -44,18 +44,6 @@ pub unsafe fn default_port(r: *const sys::request_rec) -> u16 {
     unsafe { sys::ap_default_port(r) }
 }
 
-/// Removes the first connection input filter called `name` (such as
-/// `reqtimeout`), if present.
-///
-/// # Safety
-/// `c` is a live connection owned by the calling thread.
-pub unsafe fn remove_connection_input_filter(c: *mut sys::conn_rec, name: &CStr) {
-    // SAFETY: live connection; the call only unlinks a filter.
-    unsafe {
-        sys::ap_remove_input_filter_byhandle((*c).input_filters, name.as_ptr());
-    }
-}
-
 /// The note that asks for `Allow: GET` on a request's 405.
 const ALLOW_GET_NOTE: &CStr = c"websocket-allow-get";
 /// The output filter that writes it.

@@ -27,6 +27,12 @@ use websocket_proto::handshake::parse_extensions;
 use websocket_proto::mask::apply_mask;
 use websocket_proto::{Opcode, ProtocolVersion};
 
+// The words of the load client's compressible payloads, shared so that both
+// measure the same text.
+#[path = "../../../bench/load-client/src/words.rs"]
+mod words;
+use words::WORDS;
+
 // The engine references APR functions (apr_pollset_wakeup) that Apache
 // provides at run time; outside Apache they come from the system's libapr.
 #[link(name = "apr-1")]
@@ -59,26 +65,6 @@ fn negotiated(offer: &str) -> Negotiated {
 /// A message of `size` bytes: binary bytes, mixed multi-byte UTF-8, or
 /// compressible English-like text.
 fn payload(kind: &str, size: usize) -> Vec<u8> {
-    const WORDS: &[&str] = &[
-        "the ",
-        "server ",
-        "sends ",
-        "a ",
-        "message ",
-        "to ",
-        "every ",
-        "client ",
-        "and ",
-        "waits ",
-        "for ",
-        "its ",
-        "answer, ",
-        "{\"id\": ",
-        "\"status\": \"ok\", ",
-        "\"items\": [",
-        "1, 2, 3], ",
-        "text ",
-    ];
     let mut out = Vec::with_capacity(size);
     if kind == "compressible" {
         // Words in a pseudo-random order, like the load client's: repetitive

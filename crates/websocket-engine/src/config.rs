@@ -428,9 +428,8 @@ take1!(add_trusted_origin, |conf, v| {
     list.add(v).map_err(|e| format!("invalid origin '{v}': {e}"))
 });
 
-pub const HERE: std::os::raw::c_int =
-    sys::RSRC_CONF as std::os::raw::c_int | sys::ACCESS_CONF as std::os::raw::c_int;
-pub const HERE_OR_HTACCESS: std::os::raw::c_int = HERE | sys::OR_AUTHCFG as std::os::raw::c_int;
+pub const HERE: std::os::raw::c_int = sys::RSRC_CONF | sys::ACCESS_CONF;
+pub const HERE_OR_HTACCESS: std::os::raw::c_int = HERE | sys::OR_AUTHCFG;
 
 const fn help(s: &'static CStr) -> &'static CStr {
     s

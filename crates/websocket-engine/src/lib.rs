@@ -22,7 +22,7 @@ macro_rules! rlog {
     ($r:expr, $module_index:expr, $level:expr, $($arg:tt)*) => {{
         let r: httpd::conn::Request<'_> = $r;
         let mi: std::os::raw::c_int = $module_index;
-        let level: std::os::raw::c_int = $level as std::os::raw::c_int;
+        let level: std::os::raw::c_int = $level;
         if r.log_enabled(mi, level) {
             r.log(mi, level, httpd::here!(), &format!($($arg)*));
         }
@@ -99,26 +99,41 @@ macro_rules! declare_module {
         unsafe extern "C" fn register_hooks(_pool: *mut httpd::sys::apr_pool_t) {
             // SAFETY: called by Apache during module registration on its main thread.
             unsafe {
+                httpd::sys::ap_hook_pre_config(
+                    Some(pre_config),
+                    std::ptr::null(),
+                    std::ptr::null(),
+                    httpd::sys::APR_HOOK_REALLY_FIRST,
+                );
                 httpd::sys::ap_hook_handler(
                     Some(handler_hook),
                     std::ptr::null(),
                     std::ptr::null(),
-                    httpd::sys::APR_HOOK_MIDDLE as std::os::raw::c_int,
+                    httpd::sys::APR_HOOK_MIDDLE,
                 );
                 httpd::sys::ap_hook_check_config(
                     Some(check_config),
                     std::ptr::null(),
                     std::ptr::null(),
-                    httpd::sys::APR_HOOK_MIDDLE as std::os::raw::c_int,
+                    httpd::sys::APR_HOOK_MIDDLE,
                 );
                 httpd::sys::ap_hook_post_config(
                     Some(post_config),
                     std::ptr::null(),
                     std::ptr::null(),
-                    httpd::sys::APR_HOOK_MIDDLE as std::os::raw::c_int,
+                    httpd::sys::APR_HOOK_MIDDLE,
                 );
                 httpd::request::register_allow_get();
             }
+        }
+
+        unsafe extern "C" fn pre_config(
+            _pconf: *mut httpd::sys::apr_pool_t,
+            _plog: *mut httpd::sys::apr_pool_t,
+            _ptemp: *mut httpd::sys::apr_pool_t,
+        ) -> std::os::raw::c_int {
+            // SAFETY: Apache runs this as the pre_config hook.
+            unsafe { $crate::startup::pre_config(module_index(), $source_name) }
         }
 
         unsafe extern "C" fn check_config(

@@ -68,7 +68,12 @@ fn session_with(limits: Limits) -> (TestSession, Rc<Cell<u32>>) {
         panic_on: None,
     };
     let protocol = Protocol::new(&RFC6455, limits, Duration::ZERO);
-    let session = Session::new(protocol, app, MemoryTransport::new(), MemoryLog::new(Level::Trace1));
+    let session = Session::new(
+        protocol,
+        app,
+        MemoryTransport::new(),
+        MemoryLog::new(Level::Trace1),
+    );
     (session, disconnects)
 }
 
@@ -117,8 +122,14 @@ fn echoes_each_message_of_a_batch_in_one_write() {
     expected.extend(server(Opcode::Binary, b"two"));
     assert_eq!(s.transport().take_written(), expected);
     assert_eq!(*s.application().got.borrow(), [b"one".to_vec(), b"two".to_vec()]);
-    assert!(s.application().stepper_during_message.get(), "the callback holds the token");
-    assert!(!s.application().conn.state.is_stepper(), "the token ends with the step");
+    assert!(
+        s.application().stepper_during_message.get(),
+        "the callback holds the token"
+    );
+    assert!(
+        !s.application().conn.state.is_stepper(),
+        "the token ends with the step"
+    );
 }
 
 #[test]
@@ -136,13 +147,27 @@ fn output_the_transport_does_not_take_waits_for_writability_and_holds_reading() 
         },
         "a full socket: wait for POLLOUT, not for input"
     );
-    assert_eq!(s.transport().take_written(), server(Opcode::Binary, b"hello")[..3]);
+    assert_eq!(
+        s.transport().take_written(),
+        server(Opcode::Binary, b"hello")[..3]
+    );
     // More input meanwhile is not read while output waits.
     s.transport().feed(&client(Opcode::Binary, b"next"));
     s.readable();
     s.transport().write_room.set(0);
-    assert_eq!(settle(&mut s, Duration::ZERO), Wait::Io { read: false, write: true, deadline: None });
-    assert_eq!(s.application().got.borrow().len(), 1, "no read while the output waits");
+    assert_eq!(
+        settle(&mut s, Duration::ZERO),
+        Wait::Io {
+            read: false,
+            write: true,
+            deadline: None
+        }
+    );
+    assert_eq!(
+        s.application().got.borrow().len(),
+        1,
+        "no read while the output waits"
+    );
     // Writable again: the rest goes out first, then the next message.
     s.transport().write_room.set(usize::MAX);
     s.readable();
@@ -179,10 +204,13 @@ fn a_large_message_sent_from_a_callback_keeps_its_order_when_the_socket_fills() 
 #[test]
 fn the_peer_closing_is_answered_and_ends_the_session() {
     let (mut s, disconnects) = session();
-    s.transport().feed(&client(Opcode::Close, &[0x03, 0xE8, b'b', b'y', b'e']));
+    s.transport()
+        .feed(&client(Opcode::Close, &[0x03, 0xE8, b'b', b'y', b'e']));
     assert_eq!(settle(&mut s, Duration::ZERO), Wait::Done);
     assert_eq!(s.transport().take_written(), server(Opcode::Close, &[0x03, 0xE8]));
-    assert!(s.log().contains("close frame from the client: code 1000, reason \"bye\""));
+    assert!(s
+        .log()
+        .contains("close frame from the client: code 1000, reason \"bye\""));
     let summary = s.end();
     assert_eq!(summary.ending, Ending::ClientClosed(Some(1000)));
     assert_eq!(disconnects.get(), 1);
@@ -206,7 +234,9 @@ fn end_of_input_and_failed_writes_drop_the_connection() {
         s.summary().ending,
         Ending::Dropped("writing to the client failed (broken pipe)".to_owned())
     );
-    assert!(s.log().contains("writing to the client failed (broken pipe); dropping the connection"));
+    assert!(s
+        .log()
+        .contains("writing to the client failed (broken pipe); dropping the connection"));
 }
 
 #[test]
@@ -237,7 +267,11 @@ fn a_stopping_server_closes_with_1001_and_waits_briefly_for_the_answer() {
             deadline: Some(t0 + STOPPING_CLOSE_TIMEOUT)
         }
     );
-    assert_eq!(s.transport().take_written(), server(Opcode::Close, &[0x03, 0xE9]), "one close frame");
+    assert_eq!(
+        s.transport().take_written(),
+        server(Opcode::Close, &[0x03, 0xE9]),
+        "one close frame"
+    );
     assert_eq!(settle(&mut s, t0 + STOPPING_CLOSE_TIMEOUT), Wait::Done);
     assert!(s.log().contains("the server is stopping"));
     assert!(s.log().contains("no close frame from the client in time"));
@@ -308,7 +342,11 @@ fn after_the_end_every_sender_gets_closed() {
 fn an_internal_failure_closes_without_reading() {
     let (mut s, _) = session();
     s.transport().feed(&client(Opcode::Text, b"unread"));
-    s.fail(CloseCode::INTERNAL_ERROR, "the connection cannot be polled", Duration::ZERO);
+    s.fail(
+        CloseCode::INTERNAL_ERROR,
+        "the connection cannot be polled",
+        Duration::ZERO,
+    );
     settle(&mut s, Duration::ZERO);
     assert_eq!(s.transport().take_written(), server(Opcode::Close, &[0x03, 0xF3]));
     assert!(s.application().got.borrow().is_empty());

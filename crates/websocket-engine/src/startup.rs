@@ -18,7 +18,7 @@
 use std::ffi::CStr;
 use std::os::raw::c_int;
 
-use httpd::log::{APLOG_DEBUG, APLOG_NOTICE, APLOG_WARNING};
+use httpd::log::{APLOG_CRIT, APLOG_DEBUG, APLOG_NOTICE, APLOG_WARNING};
 use httpd::server::{self, Directive};
 use httpd::sys;
 
@@ -334,6 +334,37 @@ fn identity(source_name: &CStr) -> String {
     format!("{} {VERSION}", name.trim_end_matches(".c"))
 }
 
+/// The pre_config hook: refuses to start in an httpd older than the
+/// modules need ([`httpd::version::MINIMUM`]), saying so on stderr, where
+/// `apachectl configtest` and a failed start show it. The modules import
+/// nothing newer than httpd 2.4.0, so an older 2.4 loads them and gets here.
+///
+/// # Safety
+/// Called by Apache as the pre_config hook, on its main thread.
+pub unsafe fn pre_config(module_index: c_int, source_name: &CStr) -> c_int {
+    let name = source_name
+        .to_str()
+        .unwrap_or("mod_websocket")
+        .trim_end_matches(".c");
+    let version = httpd::version::running();
+    match httpd::version::require(name, httpd::version::MINIMUM, version) {
+        Ok(()) => sys::OK,
+        Err(message) => {
+            // SAFETY: NULL logs to stderr at startup.
+            unsafe {
+                httpd::log::server(
+                    std::ptr::null(),
+                    module_index,
+                    sys::APLOG_STARTUP | APLOG_CRIT,
+                    httpd::here!(),
+                    &message,
+                )
+            };
+            sys::HTTP_INTERNAL_SERVER_ERROR
+        }
+    }
+}
+
 /// The check_config hook: under `apachectl configtest`, print the warnings
 /// (Apache's stderr is what the command shows).
 ///
@@ -348,7 +379,7 @@ pub unsafe fn check_config(module_index: c_int, source_name: &CStr) -> c_int {
             unsafe { httpd::log::server(std::ptr::null(), module_index, APLOG_WARNING, httpd::here!(), &w) };
         }
     }
-    sys::OK as c_int
+    sys::OK
 }
 
 /// The post_config hook: once per configuration that is going to serve,
@@ -364,7 +395,7 @@ pub unsafe fn post_config(
     source_name: &CStr,
 ) -> c_int {
     if server::is_trial_pass() {
-        return sys::OK as c_int;
+        return sys::OK;
     }
     // SAFETY: a configuration hook (contract).
     let tree = unsafe { server::config_tree() };
@@ -405,7 +436,7 @@ pub unsafe fn post_config(
             unsafe { httpd::log::server(s, module_index, APLOG_WARNING, httpd::here!(), &w) };
         }
     }
-    sys::OK as c_int
+    sys::OK
 }
 
 #[cfg(test)]
