@@ -10,6 +10,7 @@ mod fuzz;
 mod package;
 mod stage;
 mod test;
+mod tidy;
 mod util;
 
 const USAGE: &str = "\
@@ -20,7 +21,11 @@ commands:
   demo [--port N] [--mpm event|worker|prefork] [--release]
                                     build, then run Apache in the foreground on 127.0.0.1 with
                                     /echo, /dumb-increment and the example pages
-  test [--quick]                    every test: unit, integration against a real Apache under the
+  tidy                              checks on the tree itself: no raw Apache/APR calls outside
+                                    crates/httpd and crates/httpd-sys, a `//!` doc atop every Rust
+                                    file, no path in README*.md or docs/*.md that does not exist
+  test [--quick]                    tidy, `cargo fmt --all --check` and clippy -D warnings first;
+                                    then every test: unit, integration against a real Apache under the
                                     event, worker and prefork MPMs, and the Autobahn suite
                                     (--quick: skip Autobahn; the full run ends with the .deb install
                                     test on the system Apache and the MSI layout check)
@@ -108,6 +113,7 @@ fn main() -> ExitCode {
         "build" => stage::cmd_build(rest),
         "demo" => demo::cmd_demo(rest),
         "test" => test::cmd_test(rest),
+        "tidy" => tidy::cmd_tidy(rest),
         "fuzz" => fuzz::cmd_fuzz(rest),
         "bench" => bench::cmd_bench(rest),
         "package" => package::cmd_package(rest),
@@ -142,7 +148,7 @@ mod tests {
         assert!(demo.starts_with("demo [--port N]"), "{demo}");
         assert!(demo.contains("/echo, /dumb-increment"), "{demo}");
         assert!(!demo.contains("bench"), "{demo}");
-        for command in ["build", "test", "bench", "fuzz", "package", "install"] {
+        for command in ["build", "test", "tidy", "bench", "fuzz", "package", "install"] {
             let u = usage(&[command, "-h"]).unwrap();
             assert!(u.starts_with(command), "{command}: {u}");
         }
