@@ -18,9 +18,11 @@ usage: cargo xtask <command> [options]
 
 commands:
   build [--release]                 build the modules and plugins and stage them in target/apache/
-  demo [--port N] [--mpm event|worker|prefork] [--release]
+  demo [--port N] [--mpm event|worker|prefork] [--release] [--no-build]
                                     build, then run Apache in the foreground on 127.0.0.1 with
-                                    /echo, /dumb-increment and the example pages
+                                    /echo, /dumb-increment and the example pages; SIGINT, SIGTERM or
+                                    SIGHUP to the demo stops Apache too (--no-build: use the stage
+                                    in WEBSOCKET_STAGE_DIR or target/apache/ as it is)
   tidy                              checks on the tree itself: no raw Apache/APR calls outside
                                     crates/httpd and crates/httpd-sys, a `//!` doc atop every Rust
                                     file, no path in README*.md or docs/*.md that does not exist
