@@ -31,13 +31,18 @@ commands:
                                     event, worker and prefork MPMs, and the Autobahn suite
                                     (--quick: skip Autobahn; the full run ends with the .deb install
                                     test on the system Apache and the MSI layout check)
-  bench [--quick] [--seconds N] [--cases LIST] [--servers LIST]
+  bench [--quick] [--seconds N] [--cases LIST] [--servers LIST] [--baseline REV] [--c-module DIR]
                                     release build, then mod_websocket vs Apache's mod_proxy to a
                                     tokio-tungstenite server, that server alone, and mod_echo, on
                                     pinned CPUs; median of 3 runs x N s (default 10; --quick: 1 x 2 s);
                                     table on stdout, JSON in target/bench/results.json
                                     (cases: 16b,4k,1m,1m-text,latency,deflate,deflate-l6,
-                                    idle,idle-deflate; servers: ours,proxy,standalone,mod_echo)
+                                    idle,idle-deflate; servers: ours,baseline,c_module,proxy,
+                                    standalone,mod_echo). --baseline REV: also build git revision
+                                    REV into target/bench/baseline-<commit>/ and run it alternately
+                                    with ours (servers default to ours,baseline), then a table of
+                                    working tree, baseline and ratio per case; --c-module DIR: the C
+                                    module from a checkout or its built .so files
   fuzz [--seconds N] [--target NAME]
                                     build the websocket-proto fuzz targets on stable and run each
                                     for N seconds (default 60; `test` runs them for 45 s each)
