@@ -11,6 +11,10 @@
 //! - `standalone`: `bench-echo-server` (tokio-tungstenite) alone;
 //! - `mod_echo`: Apache's mod_echo (`ProtocolEcho On`), the raw byte path
 //!   without any WebSocket framing;
+//! - `baseline`, with `--baseline REV`: this repository's module at another
+//!   revision, built into its own stage (see `bench/baseline.rs`) and
+//!   configured exactly as `ours`; it runs right after `ours` in every
+//!   round, so the two alternate, and a comparison table follows;
 //! - `c_module`, with `--c-module DIR`: the C apache-websocket module this
 //!   project replaces, with its own echo plugin, from a checkout of it
 //!   (built here with apxs) or a directory holding the two built `.so`s.
@@ -29,6 +33,7 @@ use std::time::{Duration, Instant};
 use httpd_runner::{Install, Mpm, RunningServer, ServerConfig};
 use serde_json::{json, Value};
 
+mod baseline;
 mod c_module;
 
 use crate::stage::Stage;
@@ -37,6 +42,7 @@ use crate::util::{cargo, check_args, flag, option, run, target_dir};
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Server {
     Ours,
+    Baseline,
     Proxy,
     Standalone,
     ModEcho,
@@ -44,8 +50,9 @@ enum Server {
 }
 
 impl Server {
-    const ALL: [Server; 5] = [
+    const ALL: [Server; 6] = [
         Server::Ours,
+        Server::Baseline,
         Server::CModule,
         Server::Proxy,
         Server::Standalone,
@@ -55,6 +62,7 @@ impl Server {
     fn id(self) -> &'static str {
         match self {
             Server::Ours => "ours",
+            Server::Baseline => "baseline",
             Server::Proxy => "proxy",
             Server::Standalone => "standalone",
             Server::ModEcho => "mod_echo",
@@ -65,6 +73,7 @@ impl Server {
     fn label(self) -> &'static str {
         match self {
             Server::Ours => "mod_websocket (this run)",
+            Server::Baseline => "mod_websocket at the baseline revision",
             Server::Proxy => "Apache mod_proxy_wstunnel → tokio-tungstenite",
             Server::Standalone => "tokio-tungstenite alone",
             Server::ModEcho => "Apache mod_echo (raw bytes)",
@@ -76,6 +85,7 @@ impl Server {
     fn short(self) -> &'static str {
         match self {
             Server::Ours => "mod_websocket",
+            Server::Baseline => "baseline",
             Server::Proxy => "proxy",
             Server::Standalone => "standalone",
             Server::ModEcho => "mod_echo",
@@ -289,13 +299,31 @@ const CASES: &[Case] = &[
     },
 ];
 
+impl Case {
+    /// The servers that run the case: its own list, with the baseline
+    /// right after ours wherever ours runs (and nowhere else).
+    fn servers(&self) -> Vec<Server> {
+        self.servers
+            .iter()
+            .filter(|&&s| s != Server::Baseline)
+            .flat_map(|&s| {
+                if s == Server::Ours {
+                    vec![Server::Ours, Server::Baseline]
+                } else {
+                    vec![s]
+                }
+            })
+            .collect()
+    }
+}
+
 const USAGE_CASES: &str = "16b, 4k, 1m, 1m-text, latency, deflate, deflate-l6, idle, idle-deflate";
 
 pub fn cmd_bench(args: &[String]) -> Result<(), String> {
     check_args(
         args,
         &["--quick"],
-        &["--seconds", "--cases", "--servers", "--c-module"],
+        &["--seconds", "--cases", "--servers", "--c-module", "--baseline"],
     )?;
     let quick = flag(args, "--quick");
     let seconds: f64 = match option(args, "--seconds")? {
@@ -323,10 +351,14 @@ pub fn cmd_bench(args: &[String]) -> Result<(), String> {
             .collect::<Result<_, _>>()?,
     };
     let c_module_dir = option(args, "--c-module")?.map(PathBuf::from);
-    let servers: Vec<Server> = match option(args, "--servers")? {
+    let baseline_rev = option(args, "--baseline")?;
+    let mut servers: Vec<Server> = match option(args, "--servers")? {
+        // Against a baseline the question is ours then and now.
+        None if baseline_rev.is_some() => vec![Server::Ours, Server::Baseline],
         None => Server::ALL
             .into_iter()
             .filter(|s| *s != Server::CModule || c_module_dir.is_some())
+            .filter(|s| *s != Server::Baseline)
             .collect(),
         Some(list) => list
             .split(',')
@@ -335,11 +367,19 @@ pub fn cmd_bench(args: &[String]) -> Result<(), String> {
                     .into_iter()
                     .find(|s| s.id() == id.trim())
                     .ok_or_else(|| {
-                        format!("unknown server '{id}' (ours, c_module, proxy, standalone, mod_echo)")
+                        format!(
+                            "unknown server '{id}' (ours, baseline, c_module, proxy, standalone, mod_echo)"
+                        )
                     })
             })
             .collect::<Result<_, _>>()?,
     };
+    if baseline_rev.is_some() && !servers.contains(&Server::Baseline) {
+        servers.push(Server::Baseline);
+    }
+    if servers.contains(&Server::Baseline) && baseline_rev.is_none() {
+        return Err("the baseline server needs --baseline REV (a commit, branch or tag)".into());
+    }
     if servers.contains(&Server::CModule) && c_module_dir.is_none() {
         return Err(
             "the c_module server needs --c-module DIR (a checkout of the C apache-websocket \
@@ -354,6 +394,13 @@ pub fn cmd_bench(args: &[String]) -> Result<(), String> {
         _ => None,
     };
     let stage = crate::stage::build(true)?;
+    // After ours: a baseline that fails to build says so once ours is known good.
+    let baseline = match baseline_rev {
+        Some(rev) if cases.iter().any(|c| c.servers().contains(&Server::Baseline)) => {
+            Some(baseline::prepare(rev)?)
+        }
+        _ => None,
+    };
     run(cargo()
         .args([
             "build",
@@ -375,21 +422,28 @@ pub fn cmd_bench(args: &[String]) -> Result<(), String> {
 
     let needed = |s: Server| {
         servers.contains(&s)
-            && cases.iter().any(|c| c.servers.contains(&s))
+            && cases.iter().any(|c| c.servers().contains(&s))
             // The proxy needs the standalone server as its backend.
             || s == Server::Standalone
                 && servers.contains(&Server::Proxy)
-                && cases.iter().any(|c| c.servers.contains(&Server::Proxy))
+                && cases.iter().any(|c| c.servers().contains(&Server::Proxy))
     };
-    let fleet = Fleet::start(&stage, &bin, pinning, c_module.as_ref(), needed)?;
+    let fleet = Fleet::start(
+        &stage,
+        &bin,
+        pinning,
+        c_module.as_ref(),
+        baseline.as_ref().map(|b| &b.stage),
+        needed,
+    )?;
 
     let plan: Vec<(Case, Server)> = cases
         .iter()
         .flat_map(|c| {
-            c.servers
-                .iter()
+            c.servers()
+                .into_iter()
                 .filter(|s| servers.contains(s))
-                .map(move |s| (*c, *s))
+                .map(move |s| (*c, s))
         })
         .collect();
     let steps = plan.len() * runs;
@@ -431,7 +485,13 @@ pub fn cmd_bench(args: &[String]) -> Result<(), String> {
 
     let table = render(&results, runs, seconds);
     println!("\n{table}");
+    if let Some(b) = &baseline {
+        println!("{}", render_baseline(&results, b));
+    }
     let mut json = results_json(&results, runs, seconds, quick, pinning, cpus, elapsed);
+    if let Some(b) = &baseline {
+        json["baseline"] = baseline_json(&results, b);
+    }
     if let Some(c) = &c_module {
         json["c_module"] = json!({
             "module": c.module.display().to_string(),
@@ -450,6 +510,7 @@ pub fn cmd_bench(args: &[String]) -> Result<(), String> {
 /// The servers of one benchmark session.
 struct Fleet {
     ours: Option<RunningServer>,
+    baseline: Option<RunningServer>,
     proxy: Option<RunningServer>,
     mod_echo: Option<RunningServer>,
     c_module: Option<RunningServer>,
@@ -475,12 +536,14 @@ impl Fleet {
         bin: &Path,
         pinning: bool,
         c_module: Option<&c_module::Build>,
+        baseline: Option<&Stage>,
         needed: impl Fn(Server) -> bool,
     ) -> Result<Fleet, String> {
         let root = target_dir().join("bench").join("servers");
         let install = Install::discover().map_err(|e| e.to_string())?;
         let mut fleet = Fleet {
             ours: None,
+            baseline: None,
             proxy: None,
             mod_echo: None,
             c_module: None,
@@ -491,15 +554,12 @@ impl Fleet {
             fleet.standalone = Some(start_standalone(bin, pinning)?);
         }
         if needed(Server::Ours) {
-            let config = stage
-                .server(&root.join("ours"), Mpm::Event)
-                .log_level("warn")
-                .extra_config(&format!(
-                    "<Location {LEVEL6_PATH}>\n    SetHandler websocket-handler\n    WebSocketHandler {} echo_init\n    \
-                     WebSocketCompressionLevel 6\n</Location>\n",
-                    stage.module("mod_websocket_echo.so").display()
-                ));
+            let config = ours_config(stage, &root.join("ours"));
             fleet.ours = Some(start_apache(config, "mod_websocket")?);
+        }
+        if let (true, Some(b)) = (needed(Server::Baseline), baseline) {
+            let config = ours_config(b, &root.join("baseline"));
+            fleet.baseline = Some(start_apache(config, "the baseline's mod_websocket")?);
         }
         if let (true, Some(c)) = (needed(Server::CModule), c_module) {
             // Same MPM settings and location as ours; the C module's
@@ -567,12 +627,18 @@ impl Fleet {
     }
 
     fn all_pgids(&self) -> Vec<u32> {
-        [&self.ours, &self.proxy, &self.mod_echo, &self.c_module]
-            .into_iter()
-            .flatten()
-            .map(RunningServer::pid)
-            .chain(self.standalone.as_ref().map(|s| s.child.id()))
-            .collect()
+        [
+            &self.ours,
+            &self.baseline,
+            &self.proxy,
+            &self.mod_echo,
+            &self.c_module,
+        ]
+        .into_iter()
+        .flatten()
+        .map(RunningServer::pid)
+        .chain(self.standalone.as_ref().map(|s| s.child.id()))
+        .collect()
     }
 
     /// Address, path, and the process groups whose CPU is the server's.
@@ -585,6 +651,10 @@ impl Fleet {
         match server {
             Server::Ours => {
                 let (addr, pid) = apache(&self.ours);
+                (addr, "/echo", vec![pid])
+            }
+            Server::Baseline => {
+                let (addr, pid) = apache(&self.baseline);
                 (addr, "/echo", vec![pid])
             }
             Server::ModEcho => {
@@ -606,6 +676,19 @@ impl Fleet {
             }
         }
     }
+}
+
+/// Our module from `stage` with the example locations and the level-6
+/// deflate location; the same for the working tree and the baseline.
+fn ours_config(stage: &Stage, root: &Path) -> ServerConfig {
+    stage
+        .server(root, Mpm::Event)
+        .log_level("warn")
+        .extra_config(&format!(
+        "<Location {LEVEL6_PATH}>\n    SetHandler websocket-handler\n    WebSocketHandler {} echo_init\n    \
+             WebSocketCompressionLevel 6\n</Location>\n",
+        stage.module("mod_websocket_echo.so").display()
+    ))
 }
 
 fn start_apache(config: ServerConfig, what: &str) -> Result<RunningServer, String> {
@@ -900,6 +983,94 @@ fn render(results: &[Outcome], runs: usize, seconds: f64) -> String {
     t
 }
 
+/// What the baseline comparison shows per case kind: (JSON key, label),
+/// the key figure first.
+const LOAD_MEASURES: &[(&str, &str)] = &[
+    ("server_cpu_us_per_msg", "server CPU µs/msg"),
+    ("msgs_per_sec", "msgs/s"),
+    ("p50_us", "p50 µs"),
+    ("p99_us", "p99 µs"),
+];
+const IDLE_MEASURES: &[(&str, &str)] = &[("rss_kib_per_conn", "resident KiB per connection")];
+
+/// (case, measure key, measure label, working tree, baseline) for every
+/// case both ran.
+type Comparison<'a> = (&'a Case, &'static str, &'static str, Option<f64>, Option<f64>);
+
+fn comparisons(results: &[Outcome]) -> Vec<Comparison<'_>> {
+    let mut rows = Vec::new();
+    for ours in results.iter().filter(|o| o.server == Server::Ours) {
+        let Some(base) = results
+            .iter()
+            .find(|o| o.server == Server::Baseline && o.case.id == ours.case.id)
+        else {
+            continue;
+        };
+        let measures = match ours.case.kind {
+            Kind::Load => LOAD_MEASURES,
+            Kind::Idle => IDLE_MEASURES,
+        };
+        for &(key, label) in measures {
+            rows.push((&ours.case, key, label, ours.median(key), base.median(key)));
+        }
+    }
+    rows
+}
+
+/// The working tree against the baseline, case by case.
+fn render_baseline(results: &[Outcome], b: &baseline::Baseline) -> String {
+    let mut t = String::new();
+    let _ = writeln!(
+        t,
+        "Working tree against the baseline {} ({}), medians; ratio = working tree ÷ baseline \
+         (for CPU, latency and memory below 1 is better, for msgs/s above 1). The two ran \
+         alternately, ours first, in each round.\n",
+        b.rev,
+        b.short()
+    );
+    let _ = writeln!(
+        t,
+        "| case | measure | working tree | baseline | ratio |\n|---|---|---:|---:|---:|"
+    );
+    for (case, _, label, ours, base) in comparisons(results) {
+        let _ = writeln!(
+            t,
+            "| {} | {label} | {} | {} | {} |",
+            case.label,
+            fmt_num(ours),
+            fmt_num(base),
+            ratio(ours, base)
+        );
+    }
+    t
+}
+
+fn baseline_json(results: &[Outcome], b: &baseline::Baseline) -> Value {
+    let rows: Vec<Value> = comparisons(results)
+        .into_iter()
+        .map(|(case, key, _, ours, base)| {
+            json!({
+                "case": case.id,
+                "measure": key,
+                "working_tree": ours,
+                "baseline": base,
+                "ratio": match (ours, base) {
+                    (Some(o), Some(b)) if b > 0.0 => json!(o / b),
+                    _ => Value::Null,
+                },
+            })
+        })
+        .collect();
+    json!({
+        "rev": b.rev,
+        "commit": b.commit,
+        "source": baseline::source_dir(b).display().to_string(),
+        "stage": b.stage.dir.display().to_string(),
+        "note": "the baseline's rows are also in results, as server \"baseline\"",
+        "comparison": rows,
+    })
+}
+
 fn verdict(ok: bool) -> &'static str {
     if ok {
         "met"
@@ -1075,4 +1246,80 @@ fn machine_info(cpus: usize) -> Value {
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_secs()),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn outcome(id: &str, server: Server, runs: &[(f64, f64)]) -> Outcome {
+        Outcome {
+            case: *CASES.iter().find(|c| c.id == id).unwrap(),
+            server,
+            runs: runs
+                .iter()
+                .map(|&(cpu, rate)| json!({"server_cpu_us_per_msg": cpu, "msgs_per_sec": rate}))
+                .collect(),
+        }
+    }
+
+    /// The baseline follows ours in every case ours runs, so the two
+    /// alternate in each round.
+    #[test]
+    fn the_baseline_runs_right_after_ours() {
+        for case in CASES {
+            let servers = case.servers();
+            for s in Server::ALL {
+                assert!(
+                    servers.iter().filter(|&&t| t == s).count() <= 1,
+                    "{}: {s:?} twice in {servers:?}",
+                    case.id
+                );
+            }
+            if let Some(i) = servers.iter().position(|&s| s == Server::Ours) {
+                assert_eq!(servers.get(i + 1), Some(&Server::Baseline), "{}", case.id);
+            } else {
+                assert!(!servers.contains(&Server::Baseline), "{}", case.id);
+            }
+        }
+    }
+
+    #[test]
+    fn the_comparison_has_both_values_and_the_ratio() {
+        let results = [
+            outcome("16b", Server::Ours, &[(1.0, 100.0), (3.0, 300.0), (2.0, 200.0)]),
+            outcome(
+                "16b",
+                Server::Baseline,
+                &[(4.0, 100.0), (4.0, 100.0), (4.0, 100.0)],
+            ),
+            outcome("4k", Server::Ours, &[(1.0, 1.0)]),
+        ];
+        let rows = comparisons(&results);
+        // 16b only (4k has no baseline), one row per load measure.
+        assert_eq!(rows.len(), LOAD_MEASURES.len());
+        let (case, key, _, ours, base) = rows[0];
+        assert_eq!((case.id, key), ("16b", "server_cpu_us_per_msg"));
+        assert_eq!((ours, base), (Some(2.0), Some(4.0)));
+        let b = baseline::Baseline {
+            rev: "HEAD~1".into(),
+            commit: "0123456789abcdef0123456789abcdef01234567".into(),
+            stage: Stage {
+                dir: "/nowhere".into(),
+            },
+        };
+        let table = render_baseline(&results, &b);
+        assert!(table.contains("baseline HEAD~1 (0123456789ab)"), "{table}");
+        assert!(
+            table.contains(
+                "| 16 B binary, 1 conn × 64 in flight | server CPU µs/msg | 2.000 | 4.000 | 0.50× |"
+            ),
+            "{table}"
+        );
+        assert!(table.contains("| msgs/s | 200.0 | 100.0 | 2.00× |"), "{table}");
+        let json = baseline_json(&results, &b);
+        assert_eq!(json["commit"], b.commit);
+        assert_eq!(json["comparison"][0]["ratio"], 0.5);
+        assert_eq!(json["comparison"][0]["working_tree"], 2.0);
+    }
 }

@@ -1,11 +1,13 @@
 //! `cargo xtask demo`: Apache in the foreground with the module, the echo and
-//! dumb-increment plugins, and their browser pages.
+//! dumb-increment plugins, and their browser pages. SIGINT, SIGTERM or
+//! SIGHUP to the demo (a terminal's Ctrl-C, or `kill` of this process
+//! alone) stops Apache before the demo exits.
 
 use std::fs;
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 
-use crate::stage::{build, parse_mpm, Stage, PAGES};
+use crate::stage::{build, parse_mpm, stage_dir, Stage, PAGES};
 use crate::util::{check_args, flag, is_root, option, target_dir};
 
 /// Where the demo keeps its server root and pages when run as root: Apache's
@@ -15,7 +17,7 @@ use crate::util::{check_args, flag, is_root, option, target_dir};
 const ROOT_DEMO_DIR: &str = "/run/mod_websocket-demo";
 
 pub fn cmd_demo(args: &[String]) -> Result<(), String> {
-    check_args(args, &["--release"], &["--port", "--mpm"])?;
+    check_args(args, &["--release", "--no-build"], &["--port", "--mpm"])?;
     let port: u16 = match option(args, "--port")? {
         Some(p) => p
             .parse()
@@ -23,8 +25,13 @@ pub fn cmd_demo(args: &[String]) -> Result<(), String> {
         None => 8080,
     };
     let mpm = parse_mpm(option(args, "--mpm")?)?;
-    crate::deps::ensure(&[crate::deps::BUILD, crate::deps::RUN])?;
-    let stage = build(flag(args, "--release"))?;
+    let stage = if flag(args, "--no-build") {
+        crate::deps::ensure(&[crate::deps::RUN])?;
+        built_stage()?
+    } else {
+        crate::deps::ensure(&[crate::deps::BUILD, crate::deps::RUN])?;
+        build(flag(args, "--release"))?
+    };
     // Before anything is printed: Apache would only say so after the URLs.
     if let Err(e) = TcpListener::bind(("127.0.0.1", port)) {
         return Err(format!(
@@ -43,11 +50,44 @@ pub fn cmd_demo(args: &[String]) -> Result<(), String> {
     println!(
         "  http://127.0.0.1:{port}/increment.html   counter      -> ws://127.0.0.1:{port}/dumb-increment"
     );
-    let status = config.foreground().map_err(|e| e.to_string())?;
-    if status.success() {
+    let run = config.foreground().map_err(|e| e.to_string())?;
+    if let Some(signal) = run.signal {
+        eprintln!(
+            "xtask: {} received; Apache stopped ({})",
+            signal_name(signal),
+            run.status
+        );
+        return Ok(());
+    }
+    if run.status.success() {
         Ok(())
     } else {
-        Err(format!("apache exited with {status}"))
+        Err(format!("apache exited with {}", run.status))
+    }
+}
+
+/// The stage as it is, for `--no-build`: `WEBSOCKET_STAGE_DIR` (as the
+/// integration tests take it) or `target/apache/`.
+fn built_stage() -> Result<Stage, String> {
+    let dir = std::env::var_os("WEBSOCKET_STAGE_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(stage_dir);
+    let stage = Stage { dir };
+    if !stage.module("mod_websocket.so").is_file() {
+        return Err(format!(
+            "--no-build: no staged module in {} (run `cargo xtask build` first)",
+            stage.dir.display()
+        ));
+    }
+    Ok(stage)
+}
+
+fn signal_name(signal: i32) -> String {
+    match signal {
+        1 => "SIGHUP".into(),
+        2 => "SIGINT".into(),
+        15 => "SIGTERM".into(),
+        n => format!("signal {n}"),
     }
 }
 

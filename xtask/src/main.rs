@@ -10,6 +10,7 @@ mod fuzz;
 mod package;
 mod stage;
 mod test;
+mod tidy;
 mod util;
 
 const USAGE: &str = "\
@@ -17,20 +18,31 @@ usage: cargo xtask <command> [options]
 
 commands:
   build [--release]                 build the modules and plugins and stage them in target/apache/
-  demo [--port N] [--mpm event|worker|prefork] [--release]
+  demo [--port N] [--mpm event|worker|prefork] [--release] [--no-build]
                                     build, then run Apache in the foreground on 127.0.0.1 with
-                                    /echo, /dumb-increment and the example pages
-  test [--quick]                    every test: unit, integration against a real Apache under the
+                                    /echo, /dumb-increment and the example pages; SIGINT, SIGTERM or
+                                    SIGHUP to the demo stops Apache too (--no-build: use the stage
+                                    in WEBSOCKET_STAGE_DIR or target/apache/ as it is)
+  tidy                              checks on the tree itself: no raw Apache/APR calls outside
+                                    crates/httpd and crates/httpd-sys, a `//!` doc atop every Rust
+                                    file, no path in README*.md or docs/*.md that does not exist
+  test [--quick]                    tidy, `cargo fmt --all --check` and clippy -D warnings first;
+                                    then every test: unit, integration against a real Apache under the
                                     event, worker and prefork MPMs, and the Autobahn suite
                                     (--quick: skip Autobahn; the full run ends with the .deb install
                                     test on the system Apache and the MSI layout check)
-  bench [--quick] [--seconds N] [--cases LIST] [--servers LIST]
+  bench [--quick] [--seconds N] [--cases LIST] [--servers LIST] [--baseline REV] [--c-module DIR]
                                     release build, then mod_websocket vs Apache's mod_proxy to a
                                     tokio-tungstenite server, that server alone, and mod_echo, on
                                     pinned CPUs; median of 3 runs x N s (default 10; --quick: 1 x 2 s);
                                     table on stdout, JSON in target/bench/results.json
                                     (cases: 16b,4k,1m,1m-text,latency,deflate,deflate-l6,
-                                    idle,idle-deflate; servers: ours,proxy,standalone,mod_echo)
+                                    idle,idle-deflate; servers: ours,baseline,c_module,proxy,
+                                    standalone,mod_echo). --baseline REV: also build git revision
+                                    REV into target/bench/baseline-<commit>/ and run it alternately
+                                    with ours (servers default to ours,baseline), then a table of
+                                    working tree, baseline and ratio per case; --c-module DIR: the C
+                                    module from a checkout or its built .so files
   fuzz [--seconds N] [--target NAME]
                                     build the websocket-proto fuzz targets on stable and run each
                                     for N seconds (default 60; `test` runs them for 45 s each)
@@ -108,6 +120,7 @@ fn main() -> ExitCode {
         "build" => stage::cmd_build(rest),
         "demo" => demo::cmd_demo(rest),
         "test" => test::cmd_test(rest),
+        "tidy" => tidy::cmd_tidy(rest),
         "fuzz" => fuzz::cmd_fuzz(rest),
         "bench" => bench::cmd_bench(rest),
         "package" => package::cmd_package(rest),
@@ -142,7 +155,7 @@ mod tests {
         assert!(demo.starts_with("demo [--port N]"), "{demo}");
         assert!(demo.contains("/echo, /dumb-increment"), "{demo}");
         assert!(!demo.contains("bench"), "{demo}");
-        for command in ["build", "test", "bench", "fuzz", "package", "install"] {
+        for command in ["build", "test", "tidy", "bench", "fuzz", "package", "install"] {
             let u = usage(&[command, "-h"]).unwrap();
             assert!(u.starts_with(command), "{command}: {u}");
         }

@@ -1,4 +1,5 @@
-//! `cargo xtask test`: everything. Unit tests, the integration tests (which
+//! `cargo xtask test`: everything. First the checks that need no server
+//! (tidy, rustfmt, clippy), then unit tests, the integration tests (which
 //! start a real Apache under each MPM), then the Autobahn|Testsuite against
 //! /echo under each MPM.
 
@@ -13,7 +14,14 @@ use crate::util::{cargo, check_args, flag, is_root, root, run, target_dir};
 pub fn cmd_test(args: &[String]) -> Result<(), String> {
     check_args(args, &["--quick"], &[])?;
     let quick = flag(args, "--quick");
+    // The cheap checks first, so that an untidy or unformatted tree fails
+    // in seconds rather than after the modules are built.
+    crate::tidy::cmd_tidy(&[])?;
+    run(cargo().args(["fmt", "--all", "--check"]))?;
     crate::deps::ensure(&[crate::deps::BUILD, crate::deps::RUN, crate::deps::TEST])?;
+    // Every target, benches and tests included; it needs Apache's headers
+    // (bindgen), hence after the packages.
+    run(cargo().args(["clippy", "--workspace", "--all-targets", "--", "-D", "warnings"]))?;
     let autobahn = if quick { None } else { Some(autobahn_dir()?) };
     if let Some(dir) = &autobahn {
         install_autobahn(dir)?;

@@ -1,3 +1,6 @@
+//! Small helpers the commands share: where the workspace and its target
+//! directory are, running commands, and argument parsing.
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 

@@ -32,7 +32,7 @@ mod unix;
 
 pub use config::{Mpm, ServerConfig};
 pub use install::{find_httpd, Install};
-pub use server::RunningServer;
+pub use server::{Foreground, RunningServer};
 
 /// Why a server could not be configured, started or stopped.
 #[derive(Debug)]

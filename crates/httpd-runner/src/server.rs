@@ -23,6 +23,16 @@ const PORT_ATTEMPTS: usize = 5;
 /// The log line the parent writes each time it (re)starts its children.
 const READY_LINE: &str = "resuming normal operations";
 
+/// How [`ServerConfig::foreground`] ended.
+#[derive(Debug, Clone, Copy)]
+pub struct Foreground {
+    /// The server's exit status.
+    pub status: ExitStatus,
+    /// The signal this process received that stopped the server; `None`
+    /// when the server exited by itself.
+    pub signal: Option<i32>,
+}
+
 /// A running server, stopped (and waited for) on drop.
 #[derive(Debug)]
 pub struct RunningServer {
@@ -56,25 +66,57 @@ impl ServerConfig {
     }
 
     /// Runs the server in the foreground with inherited stdio until it exits
-    /// (Ctrl-C reaches it through the terminal's process group).
-    pub fn foreground(mut self) -> Result<ExitStatus, Error> {
+    /// or this process is asked to stop.
+    ///
+    /// On Unix the server gets its own process group, and SIGINT, SIGTERM
+    /// and SIGHUP sent to this process stop it (SIGTERM to Apache's parent,
+    /// then SIGKILL to the group if it has not gone within
+    /// [`STOP_GRACE`]): whether the signal is a terminal's Ctrl-C or a
+    /// `kill` of this process alone, no server is left behind. After the
+    /// server has gone, those signals have their default effect again.
+    pub fn foreground(mut self) -> Result<Foreground, Error> {
         let conf = self.write_config()?;
         let install = self.install_or_discover()?;
         let _ = fs::remove_file(self.pid_file());
+        let mut cmd = Command::new(&install.binary);
+        cmd.arg("-f")
+            .arg(&conf)
+            .arg("-DFOREGROUND")
+            .current_dir(&self.root);
+        #[cfg(unix)]
+        let signals = {
+            use std::os::unix::process::CommandExt;
+            // Its own group: this process decides when it stops, and the
+            // group's SIGKILL cannot reach this process.
+            cmd.process_group(0);
+            // Before the spawn, so that no signal can fall between the two.
+            crate::unix::StopSignals::register()?
+        };
+        let mut child = cmd.spawn()?;
         eprintln!(
-            "httpd-runner: {} on http://127.0.0.1:{}/ (root {}, errors in {}); Ctrl-C stops it",
+            "httpd-runner: {} (pid {}) on http://127.0.0.1:{}/ (root {}, errors in {}); Ctrl-C stops it",
             install.binary.display(),
+            child.id(),
             self.port,
             self.root.display(),
             self.error_log_path().display()
         );
-        let status = Command::new(&install.binary)
-            .arg("-f")
-            .arg(&conf)
-            .arg("-DFOREGROUND")
-            .current_dir(&self.root)
-            .status()?;
-        Ok(status)
+        loop {
+            if let Some(status) = child.try_wait()? {
+                return Ok(Foreground { status, signal: None });
+            }
+            #[cfg(unix)]
+            if let Some(signal) = signals.received() {
+                let status = terminate(&mut child, STOP_GRACE)?;
+                // After a kill the pid file is stale.
+                let _ = fs::remove_file(self.pid_file());
+                return Ok(Foreground {
+                    status,
+                    signal: Some(signal),
+                });
+            }
+            sleep(TICK);
+        }
     }
 
     fn spawn(&mut self, conf: &Path) -> Result<Child, Error> {

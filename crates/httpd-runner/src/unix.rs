@@ -3,6 +3,10 @@
 
 use std::fs;
 use std::io;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, OnceLock};
+
+use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
 
 pub(crate) fn is_root() -> bool {
     // SAFETY: geteuid has no preconditions and cannot fail.
@@ -34,6 +38,72 @@ pub(crate) fn signal_group(pgid: u32, sig: libc::c_int) -> io::Result<()> {
         Ok(())
     } else {
         Err(io::Error::last_os_error())
+    }
+}
+
+/// SIGINT, SIGTERM and SIGHUP caught while a foreground server runs, so
+/// that it can be stopped before this process goes. While none is alive
+/// the signals have their default effect. One at a time per process.
+pub(crate) struct StopSignals {
+    state: &'static SignalState,
+}
+
+/// What the process-wide signal actions share. signal-hook cannot give a
+/// signal its default handler back once an action is removed, so the
+/// actions are registered once and switched with `idle`.
+struct SignalState {
+    /// The last signal caught, 0 for none.
+    last: Arc<AtomicUsize>,
+    /// No foreground server: the signals act as if never caught.
+    idle: Arc<AtomicBool>,
+}
+
+static STATE: OnceLock<Result<SignalState, String>> = OnceLock::new();
+
+impl SignalState {
+    fn install() -> io::Result<SignalState> {
+        let state = SignalState {
+            last: Arc::new(AtomicUsize::new(0)),
+            idle: Arc::new(AtomicBool::new(true)),
+        };
+        for sig in StopSignals::CAUGHT {
+            // signal-hook runs the actions in registration order: the
+            // default action when idle, else the record.
+            signal_hook::flag::register_conditional_default(sig, Arc::clone(&state.idle))?;
+            let number = usize::try_from(sig).map_err(|_| io::ErrorKind::InvalidInput)?;
+            signal_hook::flag::register_usize(sig, Arc::clone(&state.last), number)?;
+        }
+        Ok(state)
+    }
+}
+
+impl StopSignals {
+    const CAUGHT: [libc::c_int; 3] = [SIGINT, SIGTERM, SIGHUP];
+
+    pub(crate) fn register() -> io::Result<StopSignals> {
+        // Installed once (get_or_init runs one closure even when threads
+        // race); an installation error stays the answer.
+        let state = STATE
+            .get_or_init(|| SignalState::install().map_err(|e| e.to_string()))
+            .as_ref()
+            .map_err(|e| io::Error::other(e.clone()))?;
+        state.last.store(0, Ordering::SeqCst);
+        state.idle.store(false, Ordering::SeqCst);
+        Ok(StopSignals { state })
+    }
+
+    /// The signal received since [`register`](Self::register), if any.
+    pub(crate) fn received(&self) -> Option<i32> {
+        match self.state.last.load(Ordering::SeqCst) {
+            0 => None,
+            n => i32::try_from(n).ok(),
+        }
+    }
+}
+
+impl Drop for StopSignals {
+    fn drop(&mut self) {
+        self.state.idle.store(true, Ordering::SeqCst);
     }
 }
 
@@ -82,6 +152,19 @@ mod tests {
         assert_eq!(parse_passwd(text, "www-data"), Some((33, 33)));
         assert_eq!(parse_passwd(text, "www"), None);
         assert_eq!(parse_passwd(text, "root"), Some((0, 0)));
+    }
+
+    /// A caught signal is recorded instead of ending the process.
+    #[test]
+    fn stop_signals_are_recorded() {
+        let signals = StopSignals::register().unwrap();
+        assert_eq!(signals.received(), None);
+        signal_hook::low_level::raise(SIGHUP).unwrap();
+        assert_eq!(signals.received(), Some(SIGHUP));
+        drop(signals);
+        // A second run starts with nothing received.
+        let again = StopSignals::register().unwrap();
+        assert_eq!(again.received(), None);
     }
 
     #[test]
