@@ -1,3 +1,4 @@
+//! Unit tests of the RFC 6455 decoder (see the parent module).
 use super::*;
 use crate::encoder::write_masked_frame;
 use proptest::prelude::*;
