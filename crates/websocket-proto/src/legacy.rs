@@ -31,12 +31,6 @@ impl Draft {
             Draft::Draft76 => c"101 WebSocket Protocol Handshake",
         }
     }
-
-    /// The reason phrase of that status line.
-    pub fn reason_phrase(self) -> &'static str {
-        let line = self.status_line().to_str().expect("the status lines are ASCII");
-        &line["101 ".len()..]
-    }
 }
 
 /// A valid legacy opening handshake.
@@ -638,7 +632,7 @@ mod tests {
                 ("Sec-WebSocket-Protocol", "sample".to_owned()),
             ]
         );
-        assert_eq!(Draft::Draft76.reason_phrase(), "WebSocket Protocol Handshake");
+        assert_eq!(Draft::Draft76.status_line(), c"101 WebSocket Protocol Handshake");
     }
 
     #[test]
@@ -661,7 +655,7 @@ mod tests {
         );
         let with_proto = req.response_headers(true, "/", Some("chat"));
         assert_eq!(with_proto[4], ("WebSocket-Protocol", "chat".to_owned()));
-        assert_eq!(Draft::Draft75.reason_phrase(), "Web Socket Protocol Handshake");
+        assert_eq!(Draft::Draft75.status_line(), c"101 Web Socket Protocol Handshake");
         // The draft-76 header name means nothing to draft-75.
         let h = replace(
             &without(&draft75_headers(), "WebSocket-Protocol"),

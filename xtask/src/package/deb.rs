@@ -33,6 +33,11 @@ const MAINTAINER: &str = "apache-websocket-rs developers <apache-websocket-rs@us
 const HOMEPAGE: &str = "https://github.com/apache-websocket/apache-websocket-rs";
 /// The Debian revision appended to the crate version.
 const REVISION: &str = "1";
+
+/// The oldest Apache the modules run on, as a dependency; the same release
+/// as `httpd::version::MINIMUM` (a test below reads it from there).
+const APACHE_FLOOR: &str = "apache2-bin (>= 2.4.58)";
+
 /// The cargo-deb major version whose metadata format this module writes.
 const CARGO_DEB_VERSION: &str = "^3";
 
@@ -78,7 +83,10 @@ pub fn specs(files: &Path, mmn: &str, shlibs: &[String]) -> Vec<DebSpec> {
     let doc = |pkg: &str, name: &str| format!("usr/share/doc/{pkg}/{name}");
     let rel = |abs: &str| abs.trim_start_matches('/').to_owned();
 
-    let mut main_depends = vec![format!("apache2-api-{mmn}")];
+    // The API number says which headers the modules were built against; the
+    // floor says which releases have every function they call
+    // (httpd::version::MINIMUM, ap_get_pollfd_from_conn).
+    let mut main_depends = vec![format!("apache2-api-{mmn}"), APACHE_FLOOR.to_owned()];
     main_depends.extend(shlibs.iter().cloned());
     let mut examples_depends = vec![format!("{MAIN} (= {})", deb_version())];
     examples_depends.extend(shlibs.iter().cloned());
@@ -798,13 +806,34 @@ mod tests {
     }
 
     #[test]
+    fn the_dependency_floor_is_the_modules_floor() {
+        let source = std::fs::read_to_string(crate::util::root().join("crates/httpd/src/version.rs"))
+            .expect("crates/httpd/src/version.rs");
+        let line = source
+            .lines()
+            .find(|l| l.starts_with("pub const MINIMUM: Version = Version::new("))
+            .expect("MINIMUM's definition");
+        let numbers: Vec<&str> = line
+            .trim_start_matches("pub const MINIMUM: Version = Version::new(")
+            .trim_end_matches(");")
+            .split(", ")
+            .collect();
+        assert_eq!(APACHE_FLOOR, format!("apache2-bin (>= {})", numbers.join(".")));
+    }
+
+    #[test]
     fn main_package_contents_and_dependencies() {
         let specs = sample_specs();
         let main = &specs[0];
         assert_eq!(main.name, "libapache2-mod-websocket");
         assert_eq!(
             main.depends,
-            ["apache2-api-20120211", "libc6 (>= 2.34)", "libgcc-s1 (>= 4.2)"]
+            [
+                "apache2-api-20120211",
+                "apache2-bin (>= 2.4.58)",
+                "libc6 (>= 2.34)",
+                "libgcc-s1 (>= 4.2)"
+            ]
         );
         let d = dests(main);
         for want in [
@@ -868,7 +897,7 @@ mod tests {
             "[workspace]\n",
             "[package.metadata.deb]\n",
             "name = \"libapache2-mod-websocket\"\n",
-            "depends = \"apache2-api-20120211, libc6 (>= 2.34), libgcc-s1 (>= 4.2)\"\n",
+            "depends = \"apache2-api-20120211, apache2-bin (>= 2.4.58), libc6 (>= 2.34), libgcc-s1 (>= 4.2)\"\n",
             "section = \"httpd\"\n",
             "priority = \"optional\"\n",
             "revision = \"1\"\n",
