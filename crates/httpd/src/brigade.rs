@@ -133,26 +133,64 @@ impl Brigade {
         }
     }
 
-    /// Sends `parts` in order (a frame header and its payload, say), one
-    /// bucket each, none copied, followed by a FLUSH down an output filter
-    /// chain, and waits until the chain has taken them: with the FLUSH the
-    /// core output filter writes them out before returning.
+    /// Passes `parts` in order down an output filter chain, one transient
+    /// bucket each, without a FLUSH: the core output filter writes what the
+    /// socket takes without blocking and sets the rest aside (below its
+    /// `FlushMaxThreshold`; above it, it writes until it is below again).
     ///
     /// # Safety
     /// `filters` is the live output filter chain of the brigade's connection,
     /// and it is only ever used from the calling thread.
-    pub unsafe fn write_parts_and_flush(
+    pub unsafe fn pass_parts(
         &self,
         filters: *mut sys::ap_filter_t,
         parts: &[&[u8]],
     ) -> Result<(), sys::apr_status_t> {
         self.cleanup();
         // SAFETY: live brigade and allocator; transient buckets point at
-        // `parts`, which stay valid until ap_pass_brigade returns, and any
-        // filter that keeps them longer must set them aside (copy) by contract.
+        // `parts`, valid until ap_pass_brigade returns, and a filter that
+        // keeps them longer sets them aside (copies) by contract.
         let rv = unsafe {
             for data in parts.iter().filter(|d| !d.is_empty()) {
-                let b = sys::apr_bucket_transient_create(data.as_ptr().cast(), data.len(), self.alloc);
+                let b = sys::apr_bucket_transient_create(
+                    data.as_ptr().cast(),
+                    data.len() as sys::apr_size_t,
+                    self.alloc,
+                );
+                sys::APR_BRIGADE_INSERT_TAIL(self.raw, b);
+            }
+            sys::ap_pass_brigade(filters, self.raw)
+        };
+        self.cleanup();
+        if rv == sys::APR_SUCCESS {
+            Ok(())
+        } else {
+            Err(rv)
+        }
+    }
+}
+
+impl Brigade {
+    /// [`Brigade::pass_parts`] followed by a FLUSH: the core output filter
+    /// writes everything before returning, waiting for the socket (up to
+    /// the server's `Timeout`) when it is full.
+    ///
+    /// # Safety
+    /// As for [`Brigade::pass_parts`].
+    pub unsafe fn pass_parts_and_flush(
+        &self,
+        filters: *mut sys::ap_filter_t,
+        parts: &[&[u8]],
+    ) -> Result<(), sys::apr_status_t> {
+        self.cleanup();
+        // SAFETY: as in pass_parts.
+        let rv = unsafe {
+            for data in parts.iter().filter(|d| !d.is_empty()) {
+                let b = sys::apr_bucket_transient_create(
+                    data.as_ptr().cast(),
+                    data.len() as sys::apr_size_t,
+                    self.alloc,
+                );
                 sys::APR_BRIGADE_INSERT_TAIL(self.raw, b);
             }
             sys::APR_BRIGADE_INSERT_TAIL(self.raw, sys::apr_bucket_flush_create(self.alloc));

@@ -174,6 +174,10 @@ impl<'r> Request<'r> {
         let c = self.connection();
         // mod_reqtimeout would cut idle connections after its body timeout.
         c.input_filters().remove(c"reqtimeout");
+        // mod_ssl's coalescing filter keeps small writes until a FLUSH or
+        // more data: right for a response, a stall for a tunnel that writes
+        // without FLUSHes (crate::io).
+        c.output_filters().remove(c"SSL/TLS Coalescing Filter");
         // SAFETY: we own the live request and its connection on this thread;
         // the status line is static.
         unsafe {
@@ -264,6 +268,11 @@ impl<'c> Conn<'c> {
         (out.len() == len).then_some(out)
     }
 
+    /// Whether the output filters hold data for later writing.
+    pub fn data_in_output_filters(&self) -> bool {
+        self.rec().data_in_output_filters != 0
+    }
+
     /// A secondary connection (an HTTP/2 stream's) runs on top of another
     /// and has no socket of its own.
     pub fn is_secondary(&self) -> bool {
@@ -330,13 +339,40 @@ impl FilterChain<'_> {
             .all(|name| known.iter().any(|k| k.eq_ignore_ascii_case(name)))
     }
 
+    /// Calls the last filter of an output chain (the core's network filter)
+    /// with no new data, so that it writes what it set aside without
+    /// blocking (below its threshold).
+    pub fn write_pending(&self) -> Result<(), sys::apr_status_t> {
+        let mut f = self.head();
+        if f.is_null() {
+            return Ok(());
+        }
+        // SAFETY: walking the live output chain of a connection owned by
+        // this thread; a NULL brigade is how the MPM asks the core output
+        // filter to write what it holds (event.c's write completion).
+        let rv = unsafe {
+            while !(*f).next.is_null() {
+                f = (*f).next;
+            }
+            match (*(*f).frec).filter_func.out_func {
+                Some(out) => out(f, std::ptr::null_mut()),
+                None => sys::APR_SUCCESS,
+            }
+        };
+        if rv == sys::APR_SUCCESS {
+            Ok(())
+        } else {
+            Err(rv)
+        }
+    }
+
     /// Removes the first filter called `name`, if present.
     pub fn remove(&self, name: &CStr) {
         // SAFETY: live connection owned by this thread; the call only
         // unlinks a filter.
         unsafe {
             if self.output {
-                sys::ap_remove_output_filter_byhandle(self.head(), name.as_ptr());
+                crate::version::remove_output_filter_byhandle(self.head(), name.as_ptr());
             } else {
                 crate::version::remove_input_filter_byhandle(self.head(), name.as_ptr());
             }

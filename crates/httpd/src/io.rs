@@ -37,6 +37,14 @@ const PASS_THROUGH_INPUT: &[&str] = &["core_in", "reqtimeout", "log_input_output
 /// counts the bytes for it, as `PlainSocket` does).
 const PASS_THROUGH_OUTPUT: &[&str] = &["core", "log_input_output"];
 
+/// Connection output filters known to pass on at once what they are given
+/// (mod_ssl's encrypts and passes each record), so that only the core
+/// output filter holds output, and says so in `c->data_in_output_filters`.
+/// With only these, writes through the filters need no FLUSH. (mod_ssl's
+/// coalescing filter keeps small writes until a FLUSH; a tunnel removes it,
+/// see `Request::switch_protocols`.)
+const PASS_ON_OUTPUT: &[&str] = &["core", "log_input_output", "ssl/tls filter"];
+
 pub struct ConnIo<'c> {
     conn: Conn<'c>,
     bb_in: Brigade,
@@ -52,6 +60,8 @@ pub struct ConnIo<'c> {
     /// Writes go to the socket first (the output filters only pass bytes
     /// through and hold nothing after each of our flushes).
     write_socket: bool,
+    /// Through the filters, writes need no FLUSH (see PASS_ON_OUTPUT).
+    filters_pass_on: bool,
     /// Bytes written (or handed to the output filters) so far.
     pub bytes_out: Cell<u64>,
 }
@@ -72,6 +82,7 @@ impl<'c> ConnIo<'c> {
         let primary = !conn.is_secondary();
         let input_pass_through = primary && conn.input_filters().all_in(PASS_THROUGH_INPUT);
         let output_pass_through = primary && conn.output_filters().all_in(PASS_THROUGH_OUTPUT);
+        let filters_pass_on = conn.output_filters().all_in(PASS_ON_OUTPUT);
         let socket = if input_pass_through || output_pass_through {
             PlainSocket::new(conn)
         } else {
@@ -85,6 +96,7 @@ impl<'c> ConnIo<'c> {
             output_filters,
             input_pass_through,
             write_socket: output_pass_through && socket.is_some(),
+            filters_pass_on,
             socket,
             read_socket: Cell::new(false),
             bytes_out: Cell::new(0),
@@ -104,8 +116,10 @@ impl<'c> ConnIo<'c> {
             self.output_filters.join(", "),
             if self.write_socket {
                 "written to the socket"
+            } else if self.filters_pass_on {
+                "written through them without blocking"
             } else {
-                "written through them"
+                "written through them with a FLUSH"
             },
         )
     }
@@ -146,16 +160,21 @@ impl<'c> ConnIo<'c> {
         self.read_socket.get()
     }
 
-    /// Whether writes go straight to the socket and so never block.
+    /// Whether writes go straight to the socket.
     pub fn writes_socket(&self) -> bool {
         self.write_socket
     }
 
-    /// Writes `parts` in order and returns how many bytes were taken. On
-    /// the socket ([`ConnIo::writes_socket`]) that is what the socket took
-    /// without blocking, perhaps nothing; the caller keeps the rest and
-    /// waits until the socket is writable. Through the filters it is
-    /// everything: the core output filter writes it out before returning.
+    /// Writes `parts` in order and returns how many bytes were taken; the
+    /// caller keeps the rest and, while [`ConnIo::holds_output`] or a
+    /// remainder is left, waits until the connection is writable. On the
+    /// socket that is what the socket took. Through filters that pass on
+    /// what they get (TLS) it is at most [`FILTER_WRITE_MAX`] bytes, and
+    /// nothing while they still hold earlier output: the core output filter
+    /// writes what the socket takes and sets the rest aside (it would block
+    /// only above its `FlushMaxThreshold`, 64 KiB by default). Through other
+    /// filters, which may keep bytes until a FLUSH, the write ends with one
+    /// and the core filter finishes it before returning (up to `Timeout`).
     pub fn write(&self, parts: &[&[u8]]) -> Result<usize, sys::apr_status_t> {
         if let (true, Some(socket)) = (self.write_socket, &self.socket) {
             let written = socket
@@ -164,13 +183,59 @@ impl<'c> ConnIo<'c> {
             self.bytes_out.set(self.bytes_out.get() + written as u64);
             return Ok(written);
         }
-        let total: usize = parts.iter().map(|p| p.len()).sum();
+        if !self.filters_pass_on {
+            let total: usize = parts.iter().map(|p| p.len()).sum();
+            // SAFETY: this thread owns the connection's filters (Conn).
+            unsafe {
+                self.bb_out
+                    .pass_parts_and_flush(self.conn.output_filters().head(), parts)
+            }?;
+            self.bytes_out.set(self.bytes_out.get() + total as u64);
+            return Ok(total);
+        }
+        if self.holds_output() {
+            return Ok(0);
+        }
+        let mut room = FILTER_WRITE_MAX;
+        let mut taken: Vec<&[u8]> = Vec::with_capacity(parts.len());
+        for part in parts {
+            if room == 0 {
+                break;
+            }
+            let n = part.len().min(room);
+            taken.push(&part[..n]);
+            room -= n;
+        }
+        let total = FILTER_WRITE_MAX - room;
         // SAFETY: this thread owns the connection's filters (Conn).
-        unsafe {
-            self.bb_out
-                .write_parts_and_flush(self.conn.output_filters().head(), parts)
-        }?;
+        unsafe { self.bb_out.pass_parts(self.conn.output_filters().head(), &taken) }?;
         self.bytes_out.set(self.bytes_out.get() + total as u64);
+        // The core output filter keeps small writes for later; send them now.
+        self.flush()?;
         Ok(total)
     }
+
+    /// Whether the output filters hold output set aside for later
+    /// (`c->data_in_output_filters`).
+    pub fn holds_output(&self) -> bool {
+        self.filters_pass_on && !self.write_socket && self.conn.data_in_output_filters()
+    }
+
+    /// Writes what the output filters set aside, without blocking, as the
+    /// event MPM does in write completion and Apache's tunnel does when the
+    /// socket is writable again: the last filter (the core's) with no new
+    /// data. True when nothing is held any more.
+    pub fn flush(&self) -> Result<bool, sys::apr_status_t> {
+        if self.write_socket || !self.filters_pass_on {
+            return Ok(true);
+        }
+        self.conn.output_filters().write_pending()?;
+        Ok(!self.holds_output())
+    }
 }
+
+/// The most one write passes to the output filters: below the core output
+/// filter's default `FlushMaxThreshold` (65536) even with TLS records'
+/// overhead, so that it sets aside what the socket does not take instead of
+/// blocking.
+pub const FILTER_WRITE_MAX: usize = 60 * 1024;

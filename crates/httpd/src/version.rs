@@ -15,6 +15,7 @@
 //! | function | httpd | MMN |
 //! | --- | --- | --- |
 //! | `ap_remove_input_filter_byhandle` | 2.4.5 | 20120211.12 |
+//! | `ap_remove_output_filter_byhandle` | 2.4.5 | 20120211.12 |
 //! | `ap_get_pollfd_from_conn` | 2.4.58 | 20120211.129 |
 //!
 //! On Windows the modules link httpd's import library, which resolves every
@@ -153,6 +154,33 @@ pub unsafe fn remove_input_filter_byhandle(
     // SAFETY: the caller's contract is the function's.
     unsafe {
         sys::ap_remove_input_filter_byhandle(next, handle)
+    }
+}
+
+/// `ap_remove_output_filter_byhandle` (util_filter.h, httpd 2.4.5): removes
+/// the first filter called `handle` from the chain starting at `next`.
+/// `APR_ENOTIMPL` from a server that lacks it.
+///
+/// # Safety
+/// As for the C function: `next` is a live filter chain owned by the
+/// calling thread, `handle` a NUL-terminated name.
+pub unsafe fn remove_output_filter_byhandle(
+    next: *mut sys::ap_filter_t,
+    handle: *const c_char,
+) -> sys::apr_status_t {
+    #[cfg(unix)]
+    {
+        type F = unsafe extern "C" fn(*mut sys::ap_filter_t, *const c_char) -> sys::apr_status_t;
+        match resolved!(c"ap_remove_output_filter_byhandle", F) {
+            // SAFETY: the caller's contract is the function's.
+            Some(f) => unsafe { f(next, handle) },
+            None => sys::APR_ENOTIMPL,
+        }
+    }
+    #[cfg(not(unix))]
+    // SAFETY: the caller's contract is the function's.
+    unsafe {
+        sys::ap_remove_output_filter_byhandle(next, handle)
     }
 }
 

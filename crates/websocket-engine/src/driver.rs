@@ -53,6 +53,14 @@ impl Transport for ApacheTransport<'_> {
         self.io.write(parts).map_err(apr_error)
     }
 
+    fn holds_output(&self) -> bool {
+        self.io.holds_output()
+    }
+
+    fn flush(&self) -> Result<bool, String> {
+        self.io.flush().map_err(apr_error)
+    }
+
     fn reads_socket(&self) -> bool {
         self.io.reads_socket()
     }

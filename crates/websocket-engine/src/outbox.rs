@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Condvar, Mutex, MutexGuard};
 
 use httpd::poll::Waker;
-use websocket_proto::connection::{Compression, Family, Outgoing, Sent};
+use websocket_proto::connection::{Compression, Family, Outgoing, Output, Sent};
 use websocket_proto::frame::FrameHeader;
 use websocket_proto::Opcode;
 
@@ -33,6 +33,9 @@ pub struct Outbox {
     /// The session is over: every send fails. Set under the queue's lock,
     /// and read without it too (the session asks after every batch).
     closed: AtomicBool,
+    /// A close frame is queued (set under the lock, read without it: the
+    /// protocol asks at every step).
+    close_queued: AtomicBool,
 }
 
 impl Outbox {
@@ -45,6 +48,7 @@ impl Outbox {
             }),
             space: Condvar::new(),
             closed: AtomicBool::new(false),
+            close_queued: AtomicBool::new(false),
         }
     }
 
@@ -54,12 +58,6 @@ impl Outbox {
         self.queue.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Runs `f` on the connection's sending side, under the lock (for the
-    /// session's own control frames and its protocol state machine).
-    pub fn with<R>(&self, f: impl FnOnce(&mut Outgoing) -> R) -> R {
-        f(&mut self.lock().out)
-    }
-
     /// What has been queued or written for the client so far.
     pub fn sent(&self) -> Sent {
         self.lock().out.sent()
@@ -67,7 +65,18 @@ impl Outbox {
 
     /// Whether a close frame has been queued.
     pub fn close_queued(&self) -> bool {
-        self.lock().out.close_sent()
+        self.close_queued.load(Ordering::Acquire)
+    }
+
+    /// Queues under the lock; notes a close frame.
+    fn send_locked(&self, q: &mut Queue, opcode: Opcode, payload: &[u8]) -> bool {
+        if self.is_closed() || q.out.send(opcode, payload).is_err() {
+            return false;
+        }
+        if opcode == Opcode::Close {
+            self.close_queued.store(true, Ordering::Release);
+        }
+        true
     }
 
     /// Senders blocked on a full queue right now.
@@ -93,7 +102,7 @@ impl Outbox {
                 q.waiting -= 1;
             }
         }
-        if self.is_closed() || q.out.send(opcode, payload).is_err() {
+        if !self.send_locked(&mut q, opcode, payload) {
             return false;
         }
         if !from_session {
@@ -170,6 +179,27 @@ impl Outbox {
         q.out.discard();
         drop(q);
         self.space.notify_all();
+    }
+}
+
+/// The protocol connection's view of an outbox
+/// ([`websocket_proto::connection::Output`]): it locks only to queue the
+/// protocol's own frames, and reads whether a close is queued without the
+/// lock.
+pub struct OutboxOutput<'a>(pub &'a Outbox);
+
+impl Output for OutboxOutput<'_> {
+    fn control(&mut self, opcode: Opcode, payload: &[u8]) {
+        let mut q = self.0.lock();
+        self.0.send_locked(&mut q, opcode, payload);
+    }
+
+    fn close_queued(&self) -> Option<Option<u16>> {
+        if self.0.close_queued() {
+            self.0.lock().out.sent().close
+        } else {
+            None
+        }
     }
 }
 

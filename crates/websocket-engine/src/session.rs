@@ -19,6 +19,7 @@ use websocket_proto::decoder::MessageKind;
 
 use crate::connection::{ConnState, DirectWrite, StepToken};
 use crate::log::Level;
+use crate::outbox::OutboxOutput;
 
 /// How much one step may read.
 const READ_SIZE: usize = 64 * 1024;
@@ -43,13 +44,17 @@ pub enum Read {
     Closed { eof: bool, why: String },
 }
 
-/// How a session moves bytes. Reads and writes never wait (a transport
-/// that must, like Apache's filter chain under TLS, says so in its docs).
+/// How a session moves bytes. Reads and writes never wait.
 pub trait Transport {
     /// Appends up to `max` bytes to `out`.
     fn read(&self, max: usize, out: &mut Vec<u8>) -> Read;
-    /// Writes `parts` in order; returns how many bytes were taken.
+    /// Writes `parts` in order; returns how many bytes were taken (some of
+    /// which the transport may hold for later, see `holds_output`).
     fn write(&self, parts: &[&[u8]]) -> Result<usize, String>;
+    /// Whether the transport holds output it took but did not write yet.
+    fn holds_output(&self) -> bool;
+    /// Writes what the transport holds; true when nothing is left.
+    fn flush(&self) -> Result<bool, String>;
     /// Whether reads go straight to the socket (where a read right after a
     /// slow write often finds the peer's next message).
     fn reads_socket(&self) -> bool;
@@ -123,7 +128,7 @@ impl<T: Transport> Wire<T> {
     /// does not take.
     fn write(&self, parts: &[&[u8]]) -> Result<(), String> {
         let mut unwritten = self.unwritten.borrow_mut();
-        if !unwritten.is_empty() {
+        if !unwritten.is_empty() || self.transport.holds_output() {
             parts.iter().for_each(|p| unwritten.extend_from_slice(p));
             return Ok(());
         }
@@ -139,22 +144,28 @@ impl<T: Transport> Wire<T> {
         Ok(())
     }
 
-    /// Writes what is unwritten; true once nothing is left.
+    /// Writes what the transport holds, then what is unwritten, as far
+    /// as the transport takes it; true once nothing is left.
     fn flush(&self) -> Result<bool, String> {
-        let mut unwritten = self.unwritten.borrow_mut();
-        if unwritten.is_empty() {
-            return Ok(true);
+        if self.transport.holds_output() && !self.transport.flush()? {
+            return Ok(false);
         }
-        let n = self.transport.write(&[&unwritten])?;
-        unwritten.drain(..n);
+        let mut unwritten = self.unwritten.borrow_mut();
+        while !unwritten.is_empty() {
+            let n = self.transport.write(&[&unwritten])?;
+            unwritten.drain(..n);
+            if n == 0 || self.transport.holds_output() {
+                break;
+            }
+        }
         if unwritten.is_empty() && unwritten.capacity() > READ_SIZE {
             *unwritten = Vec::new();
         }
-        Ok(unwritten.is_empty())
+        Ok(unwritten.is_empty() && !self.transport.holds_output())
     }
 
     fn has_unwritten(&self) -> bool {
-        !self.unwritten.borrow().is_empty()
+        !self.unwritten.borrow().is_empty() || self.transport.holds_output()
     }
 }
 
@@ -232,27 +243,21 @@ impl<T: Transport, A: Application, L: Log> Session<T, A, L> {
         let core = &mut self.core;
         if core.protocol.is_open() {
             slog!(core.log, Level::Info, "closing with 1001: the server is stopping");
-            let protocol = &mut core.protocol;
-            self.app.state().outbox.with(|out| {
-                protocol.close(
-                    CloseCode::GOING_AWAY,
-                    "the server is stopping",
-                    STOPPING_CLOSE_TIMEOUT,
-                    now,
-                    out,
-                )
-            });
+            core.protocol.close(
+                CloseCode::GOING_AWAY,
+                "the server is stopping",
+                STOPPING_CLOSE_TIMEOUT,
+                now,
+                &mut OutboxOutput(&self.app.state().outbox),
+            );
         }
     }
 
     /// Closes with `code` at once for an internal reason and stops reading
     /// (the session then only writes its close frame).
     pub fn fail(&mut self, code: CloseCode, why: &str, now: Time) {
-        let protocol = &mut self.core.protocol;
-        self.app
-            .state()
-            .outbox
-            .with(|out| protocol.close(code, why, Duration::ZERO, now, out));
+        let out = &mut OutboxOutput(&self.app.state().outbox);
+        self.core.protocol.close(code, why, Duration::ZERO, now, out);
         self.core.input_pending = false;
     }
 
@@ -328,10 +333,7 @@ impl<T: Transport, L: Log> Core<T, L> {
                 .write_failed("writing to the client failed".to_owned());
             return Wait::Done;
         }
-        {
-            let protocol = &mut self.protocol;
-            app.state().outbox.with(|out| protocol.poll(now, out));
-        }
+        self.protocol.poll(now, &mut OutboxOutput(&app.state().outbox));
         self.log_notes();
         if !self.wire.has_unwritten() {
             self.output.clear();
@@ -354,10 +356,7 @@ impl<T: Transport, L: Log> Core<T, L> {
             }
         }
         let unwritten = self.wire.has_unwritten();
-        let wants = {
-            let protocol = &mut self.protocol;
-            app.state().outbox.with(|out| protocol.wants(now, out))
-        };
+        let wants = self.protocol.wants(now, &OutboxOutput(&app.state().outbox));
         if wants.done && !unwritten {
             return Wait::Done;
         }
@@ -407,7 +406,7 @@ impl<T: Transport, L: Log> Core<T, L> {
                 let mut pos = 0;
                 while pos < input.len() {
                     let rest = &mut input[pos..];
-                    let (used, message) = state.outbox.with(|out| protocol.receive(rest, now, out));
+                    let (used, message) = protocol.receive(rest, now, &mut OutboxOutput(&state.outbox));
                     pos += used;
                     match message {
                         Some(message) => app.on_message(message.kind, message.data),
@@ -564,6 +563,14 @@ pub mod memory {
             }
             self.write_count.set(self.write_count.get() + taken as u64);
             Ok(taken)
+        }
+
+        fn holds_output(&self) -> bool {
+            false
+        }
+
+        fn flush(&self) -> Result<bool, String> {
+            Ok(true)
         }
 
         fn reads_socket(&self) -> bool {

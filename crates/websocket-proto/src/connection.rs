@@ -373,7 +373,7 @@ impl Connection {
         &'a mut self,
         input: &'a mut [u8],
         now: Time,
-        out: &mut Outgoing,
+        out: &mut impl Output,
     ) -> (usize, Option<Message<'a>>) {
         self.notice_sent_close(now, out);
         if !self.reading() || input.is_empty() {
@@ -397,12 +397,12 @@ impl Connection {
             }
             Ok(Some(Incoming::Ping(payload))) => {
                 if self.state == State::Open {
-                    out.send_control(Opcode::Pong, payload);
+                    out.control(Opcode::Pong, payload);
                 }
             }
             Ok(Some(Incoming::Close { reply, description })) => {
                 if self.state == State::Open {
-                    out.send_control(Opcode::Close, reply.as_bytes());
+                    out.control(Opcode::Close, reply.as_bytes());
                     let code = reply
                         .as_bytes()
                         .get(..2)
@@ -421,7 +421,7 @@ impl Connection {
                         why: failure.reason.clone(),
                     },
                 );
-                out.send_control(Opcode::Close, ClosePayload::new(failure.code, "").as_bytes());
+                out.control(Opcode::Close, ClosePayload::new(failure.code, "").as_bytes());
                 self.notes.push(Note::Failed {
                     code: failure.code,
                     reason: failure.reason,
@@ -434,7 +434,7 @@ impl Connection {
 
     /// Runs the timers due at `now`: a server ping, the idle timeout, the
     /// unanswered ping, the close timeout.
-    pub fn poll(&mut self, now: Time, out: &mut Outgoing) {
+    pub fn poll(&mut self, now: Time, out: &mut impl Output) {
         self.notice_sent_close(now, out);
         match self.state {
             State::Open => {}
@@ -462,7 +462,7 @@ impl Connection {
         if let (Some(interval), None) = (self.limits.ping_interval, self.ping_deadline) {
             if now >= self.last_heard + interval {
                 self.ping_deadline = Some(now + interval);
-                out.send_control(Opcode::Ping, b"");
+                out.control(Opcode::Ping, b"");
             }
         }
     }
@@ -470,7 +470,7 @@ impl Connection {
     /// Starts the closing handshake from our side (a stopping server, say)
     /// with `code`, waiting at most `timeout` for the peer's answer. Nothing
     /// happens if a close is already under way.
-    pub fn close(&mut self, code: CloseCode, why: &str, timeout: Duration, now: Time, out: &mut Outgoing) {
+    pub fn close(&mut self, code: CloseCode, why: &str, timeout: Duration, now: Time, out: &mut impl Output) {
         self.notice_sent_close(now, out);
         if self.state != State::Open {
             return;
@@ -479,7 +479,7 @@ impl Connection {
             code: Some(code.0),
             why: why.to_owned(),
         });
-        out.send_control(Opcode::Close, ClosePayload::new(code, "").as_bytes());
+        out.control(Opcode::Close, ClosePayload::new(code, "").as_bytes());
         self.state = State::Closing {
             deadline: now + timeout,
         };
@@ -498,7 +498,7 @@ impl Connection {
     }
 
     /// What the connection waits for now (after `out`'s latest sends).
-    pub fn wants(&mut self, now: Time, out: &Outgoing) -> Wants {
+    pub fn wants(&mut self, now: Time, out: &impl Output) -> Wants {
         self.notice_sent_close(now, out);
         let deadline = match self.state {
             State::Open => {
@@ -563,16 +563,16 @@ impl Connection {
         first_ending(&mut self.ending, ending);
     }
 
-    fn time_out(&mut self, why: &'static str, now: Time, out: &mut Outgoing) {
+    fn time_out(&mut self, why: &'static str, now: Time, out: &mut impl Output) {
         self.notes.push(Note::TimedOut(why));
         self.close(CloseCode::GOING_AWAY, why, self.limits.close_timeout, now, out);
     }
 
     /// A close the application queued while we were open starts our side
     /// of the closing handshake.
-    fn notice_sent_close(&mut self, now: Time, out: &Outgoing) {
+    fn notice_sent_close(&mut self, now: Time, out: &impl Output) {
         if self.state == State::Open {
-            if let Some(code) = out.sent().close {
+            if let Some(code) = out.close_queued() {
                 self.ends(Ending::ServerClosed {
                     code,
                     why: "the plugin closed it".to_owned(),
@@ -589,6 +589,28 @@ impl Connection {
 fn first_ending(slot: &mut Option<Ending>, ending: Ending) {
     if slot.is_none() {
         *slot = Some(ending);
+    }
+}
+
+/// Where a [`Connection`] puts its own frames (pongs, pings, closes) and
+/// learns whether the application queued a close. [`Outgoing`] is one; a
+/// server that keeps its `Outgoing` behind a lock can implement this to
+/// take the lock only when there is something to send.
+pub trait Output {
+    /// Queues a control frame of the connection's own; the drafts' framing
+    /// drops what it cannot carry, and nothing follows a close.
+    fn control(&mut self, opcode: Opcode, payload: &[u8]);
+    /// The close frame queued so far, if any (as [`Sent::close`]).
+    fn close_queued(&self) -> Option<Option<u16>>;
+}
+
+impl Output for Outgoing {
+    fn control(&mut self, opcode: Opcode, payload: &[u8]) {
+        let _ = self.send(opcode, payload);
+    }
+
+    fn close_queued(&self) -> Option<Option<u16>> {
+        self.sent.close
     }
 }
 
@@ -715,12 +737,6 @@ impl Outgoing {
             _ => {}
         }
         Ok(())
-    }
-
-    /// A control frame of the connection's own (pong, ping, close); the
-    /// drafts' framing drops what it cannot carry.
-    fn send_control(&mut self, opcode: Opcode, payload: &[u8]) {
-        let _ = self.send(opcode, payload);
     }
 
     /// For sending a large data message without copying it: the header to
