@@ -10,6 +10,7 @@ pub use httpd_sys as sys;
 
 pub mod brigade;
 pub mod client;
+pub mod clock;
 pub mod conn;
 pub mod io;
 pub mod log;

@@ -5,7 +5,6 @@
 //! Each module only adds its handshake and names its wire format
 //! ([`websocket_proto::connection::Family`]).
 
-mod clock;
 pub mod config;
 pub mod connection;
 pub mod driver;

@@ -16,13 +16,13 @@ use websocket_proto::close::CloseCode;
 use websocket_proto::connection::{Compression, Family, Limits};
 use websocket_proto::origin::same_origin;
 
-use crate::clock::Moment;
 use crate::config::{DirConfig, OriginCheck};
 use crate::connection::{protocol_list, Connection, PluginApp};
 use crate::driver::{run_on_thread, ApacheTransport};
 use crate::log::RequestLog;
 use crate::rlog;
 use crate::session::Session;
+use httpd::clock::Moment;
 
 /// WebSocket connections this module is serving in this process.
 static OPEN_CONNECTIONS: AtomicU32 = AtomicU32::new(0);
