@@ -11,9 +11,11 @@ pub use httpd_sys as sys;
 pub mod brigade;
 pub mod client;
 pub mod clock;
+pub mod config;
 pub mod conn;
 pub mod io;
 pub mod log;
+pub mod module;
 pub mod mpm;
 pub mod poll;
 pub mod pool;
@@ -34,3 +36,9 @@ pub unsafe fn cstr<'a>(p: *const std::os::raw::c_char) -> Option<&'a str> {
     // SAFETY: non-null and NUL-terminated per the caller's contract.
     unsafe { std::ffi::CStr::from_ptr(p) }.to_str().ok()
 }
+
+// The unit tests run outside httpd: the APR functions the tested code
+// references come from the system's libapr.
+#[cfg(all(test, unix))]
+#[link(name = "apr-1")]
+extern "C" {}
