@@ -1,6 +1,8 @@
 //! The thin safe layer over `httpd-sys` that the WebSocket modules use:
-//! request and table access, logging with a module's own index, brigades for
-//! reading and writing a connection, and pool-owned Rust values.
+//! the module record, its directives and hooks ([`module!`],
+//! [`config`], [`mod@module`]), request and table access, logging with a
+//! module's own index, brigades for reading and writing a connection,
+//! pool-owned Rust values and a cheap clock.
 //!
 //! Everything here borrows objects whose lifetime Apache controls (a request
 //! lives until its pool is destroyed), so the wrappers are created from raw

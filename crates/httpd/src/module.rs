@@ -72,8 +72,12 @@ impl<T> Module<T> {
         unsafe { (*self.rec.get()).module_index }
     }
 
-    /// This module's configuration for a request's directory.
-    pub fn dir_config<'r>(&self, r: Request<'r>) -> Option<&'r T> {
+    /// This module's configuration for a request's directory (shared by
+    /// every thread serving that directory, hence `Sync`).
+    pub fn dir_config<'r>(&self, r: Request<'r>) -> Option<&'r T>
+    where
+        T: Sync,
+    {
         if self.index() < 0 {
             return None;
         }
