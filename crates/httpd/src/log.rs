@@ -6,7 +6,9 @@ use std::os::raw::c_int;
 
 use crate::sys;
 
-pub use sys::{APLOG_CRIT, APLOG_DEBUG, APLOG_ERR, APLOG_INFO, APLOG_NOTICE, APLOG_TRACE1, APLOG_WARNING};
+pub use sys::{
+    APLOG_CRIT, APLOG_DEBUG, APLOG_ERR, APLOG_INFO, APLOG_NOTICE, APLOG_STARTUP, APLOG_TRACE1, APLOG_WARNING,
+};
 
 fn message(msg: &str) -> CString {
     CString::new(msg.replace('\0', "\\0")).expect("NULs replaced")
@@ -148,6 +150,14 @@ pub unsafe fn server(
             msg.as_ptr(),
         )
     }
+}
+
+/// Logs `msg` for no server in particular, as at startup: to stderr, which
+/// is what `apachectl configtest` and a failed start show (and which Apache
+/// points at the main error log once that is open).
+pub fn startup(module_index: c_int, level: c_int, source: Source, msg: &str) {
+    // SAFETY: Apache accepts a NULL server at any time.
+    unsafe { server(std::ptr::null(), module_index, level, source, msg) }
 }
 
 /// An APR status as the text `apr_strerror` gives it ("End of file found",

@@ -50,12 +50,10 @@ const ALLOW_GET_NOTE: &CStr = c"websocket-allow-get";
 const ALLOW_GET_FILTER: &CStr = c"WEBSOCKET_ALLOW_GET";
 
 /// Registers what [`answer_allows_only_get`] needs; from a module's
-/// register_hooks.
-///
-/// # Safety
-/// Only during module registration, on Apache's main thread.
-pub unsafe fn register_allow_get() {
-    // SAFETY: registration-time calls with static names and functions.
+/// register_hooks (which `hooks` proves is running).
+pub fn register_allow_get(_hooks: &crate::module::Hooks<'_>) {
+    // SAFETY: registration-time calls (on Apache's main thread, while the
+    // module registers) with static names and functions.
     unsafe {
         sys::ap_register_output_filter(
             ALLOW_GET_FILTER.as_ptr(),

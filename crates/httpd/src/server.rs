@@ -3,8 +3,13 @@
 //! loaded.
 
 use std::ffi::CStr;
+use std::marker::PhantomData;
+use std::os::raw::c_int;
 use std::path::PathBuf;
+use std::ptr::NonNull;
 
+use crate::log::Source;
+use crate::pool::PoolRef;
 use crate::sys;
 
 /// One directive of the configuration as written, with where it was
@@ -144,18 +149,125 @@ pub fn module_loaded(name: &CStr) -> bool {
     unsafe { !sys::ap_find_linked_module(name.as_ptr()).is_null() }
 }
 
+/// A path as Apache resolves it (`ap_server_root_relative`): relative to
+/// ServerRoot unless absolute. `None` if the path holds a NUL, Apache
+/// cannot resolve it, or the result is not UTF-8.
+///
+/// # Safety
+/// `pool` is a live pool (the result is copied out of it).
+pub(crate) unsafe fn resolve(pool: *mut sys::apr_pool_t, path: &str) -> Option<String> {
+    let c_path = std::ffi::CString::new(path).ok()?;
+    // SAFETY: live pool (contract); Apache returns a pool string or NULL.
+    let resolved = unsafe { crate::cstr(sys::ap_server_root_relative(pool, c_path.as_ptr())) };
+    resolved.map(str::to_owned)
+}
+
 /// A path from the configuration as Apache resolves it: relative to
-/// ServerRoot unless absolute.
+/// ServerRoot unless absolute (the path itself if Apache cannot say).
 ///
 /// # Safety
 /// `pool` is a live pool (the result is copied out of it).
 pub unsafe fn server_root_relative(pool: *mut sys::apr_pool_t, path: &str) -> PathBuf {
-    let Ok(c_path) = std::ffi::CString::new(path) else {
-        return PathBuf::from(path);
-    };
-    // SAFETY: live pool (contract); Apache returns a pool string or NULL.
-    let resolved = unsafe { crate::cstr(sys::ap_server_root_relative(pool, c_path.as_ptr())) };
-    PathBuf::from(resolved.unwrap_or(path))
+    // SAFETY: live pool (contract).
+    PathBuf::from(unsafe { resolve(pool, path) }.unwrap_or_else(|| path.to_owned()))
+}
+
+/// A server record (the main server or a virtual host), borrowed for `'s`.
+#[derive(Clone, Copy)]
+pub struct Server<'s> {
+    raw: NonNull<sys::server_rec>,
+    _life: PhantomData<&'s sys::server_rec>,
+}
+
+impl<'s> Server<'s> {
+    /// # Safety
+    /// `raw` is NULL or a live server record for `'s`.
+    pub unsafe fn from_raw(raw: *mut sys::server_rec) -> Option<Server<'s>> {
+        NonNull::new(raw).map(|raw| Server {
+            raw,
+            _life: PhantomData,
+        })
+    }
+
+    pub fn as_ptr(&self) -> *mut sys::server_rec {
+        self.raw.as_ptr()
+    }
+
+    /// Logs `msg` for this server with the module's index (its error log,
+    /// subject to its `LogLevel`).
+    pub fn log(&self, module_index: c_int, level: c_int, source: Source, msg: &str) {
+        // SAFETY: a live server record for 's.
+        unsafe { crate::log::server(self.as_ptr(), module_index, level, source, msg) }
+    }
+}
+
+/// What a configuration hook (`pre_config`, `check_config`,
+/// `post_config`) gets: its pools, the main server (not in `pre_config`,
+/// which runs before it is configured), and with them the right to read
+/// the configuration tree Apache has just read. Made by the hooks
+/// [`module!`](crate::module!) generates.
+pub struct ConfigHook<'a> {
+    pconf: PoolRef<'a>,
+    plog: PoolRef<'a>,
+    ptemp: PoolRef<'a>,
+    server: Option<Server<'a>>,
+}
+
+impl<'a> ConfigHook<'a> {
+    /// # Safety
+    /// Apache's arguments to a `pre_config` (with `s` NULL),
+    /// `check_config` or `post_config` hook, which is running on the main
+    /// thread for `'a`.
+    pub unsafe fn from_raw(
+        pconf: *mut sys::apr_pool_t,
+        plog: *mut sys::apr_pool_t,
+        ptemp: *mut sys::apr_pool_t,
+        s: *mut sys::server_rec,
+    ) -> ConfigHook<'a> {
+        // SAFETY: live pools and server (or NULL) per the contract.
+        unsafe {
+            ConfigHook {
+                pconf: PoolRef::from_raw(pconf),
+                plog: PoolRef::from_raw(plog),
+                ptemp: PoolRef::from_raw(ptemp),
+                server: Server::from_raw(s),
+            }
+        }
+    }
+
+    /// The configuration pool (lives as long as this configuration).
+    pub fn pool(&self) -> PoolRef<'a> {
+        self.pconf
+    }
+
+    /// The log pool.
+    pub fn log_pool(&self) -> PoolRef<'a> {
+        self.plog
+    }
+
+    /// The temporary pool, cleared when the configuration is read.
+    pub fn temp_pool(&self) -> PoolRef<'a> {
+        self.ptemp
+    }
+
+    /// The main server; `None` in `pre_config`.
+    pub fn server(&self) -> Option<Server<'a>> {
+        self.server
+    }
+
+    /// A copy of the configuration tree Apache has just read.
+    pub fn tree(&self) -> Vec<Directive> {
+        // SAFETY: a configuration hook on the main thread (this value's
+        // existence), while the tree being checked is alive.
+        unsafe { config_tree() }
+    }
+
+    /// A path from the configuration as Apache resolves it: relative to
+    /// ServerRoot unless absolute (the path itself if Apache cannot say).
+    pub fn server_root_relative(&self, path: &str) -> PathBuf {
+        // SAFETY: the hook's live temporary pool.
+        unsafe { server_root_relative(self.ptemp.as_ptr(), path) }
+    }
 }
 
 #[cfg(test)]

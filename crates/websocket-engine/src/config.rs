@@ -1,13 +1,11 @@
 //! Per-directory configuration: the directives, their parsing, and the merge
 //! that lets nested `<Location>` blocks inherit what they do not set.
 
-use std::ffi::CStr;
-use std::os::raw::{c_char, c_int, c_void};
-use std::path::PathBuf;
+use std::os::raw::c_int;
 use std::sync::Arc;
 use std::time::Duration;
 
-use httpd::sys;
+use httpd::config::{Cmd, Command, Merge, ACCESS_CONF, OR_AUTHCFG, RSRC_CONF};
 use websocket_plugin::{LoadError, LoadedPlugin};
 use websocket_proto::deflate::DeflateConfig;
 use websocket_proto::origin::OriginList;
@@ -187,106 +185,23 @@ pub fn parse_origin_check(value: &str) -> Option<OriginCheck> {
     }
 }
 
-/// Apache's create_dir_config hook.
-///
-/// # Safety
-/// Called by Apache with a live pool.
-pub unsafe extern "C" fn create_dir_config(pool: *mut sys::apr_pool_t, _dir: *mut c_char) -> *mut c_void {
-    // SAFETY: Apache passes the live pool the record must live in.
-    unsafe { httpd::pool::attach(pool, DirConfig::default()) }.cast()
-}
-
-/// Apache's merge_dir_config hook.
-///
-/// # Safety
-/// Called by Apache with a live pool and two records made by these hooks.
-pub unsafe extern "C" fn merge_dir_config(
-    pool: *mut sys::apr_pool_t,
-    base: *mut c_void,
-    add: *mut c_void,
-) -> *mut c_void {
-    // SAFETY: both records were made by create_dir_config/merge_dir_config
-    // and live in pools that outlive this merge.
-    let merged = unsafe { DirConfig::merge(&*base.cast::<DirConfig>(), &*add.cast::<DirConfig>()) };
-    // SAFETY: live pool from Apache.
-    unsafe { httpd::pool::attach(pool, merged) }.cast()
-}
-
-/// The configuration `module` (whose records are DirConfigs) has for a request.
-///
-/// # Safety
-/// `r` is a live request and `module` a loaded module built on this crate's
-/// create_dir_config/merge_dir_config.
-pub unsafe fn for_request<'a>(
-    r: *const sys::request_rec,
-    module: *const sys::module,
-) -> Option<&'a DirConfig> {
-    // SAFETY: live request; the module's slot holds a DirConfig (or NULL).
-    unsafe {
-        let p = sys::get_module_config((*r).per_dir_config, module).cast::<DirConfig>();
-        p.as_ref()
+impl Merge for DirConfig {
+    fn merge(base: &DirConfig, add: &DirConfig) -> DirConfig {
+        DirConfig::merge(base, add)
     }
 }
 
-/// Runs a directive handler body, turning its error text into the string
-/// Apache prints (allocated in the command pool), with the directive's name.
-///
-/// # Safety
-/// `cmd` and `conf` are what Apache passed to a directive handler whose
-/// module's records are DirConfigs.
-pub unsafe fn directive(
-    cmd: *mut sys::cmd_parms,
-    conf: *mut c_void,
-    body: impl FnOnce(&mut DirConfig, *mut sys::cmd_parms) -> Result<(), String>,
-) -> *const c_char {
-    // SAFETY: Apache passes the live cmd_parms and our per-dir record.
-    let (conf, name) = unsafe {
-        (
-            &mut *conf.cast::<DirConfig>(),
-            httpd::cstr((*(*cmd).cmd).name).unwrap_or("?"),
-        )
-    };
-    match body(conf, cmd) {
-        Ok(()) => std::ptr::null(),
-        // SAFETY: the command pool is live for the whole configuration pass.
-        Err(msg) => unsafe { httpd::pool::strdup((*cmd).pool, &format!("{name}: {msg}")) },
-    }
-}
-
-/// A directive argument as text.
-///
-/// # Safety
-/// `p` is a NUL-terminated string that outlives `'a`.
-pub unsafe fn arg<'a>(p: *const c_char) -> Result<&'a str, String> {
-    // SAFETY: Apache passes NUL-terminated argument words.
-    unsafe { httpd::cstr(p) }.ok_or_else(|| "argument is not valid UTF-8".to_owned())
-}
-
-unsafe extern "C" fn set_handler(
-    cmd: *mut sys::cmd_parms,
-    conf: *mut c_void,
-    library: *const c_char,
-    init: *const c_char,
-) -> *const c_char {
-    // SAFETY: forwarded Apache arguments.
-    unsafe {
-        directive(cmd, conf, |conf, cmd| {
-            let library = arg(library)?;
-            let init = arg(init)?;
-            let lib_c =
-                std::ffi::CString::new(library).map_err(|_| "library path contains NUL".to_owned())?;
-            let resolved = httpd::cstr(sys::ap_server_root_relative((*cmd).pool, lib_c.as_ptr()))
-                .ok_or_else(|| format!("invalid library path '{library}'"))?;
-            let path = PathBuf::from(resolved);
-            let plugin = LoadedPlugin::load(&path, init).map_err(|e| load_error(&e))?;
-            conf.plugin = Some(Arc::new(PluginHandle {
-                plugin,
-                library: library.to_owned(),
-                init: init.to_owned(),
-            }));
-            Ok(())
-        })
-    }
+fn set_handler(cmd: &Cmd<'_>, conf: &mut DirConfig, library: &str, init: &str) -> Result<(), String> {
+    let path = cmd
+        .server_root_relative(library)
+        .ok_or_else(|| format!("invalid library path '{library}'"))?;
+    let plugin = LoadedPlugin::load(&path, init).map_err(|e| load_error(&e))?;
+    conf.plugin = Some(Arc::new(PluginHandle {
+        plugin,
+        library: library.to_owned(),
+        init: init.to_owned(),
+    }));
+    Ok(())
 }
 
 /// A plugin that cannot be used, said once: the loader's errors name the
@@ -306,80 +221,51 @@ fn load_error(e: &LoadError) -> String {
     }
 }
 
-/// Defines a one-argument directive handler: `$body` gets the record and
-/// the argument text and returns `Err(message)` to refuse the value.
-macro_rules! take1 {
-    ($name:ident, |$conf:ident, $value:ident| $body:expr) => {
-        unsafe extern "C" fn $name(
-            cmd: *mut sys::cmd_parms,
-            conf: *mut c_void,
-            value: *const c_char,
-        ) -> *const c_char {
-            // SAFETY: forwarded Apache arguments for a module whose records are DirConfigs.
-            unsafe {
-                directive(cmd, conf, |$conf, _| {
-                    let $value = arg(value)?;
-                    $body
-                })
-            }
-        }
-    };
-}
-
-/// Defines an `On|Off` directive handler setting one field.
-macro_rules! flag {
-    ($name:ident, $field:ident) => {
-        unsafe extern "C" fn $name(cmd: *mut sys::cmd_parms, conf: *mut c_void, on: c_int) -> *const c_char {
-            // SAFETY: forwarded Apache arguments for a module whose records are DirConfigs.
-            unsafe {
-                directive(cmd, conf, |conf, _| {
-                    conf.$field = Some(on != 0);
-                    Ok(())
-                })
-            }
-        }
-    };
-}
-
-take1!(set_max_message_size, |conf, v| {
+fn set_max_message_size(_: &Cmd<'_>, conf: &mut DirConfig, v: &str) -> Result<(), String> {
     let size = parse_size(v).ok_or_else(|| {
         format!("invalid size '{v}' (expected a positive number of bytes, optionally with K, M or G)")
     })?;
     conf.max_message_size = Some(size);
     Ok(())
-});
+}
 
-take1!(set_origin_check, |conf, v| {
+fn set_origin_check(_: &Cmd<'_>, conf: &mut DirConfig, v: &str) -> Result<(), String> {
     let check = parse_origin_check(v)
         .ok_or_else(|| format!("invalid value '{v}' (expected Same, Trusted or Off)"))?;
     conf.origin_check = Some(check);
     Ok(())
-});
+}
 
-take1!(set_idle_timeout, |conf, v| {
+fn set_idle_timeout(_: &Cmd<'_>, conf: &mut DirConfig, v: &str) -> Result<(), String> {
     let secs =
         parse_seconds(v).ok_or_else(|| format!("invalid value '{v}' (expected seconds, 0 for none)"))?;
     conf.idle_timeout = Some(secs);
     Ok(())
-});
+}
 
-take1!(set_ping_interval, |conf, v| {
+fn set_ping_interval(_: &Cmd<'_>, conf: &mut DirConfig, v: &str) -> Result<(), String> {
     let secs =
         parse_seconds(v).ok_or_else(|| format!("invalid value '{v}' (expected seconds, 0 for none)"))?;
     conf.ping_interval = Some(secs);
     Ok(())
-});
+}
 
-flag!(set_allow_reserved, allow_reserved_close_codes);
+fn set_allow_reserved(_: &Cmd<'_>, conf: &mut DirConfig, on: bool) -> Result<(), String> {
+    conf.allow_reserved_close_codes = Some(on);
+    Ok(())
+}
 
-take1!(set_max_connections, |conf, v| {
+fn set_max_connections(_: &Cmd<'_>, conf: &mut DirConfig, v: &str) -> Result<(), String> {
     let n =
         parse_count(v).ok_or_else(|| format!("invalid value '{v}' (expected a number, 0 for no limit)"))?;
     conf.max_connections = Some(n);
     Ok(())
-});
+}
 
-flag!(set_compression, compression);
+fn set_compression(_: &Cmd<'_>, conf: &mut DirConfig, on: bool) -> Result<(), String> {
+    conf.compression = Some(on);
+    Ok(())
+}
 
 /// A small decimal number within `range`.
 fn parse_in_range(value: &str, range: std::ops::RangeInclusive<u32>) -> Option<u32> {
@@ -390,7 +276,7 @@ fn parse_in_range(value: &str, range: std::ops::RangeInclusive<u32>) -> Option<u
     v.parse().ok().filter(|n| range.contains(n))
 }
 
-take1!(set_compression_level, |conf, v| {
+fn set_compression_level(_: &Cmd<'_>, conf: &mut DirConfig, v: &str) -> Result<(), String> {
     let levels = websocket_proto::deflate::LEVELS;
     let level = parse_in_range(v, levels.clone()).ok_or_else(|| {
         format!(
@@ -401,16 +287,16 @@ take1!(set_compression_level, |conf, v| {
     })?;
     conf.compression_level = Some(level);
     Ok(())
-});
+}
 
-take1!(set_compression_min_size, |conf, v| {
+fn set_compression_min_size(_: &Cmd<'_>, conf: &mut DirConfig, v: &str) -> Result<(), String> {
     let size = if v.trim() == "0" { Some(0) } else { parse_size(v) };
     conf.compression_min_size =
         Some(size.ok_or_else(|| format!("invalid size '{v}' (expected a number of bytes)"))?);
     Ok(())
-});
+}
 
-take1!(set_compression_window_bits, |conf, v| {
+fn set_compression_window_bits(_: &Cmd<'_>, conf: &mut DirConfig, v: &str) -> Result<(), String> {
     let range = websocket_proto::deflate::WINDOW_BITS;
     let bits = parse_in_range(v, u32::from(*range.start())..=u32::from(*range.end())).ok_or_else(|| {
         format!(
@@ -421,120 +307,102 @@ take1!(set_compression_window_bits, |conf, v| {
     })?;
     conf.compression_window_bits = Some(bits as u8);
     Ok(())
-});
+}
 
-take1!(add_trusted_origin, |conf, v| {
+fn add_trusted_origin(_: &Cmd<'_>, conf: &mut DirConfig, v: &str) -> Result<(), String> {
     let list = conf.trusted_origins.get_or_insert_with(OriginList::new);
     list.add(v).map_err(|e| format!("invalid origin '{v}': {e}"))
-});
-
-pub const HERE: std::os::raw::c_int = sys::RSRC_CONF | sys::ACCESS_CONF;
-pub const HERE_OR_HTACCESS: std::os::raw::c_int = HERE | sys::OR_AUTHCFG;
-
-const fn help(s: &'static CStr) -> &'static CStr {
-    s
 }
+
+/// Where the server-wide directives may be written: the server, virtual
+/// hosts, `<Location>`/`<Directory>` sections.
+pub const HERE: c_int = RSRC_CONF | ACCESS_CONF;
+/// There, and in `.htaccess` files under `AllowOverride AuthConfig`.
+pub const HERE_OR_HTACCESS: c_int = HERE | OR_AUTHCFG;
 
 /// The directives every WebSocket module understands. Each module puts
 /// these in its own command table: when two modules define a directive,
 /// Apache hands it to both, so one `<Location>` configures them all.
-pub const COMMON_COMMANDS: usize = 13;
-
-pub const fn common_commands() -> [sys::command_rec; COMMON_COMMANDS] {
-    [
-        sys::AP_INIT_FLAG(
-            c"WebSocketCompression",
-            set_compression,
-            std::ptr::null_mut(),
-            HERE_OR_HTACCESS,
-            help(c"On (default): accept permessage-deflate (RFC 7692) when clients offer it"),
-        ),
-        sys::AP_INIT_TAKE1(
-            c"WebSocketCompressionLevel",
-            set_compression_level,
-            std::ptr::null_mut(),
-            HERE_OR_HTACCESS,
-            help(c"deflate level, 1 (fastest) to 9 (smallest); default 1"),
-        ),
-        sys::AP_INIT_TAKE1(
-            c"WebSocketCompressionMinSize",
-            set_compression_min_size,
-            std::ptr::null_mut(),
-            HERE_OR_HTACCESS,
-            help(c"messages shorter than this many bytes are sent uncompressed; default 64"),
-        ),
-        sys::AP_INIT_TAKE1(
-            c"WebSocketCompressionWindowBits",
-            set_compression_window_bits,
-            std::ptr::null_mut(),
-            HERE_OR_HTACCESS,
-            help(c"largest deflate window, 9 to 15 bits (memory per connection); default 15"),
-        ),
-        sys::AP_INIT_TAKE1(
-            c"WebSocketIdleTimeout",
-            set_idle_timeout,
-            std::ptr::null_mut(),
-            HERE_OR_HTACCESS,
-            help(c"close a connection with 1001 after this many seconds without traffic; default 0 (never)"),
-        ),
-        sys::AP_INIT_TAKE1(
-            c"WebSocketPingInterval",
-            set_ping_interval,
-            std::ptr::null_mut(),
-            HERE_OR_HTACCESS,
-            help(c"ping after this many idle seconds, close if no pong within as long; default 0 (never)"),
-        ),
-        sys::AP_INIT_FLAG(
-            c"WebSocketAllowReservedStatusCodes",
-            set_allow_reserved,
-            std::ptr::null_mut(),
-            HERE_OR_HTACCESS,
-            help(c"On: accept close codes 1016-2999 from clients; default Off"),
-        ),
-        sys::AP_INIT_TAKE1(
-            c"WebSocketMaxConnections",
-            set_max_connections,
-            std::ptr::null_mut(),
-            HERE,
-            help(c"most WebSocket connections per child process, beyond which 503; default 0 (no limit)"),
-        ),
-        sys::AP_INIT_TAKE2(
-            c"WebSocketHandler",
-            set_handler,
-            std::ptr::null_mut(),
-            HERE,
-            help(c"the plugin's shared library (relative to ServerRoot) and its init function"),
-        ),
-        sys::AP_INIT_TAKE1(
-            c"MaxMessageSize",
-            set_max_message_size,
-            std::ptr::null_mut(),
-            HERE_OR_HTACCESS,
-            help(c"largest message accepted, in bytes (K, M, G suffixes allowed); default 33554432"),
-        ),
-        sys::AP_INIT_TAKE1(
-            c"WebSocketMaxMessageSize",
-            set_max_message_size,
-            std::ptr::null_mut(),
-            HERE_OR_HTACCESS,
-            help(c"alias of MaxMessageSize"),
-        ),
-        sys::AP_INIT_TAKE1(
-            c"WebSocketOriginCheck",
-            set_origin_check,
-            std::ptr::null_mut(),
-            HERE_OR_HTACCESS,
-            help(c"Same (default), Trusted or Off: which Origin headers are accepted"),
-        ),
-        sys::AP_INIT_ITERATE(
-            c"WebSocketTrustedOrigin",
-            add_trusted_origin,
-            std::ptr::null_mut(),
-            HERE_OR_HTACCESS,
-            help(c"origins (scheme://host[:port]) accepted under WebSocketOriginCheck Trusted"),
-        ),
-    ]
-}
+pub const COMMANDS: &[Command<DirConfig>] = &[
+    Command::flag(
+        c"WebSocketCompression",
+        set_compression,
+        HERE_OR_HTACCESS,
+        c"On (default): accept permessage-deflate (RFC 7692) when clients offer it",
+    ),
+    Command::take1(
+        c"WebSocketCompressionLevel",
+        set_compression_level,
+        HERE_OR_HTACCESS,
+        c"deflate level, 1 (fastest) to 9 (smallest); default 1",
+    ),
+    Command::take1(
+        c"WebSocketCompressionMinSize",
+        set_compression_min_size,
+        HERE_OR_HTACCESS,
+        c"messages shorter than this many bytes are sent uncompressed; default 64",
+    ),
+    Command::take1(
+        c"WebSocketCompressionWindowBits",
+        set_compression_window_bits,
+        HERE_OR_HTACCESS,
+        c"largest deflate window, 9 to 15 bits (memory per connection); default 15",
+    ),
+    Command::take1(
+        c"WebSocketIdleTimeout",
+        set_idle_timeout,
+        HERE_OR_HTACCESS,
+        c"close a connection with 1001 after this many seconds without traffic; default 0 (never)",
+    ),
+    Command::take1(
+        c"WebSocketPingInterval",
+        set_ping_interval,
+        HERE_OR_HTACCESS,
+        c"ping after this many idle seconds, close if no pong within as long; default 0 (never)",
+    ),
+    Command::flag(
+        c"WebSocketAllowReservedStatusCodes",
+        set_allow_reserved,
+        HERE_OR_HTACCESS,
+        c"On: accept close codes 1016-2999 from clients; default Off",
+    ),
+    Command::take1(
+        c"WebSocketMaxConnections",
+        set_max_connections,
+        HERE,
+        c"most WebSocket connections per child process, beyond which 503; default 0 (no limit)",
+    ),
+    Command::take2(
+        c"WebSocketHandler",
+        set_handler,
+        HERE,
+        c"the plugin's shared library (relative to ServerRoot) and its init function",
+    ),
+    Command::take1(
+        c"MaxMessageSize",
+        set_max_message_size,
+        HERE_OR_HTACCESS,
+        c"largest message accepted, in bytes (K, M, G suffixes allowed); default 33554432",
+    ),
+    Command::take1(
+        c"WebSocketMaxMessageSize",
+        set_max_message_size,
+        HERE_OR_HTACCESS,
+        c"alias of MaxMessageSize",
+    ),
+    Command::take1(
+        c"WebSocketOriginCheck",
+        set_origin_check,
+        HERE_OR_HTACCESS,
+        c"Same (default), Trusted or Off: which Origin headers are accepted",
+    ),
+    Command::iterate(
+        c"WebSocketTrustedOrigin",
+        add_trusted_origin,
+        HERE_OR_HTACCESS,
+        c"origins (scheme://host[:port]) accepted under WebSocketOriginCheck Trusted",
+    ),
+];
 
 #[cfg(test)]
 mod tests {

@@ -15,8 +15,8 @@ use httpd::log::apr_error;
 use httpd::poll::{Interest, Pollset};
 use httpd::sys;
 
-use crate::clock::Moment;
 use crate::session::{Application, Log, Read, Session, Transport, Wait};
+use httpd::clock::Moment;
 
 /// How often an idle session asks the MPM whether the server is stopping.
 const STOP_CHECK: Duration = Duration::from_secs(1);

@@ -16,13 +16,13 @@ use websocket_proto::close::CloseCode;
 use websocket_proto::connection::{Compression, Family, Limits};
 use websocket_proto::origin::same_origin;
 
-use crate::clock::Moment;
 use crate::config::{DirConfig, OriginCheck};
 use crate::connection::{protocol_list, Connection, PluginApp};
 use crate::driver::{run_on_thread, ApacheTransport};
 use crate::log::RequestLog;
 use crate::rlog;
 use crate::session::Session;
+use httpd::clock::Moment;
 
 /// WebSocket connections this module is serving in this process.
 static OPEN_CONNECTIONS: AtomicU32 = AtomicU32::new(0);
@@ -333,19 +333,11 @@ impl websocket_proto::handshake::HeaderSource for RequestHeaders<'_> {
 /// The start every WebSocket handler shares: only `websocket-handler`
 /// requests, and a panic answers 500 instead of unwinding into Apache.
 /// `handle` gets the request and its headers.
-///
-/// # Safety
-/// `r` is the live request Apache passed to the handler hook, on this thread.
-pub unsafe fn guarded_handler(
-    r: *mut sys::request_rec,
+pub fn guarded_handler(
+    r: Request<'_>,
     module_index: c_int,
     handle: impl FnOnce(Request<'_>, &RequestHeaders<'_>) -> c_int,
 ) -> c_int {
-    // SAFETY: per this function's contract: the one place a request enters
-    // the engine.
-    let Some(r) = (unsafe { Request::from_raw(r) }) else {
-        return sys::DECLINED as c_int;
-    };
     let run = std::panic::AssertUnwindSafe(|| {
         if r.handler() != Some("websocket-handler") {
             return sys::DECLINED as c_int;

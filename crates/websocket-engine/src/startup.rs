@@ -18,8 +18,8 @@
 use std::ffi::CStr;
 use std::os::raw::c_int;
 
-use httpd::log::{APLOG_CRIT, APLOG_DEBUG, APLOG_NOTICE, APLOG_WARNING};
-use httpd::server::{self, Directive};
+use httpd::log::{APLOG_CRIT, APLOG_DEBUG, APLOG_NOTICE, APLOG_STARTUP, APLOG_WARNING};
+use httpd::server::{self, ConfigHook, Directive};
 use httpd::sys;
 
 /// The version and the commit the modules were built from (see build.rs),
@@ -338,10 +338,7 @@ fn identity(source_name: &CStr) -> String {
 /// modules need ([`httpd::version::MINIMUM`]), saying so on stderr, where
 /// `apachectl configtest` and a failed start show it. The modules import
 /// nothing newer than httpd 2.4.0, so an older 2.4 loads them and gets here.
-///
-/// # Safety
-/// Called by Apache as the pre_config hook, on its main thread.
-pub unsafe fn pre_config(module_index: c_int, source_name: &CStr) -> c_int {
+pub fn pre_config(_hook: &ConfigHook<'_>, module_index: c_int, source_name: &CStr) -> c_int {
     let name = source_name
         .to_str()
         .unwrap_or("mod_websocket")
@@ -350,16 +347,7 @@ pub unsafe fn pre_config(module_index: c_int, source_name: &CStr) -> c_int {
     match httpd::version::require(name, httpd::version::MINIMUM, version) {
         Ok(()) => sys::OK,
         Err(message) => {
-            // SAFETY: NULL logs to stderr at startup.
-            unsafe {
-                httpd::log::server(
-                    std::ptr::null(),
-                    module_index,
-                    sys::APLOG_STARTUP | APLOG_CRIT,
-                    httpd::here!(),
-                    &message,
-                )
-            };
+            httpd::log::startup(module_index, APLOG_STARTUP | APLOG_CRIT, httpd::here!(), &message);
             sys::HTTP_INTERNAL_SERVER_ERROR
         }
     }
@@ -367,16 +355,10 @@ pub unsafe fn pre_config(module_index: c_int, source_name: &CStr) -> c_int {
 
 /// The check_config hook: under `apachectl configtest`, print the warnings
 /// (Apache's stderr is what the command shows).
-///
-/// # Safety
-/// Called by Apache as the check_config hook, on its main thread.
-pub unsafe fn check_config(module_index: c_int, source_name: &CStr) -> c_int {
+pub fn check_config(hook: &ConfigHook<'_>, module_index: c_int, source_name: &CStr) -> c_int {
     if server::is_config_test() && checks_configuration(source_name) {
-        // SAFETY: a configuration hook (contract).
-        let tree = unsafe { server::config_tree() };
-        for w in warnings(&tree) {
-            // SAFETY: NULL logs to stderr at startup.
-            unsafe { httpd::log::server(std::ptr::null(), module_index, APLOG_WARNING, httpd::here!(), &w) };
+        for w in warnings(&hook.tree()) {
+            httpd::log::startup(module_index, APLOG_WARNING, httpd::here!(), &w);
         }
     }
     sys::OK
@@ -384,27 +366,21 @@ pub unsafe fn check_config(module_index: c_int, source_name: &CStr) -> c_int {
 
 /// The post_config hook: once per configuration that is going to serve,
 /// the module's version and plugins and the warnings, in the error log.
-///
-/// # Safety
-/// Called by Apache as the post_config hook with the main server.
-/// `ptemp` is the hook's temporary pool.
-pub unsafe fn post_config(
-    s: *const sys::server_rec,
-    ptemp: *mut sys::apr_pool_t,
-    module_index: c_int,
-    source_name: &CStr,
-) -> c_int {
+pub fn post_config(hook: &ConfigHook<'_>, module_index: c_int, source_name: &CStr) -> c_int {
     if server::is_trial_pass() {
         return sys::OK;
     }
-    // SAFETY: a configuration hook (contract).
-    let tree = unsafe { server::config_tree() };
+    // Logged for the main server, or to stderr if Apache gave none.
+    let log = |level: c_int, source: httpd::log::Source, msg: &str| match hook.server() {
+        Some(s) => s.log(module_index, level, source, msg),
+        None => httpd::log::startup(module_index, level, source, msg),
+    };
+    let tree = hook.tree();
     let found = plugins(&tree);
     let list: Vec<String> = found
         .iter()
         .map(|(library, init, _)| {
-            // SAFETY: the hook's live temporary pool (contract).
-            let path = unsafe { server::server_root_relative(ptemp, library) };
+            let path = hook.server_root_relative(library);
             format!("{} ({init})", path.display())
         })
         .collect();
@@ -416,24 +392,14 @@ pub unsafe fn post_config(
     } else {
         format!("{} loaded; plugins: {}", identity(source_name), unique.join(", "))
     };
-    // SAFETY: the live main server; notices are always logged.
-    unsafe { httpd::log::server(s, module_index, APLOG_NOTICE, httpd::here!(), &message) };
+    // Notices are always logged.
+    log(APLOG_NOTICE, httpd::here!(), &message);
     for ((_, _, at), plugin) in found.iter().zip(&list) {
-        // SAFETY: as above.
-        unsafe {
-            httpd::log::server(
-                s,
-                module_index,
-                APLOG_DEBUG,
-                httpd::here!(),
-                &format!("{at}: plugin {plugin}"),
-            )
-        };
+        log(APLOG_DEBUG, httpd::here!(), &format!("{at}: plugin {plugin}"));
     }
     if checks_configuration(source_name) {
         for w in warnings(&tree) {
-            // SAFETY: as above.
-            unsafe { httpd::log::server(s, module_index, APLOG_WARNING, httpd::here!(), &w) };
+            log(APLOG_WARNING, httpd::here!(), &w);
         }
     }
     sys::OK

@@ -1,6 +1,6 @@
-//! The session loop's clock. Its timers (idle timeout, pings, closing
-//! handshake, stop checks) need milliseconds, and the loop reads the clock
-//! on every pass: on Linux the coarse monotonic clock answers from the last
+//! A cheap monotonic clock, for the WebSocket session loop's timers (idle
+//! timeout, pings, closing handshake, stop checks): they need milliseconds,
+//! and the loop reads the clock on every pass: on Linux the coarse monotonic clock answers from the last
 //! tick without reading the TSC (a few ns, where `Instant::now` costs about
 //! 25 ns in a VM); elsewhere `Instant`.
 
@@ -30,7 +30,8 @@ impl Moment {
         Moment(ORIGIN.get_or_init(std::time::Instant::now).elapsed())
     }
 
-    /// The moment as the protocol's [`websocket_proto::connection::Time`].
+    /// The moment as a duration since the clock's origin (the WebSocket
+    /// protocol's `Time`).
     pub fn time(self) -> Duration {
         self.0
     }
