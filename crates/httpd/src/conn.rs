@@ -268,6 +268,19 @@ impl<'c> Conn<'c> {
         (out.len() == len).then_some(out)
     }
 
+    /// Whether a message at `level` for module `module_index` would be
+    /// logged for this connection.
+    pub fn log_enabled(&self, module_index: c_int, level: c_int) -> bool {
+        // SAFETY: live connection.
+        unsafe { crate::log::connection_enabled(self.raw.as_ptr(), module_index, level) }
+    }
+
+    /// Logs for this connection (a driver that runs outside a request).
+    pub fn log(&self, module_index: c_int, level: c_int, source: Source, msg: &str) {
+        // SAFETY: live connection.
+        unsafe { crate::log::connection(self.raw.as_ptr(), module_index, level, source, msg) }
+    }
+
     /// Whether the output filters hold data for later writing.
     pub fn data_in_output_filters(&self) -> bool {
         self.rec().data_in_output_filters != 0

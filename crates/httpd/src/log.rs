@@ -52,6 +52,52 @@ pub unsafe fn request_enabled(r: *const sys::request_rec, module_index: c_int, l
     }
 }
 
+/// Whether a message at `level` for `module_index` would be logged for a
+/// connection (its own `LogLevel`, or its server's).
+///
+/// # Safety
+/// `c` is a live connection.
+pub unsafe fn connection_enabled(c: *const sys::conn_rec, module_index: c_int, level: c_int) -> bool {
+    // SAFETY: live connection; its log config is owned by it or its server.
+    unsafe {
+        let conf = if (*c).log.is_null() {
+            &(*(*c).base_server).log as *const _
+        } else {
+            (*c).log
+        };
+        enabled(conf, module_index, level)
+    }
+}
+
+/// Logs `msg` for a connection outside any request (its client address
+/// comes first on the line, as in Apache's own connection messages).
+///
+/// # Safety
+/// `c` is a live connection.
+pub unsafe fn connection(
+    c: *const sys::conn_rec,
+    module_index: c_int,
+    level: c_int,
+    source: Source,
+    msg: &str,
+) {
+    let msg = message(msg);
+    // SAFETY: live connection; static file name; a literal "%s" format with
+    // one string argument.
+    unsafe {
+        sys::ap_log_cerror_(
+            source.file_ptr(),
+            source.line(),
+            module_index,
+            level,
+            0,
+            c,
+            c"%s".as_ptr(),
+            msg.as_ptr(),
+        )
+    }
+}
+
 /// Where a log line comes from, as Apache prints it at `debug` and above
 /// (`session.rs(210):`, like a C module's `mod_proxy.c(1234):`).
 #[derive(Debug, Clone, Copy)]

@@ -271,7 +271,10 @@ pub fn serve(ep: Endpoint<'_>) -> c_int {
     };
     c.set_module_data(mi, Some(&mut *held.slot));
     let session = held.slot.as_mut().expect("just inserted");
-    match Pollset::for_connection(c, c.pool()) {
+    // The thread driver's pollset lives in a pool of its own, freed when it
+    // stops; the session's own memory stays with the connection.
+    let driver_pool = c.pool().child();
+    match Pollset::for_connection(c, driver_pool.get()) {
         Ok(mut pollset) => {
             session.set_waker(Some(pollset.waker()));
             run_on_thread(session, &mut pollset);
