@@ -246,6 +246,55 @@ fn stop_with_open_connections(mpm: Mpm) {
     }
 }
 
+/// A client that stopped reading while the server has output for it: the
+/// session waits for the socket instead of blocking its worker in a write,
+/// so stopping still ends the connection within the stopping server's short
+/// drain time, not after Apache's `Timeout` (30 s in the generated config)
+/// or the MPM's escalation to SIGKILL.
+fn stop_with_a_client_that_reads_nothing(mpm: Mpm) {
+    let server = start_server("stop-stalled", mpm, &echo_location("/echo", ""));
+    let client = RawClient::open(&server, "/echo");
+    let mut stream = client.stream.try_clone().expect("clone the client socket");
+    stream
+        .set_write_timeout(Some(Duration::from_millis(500)))
+        .expect("write timeout");
+    // Echoes pile up in the server's socket until it stops reading; then our
+    // own writes stop too.
+    let frame = client_frame(0x2, true, 0, &vec![0x5a; 64 * 1024]);
+    let mut stalled = false;
+    for _ in 0..2000 {
+        if stream.write_all(&frame).is_err() {
+            stalled = true;
+            break;
+        }
+    }
+    assert!(
+        stalled,
+        "the server kept reading from a client that reads nothing"
+    );
+    let log_path = server.config().error_log_path();
+    let started = Instant::now();
+    server.stop().expect("stop httpd");
+    let took = started.elapsed();
+    let log = std::fs::read_to_string(&log_path).unwrap_or_default();
+    assert!(
+        !log.contains("AH00046") && !log.contains("still did not exit"),
+        "a worker with a stalled WebSocket did not exit on SIGTERM (took {took:?}):\n{log}"
+    );
+    assert!(took < Duration::from_secs(4), "stopping took {took:?}:\n{log}");
+    drop(client);
+}
+
+#[test]
+fn stop_with_a_client_that_reads_nothing_event() {
+    stop_with_a_client_that_reads_nothing(Mpm::Event);
+}
+
+#[test]
+fn stop_with_a_client_that_reads_nothing_prefork() {
+    stop_with_a_client_that_reads_nothing(Mpm::Prefork);
+}
+
 #[test]
 fn stop_with_open_connections_event() {
     stop_with_open_connections(Mpm::Event);

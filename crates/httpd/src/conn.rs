@@ -117,6 +117,14 @@ impl<'r> Request<'r> {
         unsafe { crate::request::default_port(self.raw.as_ptr()) }
     }
 
+    /// The server's `Timeout` for this request's virtual host: how long
+    /// Apache's own I/O waits for a client.
+    pub fn server_timeout(&self) -> std::time::Duration {
+        // SAFETY: a live request's server record outlives it.
+        let micros = unsafe { (*self.rec().server).timeout };
+        std::time::Duration::from_micros(u64::try_from(micros).unwrap_or(0))
+    }
+
     /// Whether no file exists where the URL maps (so a handler may answer it).
     pub fn maps_to_no_file(&self) -> bool {
         self.rec().finfo.filetype == sys::APR_NOFILE

@@ -257,6 +257,7 @@ pub fn serve(ep: Endpoint<'_>) -> c_int {
     // is alive, exactly once.
     let slot = c.pool().attach(None);
     let session = slot.insert(Session::new(protocol, app, transport, log));
+    session.set_write_timeout(r.server_timeout());
     rlog!(
         r,
         mi,

@@ -14,7 +14,7 @@ use std::cell::RefCell;
 use std::time::{Duration, Instant};
 
 use websocket_proto::close::CloseCode;
-use websocket_proto::connection::{Connection as Protocol, Ending, Note, Time};
+use websocket_proto::connection::{Connection as Protocol, Ending, Limits, Note, Time};
 use websocket_proto::decoder::MessageKind;
 
 use crate::connection::{ConnState, DirectWrite, StepToken};
@@ -27,6 +27,10 @@ const READ_SIZE: usize = 64 * 1024;
 /// A write that takes at least this long was most likely interrupted by
 /// another task on our core (a small write to a socket takes about 1 µs).
 const PEER_MAY_HAVE_RUN: Duration = Duration::from_micros(2);
+
+/// How long output may wait for a client that reads nothing, unless the
+/// driver says otherwise (Apache's default `Timeout`).
+pub const DEFAULT_WRITE_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// How long to wait for the peer's close frame when the server is stopping:
 /// the MPM kills children that take much longer.
@@ -167,6 +171,12 @@ impl<T: Transport> Wire<T> {
     fn has_unwritten(&self) -> bool {
         !self.unwritten.borrow().is_empty() || self.transport.holds_output()
     }
+
+    /// How much is waiting, to tell progress: the bytes of our own, plus
+    /// one for output the transport holds (whose size it does not say).
+    fn backlog(&self) -> usize {
+        self.unwritten.borrow().len() + usize::from(self.transport.holds_output())
+    }
 }
 
 impl<T: Transport> DirectWrite for Wire<T> {
@@ -198,6 +208,14 @@ struct Core<T: Transport, L: Log> {
     /// Why the session ended outside the protocol (a failed write).
     dropped: Option<String>,
     started: Instant,
+    /// Since when output has waited without any of it being written.
+    stalled_since: Option<Time>,
+    /// How long output may wait so while the connection is open (Apache's
+    /// `Timeout`, as a blocking write would have waited).
+    write_timeout: Duration,
+    /// How long it may wait so once the closing handshake is over: the
+    /// close timeout (shorter when the server is stopping).
+    drain_timeout: Duration,
 }
 
 impl<T: Transport, A: Application, L: Log> Session<T, A, L> {
@@ -218,6 +236,9 @@ impl<T: Transport, A: Application, L: Log> Session<T, A, L> {
                 input_pending: true,
                 dropped: None,
                 started: Instant::now(),
+                stalled_since: None,
+                write_timeout: DEFAULT_WRITE_TIMEOUT,
+                drain_timeout: Limits::default().close_timeout,
             },
             ended: false,
         }
@@ -225,6 +246,13 @@ impl<T: Transport, A: Application, L: Log> Session<T, A, L> {
 
     pub fn log(&self) -> &L {
         &self.core.log
+    }
+
+    /// How long output may wait for a client that does not read while the
+    /// connection is open (Apache's `Timeout` inside Apache); once the
+    /// closing handshake is over, at most the close timeout.
+    pub fn set_write_timeout(&mut self, timeout: Duration) {
+        self.core.write_timeout = timeout;
     }
 
     /// Lets plugin threads' sends wake the driver (or stop doing so).
@@ -241,6 +269,7 @@ impl<T: Transport, A: Application, L: Log> Session<T, A, L> {
     /// stopping (once; later calls do nothing).
     pub fn server_stopping(&mut self, now: Time) {
         let core = &mut self.core;
+        core.drain_timeout = core.drain_timeout.min(STOPPING_CLOSE_TIMEOUT);
         if core.protocol.is_open() {
             slog!(core.log, Level::Info, "closing with 1001: the server is stopping");
             core.protocol.close(
@@ -312,8 +341,12 @@ impl<T: Transport, A: Application, L: Log> Session<T, A, L> {
 impl<T: Transport, L: Log> Core<T, L> {
     fn step<A: Application>(&mut self, now: Time, app: &A) -> Wait {
         let mut progressed = false;
+        let backlog = self.wire.backlog();
         if let Err(e) = self.wire.flush() {
             return self.write_failed(&e);
+        }
+        if self.wire.backlog() < backlog {
+            self.stalled_since = None;
         }
         // Read only when caught up on writing: a peer that does not read
         // what we send must not make us buffer without bound.
@@ -360,6 +393,24 @@ impl<T: Transport, L: Log> Core<T, L> {
         if wants.done && !unwritten {
             return Wait::Done;
         }
+        let mut deadline = wants.deadline;
+        if unwritten {
+            // A client that does not read gets as long as a blocking write
+            // would have given it, and no longer.
+            let since = *self.stalled_since.get_or_insert(now);
+            let limit = if wants.done {
+                self.write_timeout.min(self.drain_timeout)
+            } else {
+                self.write_timeout
+            };
+            if now >= since + limit {
+                let why = format!("no progress for {} s", limit.as_secs_f64());
+                return self.write_failed(&why);
+            }
+            deadline = Some(deadline.map_or(since + limit, |d| d.min(since + limit)));
+        } else {
+            self.stalled_since = None;
+        }
         if progressed && self.input_pending && wants.read && !unwritten {
             return Wait::Again;
         }
@@ -367,7 +418,7 @@ impl<T: Transport, L: Log> Core<T, L> {
             // Not while output waits: readable input would end every poll.
             read: wants.read && !unwritten,
             write: unwritten,
-            deadline: wants.deadline,
+            deadline,
         }
     }
 
@@ -493,6 +544,8 @@ pub mod memory {
         pub write_count: Cell<u64>,
         pub keep_output: Cell<bool>,
         pub write_room: Cell<usize>,
+        /// Bytes all writes together may still take (`usize::MAX` by default).
+        pub write_budget: Cell<usize>,
         pub fail_writes: Cell<bool>,
     }
 
@@ -501,6 +554,7 @@ pub mod memory {
             MemoryTransport {
                 keep_output: Cell::new(true),
                 write_room: Cell::new(usize::MAX),
+                write_budget: Cell::new(usize::MAX),
                 ..MemoryTransport::default()
             }
         }
@@ -550,7 +604,7 @@ pub mod memory {
             if self.fail_writes.get() {
                 return Err("broken pipe".to_owned());
             }
-            let mut room = self.write_room.get();
+            let mut room = self.write_room.get().min(self.write_budget.get());
             let mut taken = 0;
             let mut written = self.written.borrow_mut();
             for part in parts {
@@ -562,6 +616,7 @@ pub mod memory {
                 room -= n;
             }
             self.write_count.set(self.write_count.get() + taken as u64);
+            self.write_budget.set(self.write_budget.get() - taken);
             Ok(taken)
         }
 

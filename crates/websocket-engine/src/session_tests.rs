@@ -143,7 +143,7 @@ fn output_the_transport_does_not_take_waits_for_writability_and_holds_reading() 
         Wait::Io {
             read: false,
             write: true,
-            deadline: None
+            deadline: Some(DEFAULT_WRITE_TIMEOUT)
         },
         "a full socket: wait for POLLOUT, not for input"
     );
@@ -160,7 +160,7 @@ fn output_the_transport_does_not_take_waits_for_writability_and_holds_reading() 
         Wait::Io {
             read: false,
             write: true,
-            deadline: None
+            deadline: Some(DEFAULT_WRITE_TIMEOUT)
         }
     );
     assert_eq!(
@@ -350,4 +350,50 @@ fn an_internal_failure_closes_without_reading() {
     settle(&mut s, Duration::ZERO);
     assert_eq!(s.transport().take_written(), server(Opcode::Close, &[0x03, 0xF3]));
     assert!(s.application().got.borrow().is_empty());
+}
+
+#[test]
+fn a_client_that_reads_nothing_is_dropped_after_the_write_timeout() {
+    let (mut s, _) = session();
+    s.set_write_timeout(Duration::from_secs(30));
+    s.transport().write_room.set(0);
+    s.transport().feed(&client(Opcode::Text, b"unread reply"));
+    assert_eq!(
+        settle(&mut s, Duration::ZERO),
+        Wait::Io {
+            read: false,
+            write: true,
+            deadline: Some(Duration::from_secs(30))
+        }
+    );
+    // Progress restarts the clock.
+    s.transport().write_room.set(usize::MAX);
+    s.transport().write_budget.set(2);
+    assert!(matches!(
+        settle(&mut s, Duration::from_secs(20)),
+        Wait::Io { write: true, .. }
+    ));
+    assert!(matches!(
+        settle(&mut s, Duration::from_secs(49)),
+        Wait::Io { write: true, .. }
+    ));
+    assert_eq!(settle(&mut s, Duration::from_secs(50)), Wait::Done);
+    assert_eq!(
+        s.summary().ending,
+        Ending::Dropped("writing to the client failed (no progress for 30 s)".to_owned())
+    );
+}
+
+#[test]
+fn a_stopping_server_does_not_wait_on_a_client_that_reads_nothing() {
+    let (mut s, _) = session();
+    s.transport().write_room.set(0);
+    s.transport().feed(&client(Opcode::Text, b"unread reply"));
+    settle(&mut s, Duration::ZERO);
+    let t = Duration::from_secs(10);
+    s.server_stopping(t);
+    // The close cannot be written; the closing handshake times out, and the
+    // output then gets the stopping server's short drain time.
+    assert!(matches!(settle(&mut s, t), Wait::Io { write: true, .. }));
+    assert_eq!(settle(&mut s, t + STOPPING_CLOSE_TIMEOUT), Wait::Done);
 }
