@@ -270,7 +270,8 @@ pub struct Connection {
 // SAFETY: plugins use the server from their own threads. Everything they can
 // reach from another thread goes through the Mutex'd outbox or reads data
 // that is immutable once the session runs (request headers, protocols);
-// `direct` is read and written on the owner thread only.
+// `direct` is set and used by the holder of the step token only, on its own
+// thread (the ABI checks is_stepper first).
 unsafe impl Sync for Connection {}
 
 impl Connection {
