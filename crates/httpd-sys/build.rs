@@ -73,6 +73,8 @@ const FUNCTIONS: &[&str] = &[
     "apr_socket_(timeout|opt)_(set|get)",
     "apr_os_sock_get",
     "apr_dynamic_fn_retrieve",
+    "apr_optional_hook_add",
+    "apr_pool_userdata_(get|setn)",
     "apr_palloc",
     "apr_pcalloc",
     "apr_pmemdup",

@@ -23,5 +23,6 @@
 #include <apr_thread_proc.h>
 #include <apr_time.h>
 #include <apr_optional.h>
+#include <apr_optional_hooks.h>
 #include <apr_errno.h>
 #include <apr_general.h>

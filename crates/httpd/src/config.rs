@@ -106,6 +106,13 @@ impl<'a> Cmd<'a> {
         unsafe { crate::cstr((*cmd).name) }.unwrap_or("?")
     }
 
+    /// The path of the section the directive is in (`/chat` in
+    /// `<Location /chat>`), if any and if it is UTF-8.
+    pub fn section_path(&self) -> Option<&'a str> {
+        // SAFETY: NULL or a pool string of the configuration pass.
+        unsafe { crate::cstr(self.parms().path) }
+    }
+
     /// The configuration pool: what is allocated in it lives as long as
     /// the configuration being read.
     pub fn pool(&self) -> PoolRef<'a> {

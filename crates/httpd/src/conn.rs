@@ -59,6 +59,37 @@ impl<'r> Request<'r> {
         unsafe { crate::request::headers_out(self.raw.as_ptr()) }
     }
 
+    /// The request's notes (what `%{name}n` logs).
+    pub fn notes(&self) -> Table<'r> {
+        // SAFETY: live request; its notes table lives with it.
+        unsafe { Table::from_raw(self.rec().notes) }
+    }
+
+    /// Sets the response's content type.
+    pub fn set_content_type(&self, content_type: &'static CStr) {
+        // SAFETY: live request on its thread; the string is static.
+        unsafe { sys::ap_set_content_type(self.raw.as_ptr(), content_type.as_ptr()) }
+    }
+
+    /// Writes response body bytes (through the request's filters); false if
+    /// the client went away.
+    pub fn write(&self, bytes: &[u8]) -> bool {
+        // SAFETY: live request on its thread; ap_rwrite copies or passes
+        // the bytes before returning.
+        unsafe {
+            sys::ap_rwrite(
+                bytes.as_ptr().cast(),
+                c_int::try_from(bytes.len()).unwrap_or(c_int::MAX),
+                self.raw.as_ptr(),
+            ) >= 0
+        }
+    }
+
+    /// Whether this is a HEAD request (headers only).
+    pub fn header_only(&self) -> bool {
+        self.rec().header_only != 0
+    }
+
     pub fn err_headers_out(&self) -> Table<'r> {
         // SAFETY: live request.
         unsafe { crate::request::err_headers_out(self.raw.as_ptr()) }

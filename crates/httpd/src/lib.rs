@@ -23,7 +23,9 @@ pub mod poll;
 pub mod pool;
 pub mod request;
 pub mod server;
+pub mod shm;
 mod socket;
+pub mod status;
 pub mod table;
 pub mod version;
 

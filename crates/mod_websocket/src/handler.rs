@@ -5,8 +5,9 @@ use std::os::raw::c_int;
 use httpd::conn::Request;
 use httpd::log::{APLOG_DEBUG, APLOG_INFO};
 use httpd::sys;
+use websocket_engine::metrics::Refusal;
 use websocket_engine::rlog;
-use websocket_engine::serve::{serve, Endpoint, RequestHeaders};
+use websocket_engine::serve::{count_refusal, serve, Endpoint, RequestHeaders};
 use websocket_proto::connection::{Compression, Family};
 use websocket_proto::deflate::negotiate;
 use websocket_proto::handshake::{classify, Handshake, HandshakeRequest, RequestKind};
@@ -56,6 +57,16 @@ pub(crate) fn handle(r: Request<'_>, headers: &RequestHeaders<'_>) -> c_int {
             if e.http_status() == 405 {
                 r.answer_allows_only_get();
             }
+            // Only a version we do not speak comes with its header.
+            let why = if e
+                .response_header()
+                .is_some_and(|(name, _)| name == "Sec-WebSocket-Version")
+            {
+                Refusal::UnsupportedVersion
+            } else {
+                Refusal::BadRequest
+            };
+            count_refusal(dir_config(r), why);
             return c_int::from(e.http_status());
         }
     };

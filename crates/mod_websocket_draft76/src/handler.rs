@@ -5,8 +5,9 @@ use std::os::raw::c_int;
 use httpd::conn::Request;
 use httpd::log::APLOG_INFO;
 use httpd::sys;
+use websocket_engine::metrics::Refusal;
 use websocket_engine::rlog;
-use websocket_engine::serve::{serve, Endpoint, RequestHeaders};
+use websocket_engine::serve::{count_refusal, serve, Endpoint, RequestHeaders};
 use websocket_proto::connection::Family;
 use websocket_proto::handshake::{classify, HandshakeRequest, RequestKind};
 use websocket_proto::legacy::{Draft, LegacyRequest};
@@ -37,6 +38,7 @@ pub(crate) fn handle(r: Request<'_>, headers: &RequestHeaders<'_>) -> c_int {
                 "refusing legacy WebSocket handshake ({}): {e}",
                 e.http_status()
             );
+            count_refusal(Some(conf), Refusal::BadRequest);
             return c_int::from(e.http_status());
         }
     };
@@ -47,6 +49,7 @@ pub(crate) fn handle(r: Request<'_>, headers: &RequestHeaders<'_>) -> c_int {
             APLOG_INFO,
             "refusing draft-75 WebSocket handshake: SupportDraft75 is Off here"
         );
+        count_refusal(Some(conf), Refusal::BadRequest);
         return sys::HTTP_BAD_REQUEST as c_int;
     }
     let answer_body = match legacy.draft {
@@ -68,11 +71,15 @@ pub(crate) fn handle(r: Request<'_>, headers: &RequestHeaders<'_>) -> c_int {
                     APLOG_INFO,
                     "draft-76 handshake without its 8-byte key"
                 );
+                count_refusal(Some(conf), Refusal::BadRequest);
                 return sys::HTTP_BAD_REQUEST as c_int;
             };
             match legacy.answer(&key3) {
                 Some(digest) => digest.to_vec(),
-                None => return sys::HTTP_BAD_REQUEST as c_int,
+                None => {
+                    count_refusal(Some(conf), Refusal::BadRequest);
+                    return sys::HTTP_BAD_REQUEST as c_int;
+                }
             }
         }
     };

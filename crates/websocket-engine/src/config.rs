@@ -29,7 +29,13 @@ pub struct PluginHandle {
     pub plugin: LoadedPlugin,
     pub library: String,
     pub init: String,
+    /// The section the `WebSocketHandler` line is in (`/chat` for
+    /// `<Location /chat>`; "(server)" outside any): the metrics' location.
+    pub location: String,
 }
+
+/// The metrics' name for a `WebSocketHandler` outside any section.
+pub const SERVER_LOCATION: &str = "(server)";
 
 /// One directory's settings; `None` means "inherit".
 #[derive(Default, Clone)]
@@ -200,6 +206,7 @@ fn set_handler(cmd: &Cmd<'_>, conf: &mut DirConfig, library: &str, init: &str) -
         plugin,
         library: library.to_owned(),
         init: init.to_owned(),
+        location: cmd.section_path().unwrap_or(SERVER_LOCATION).to_owned(),
     }));
     Ok(())
 }

@@ -15,7 +15,8 @@ use httpd::log::apr_error;
 use httpd::poll::{Interest, Pollset};
 use httpd::sys;
 
-use crate::session::{Application, Log, Read, Session, Transport, Wait};
+use crate::metrics::{Counter, Location};
+use crate::session::{Application, Log, Read, Session, Tally, Transport, Wait};
 use httpd::clock::Moment;
 
 /// How often an idle session asks the MPM whether the server is stopping.
@@ -70,10 +71,44 @@ impl Transport for ApacheTransport<'_> {
     }
 }
 
+/// Adds what a session did since the last call to its location's counters.
+pub struct Reporter {
+    location: Location,
+    last: Tally,
+}
+
+impl Reporter {
+    pub fn new(location: Location) -> Reporter {
+        Reporter {
+            location,
+            last: Tally::default(),
+        }
+    }
+
+    pub fn report(&mut self, now: Tally) {
+        if now == self.last {
+            return;
+        }
+        let l = &self.location;
+        let last = self.last;
+        l.add(Counter::MessagesIn, now.messages_in - last.messages_in);
+        l.add(Counter::BytesIn, now.payload_in - last.payload_in);
+        l.add(Counter::WireBytesIn, now.wire_in - last.wire_in);
+        l.add(Counter::MessagesOut, now.messages_out - last.messages_out);
+        l.add(Counter::BytesOut, now.payload_out - last.payload_out);
+        l.add(Counter::WireBytesOut, now.wire_out - last.wire_out);
+        l.add(Counter::BackPressure, now.queue_waits - last.queue_waits);
+        self.last = now;
+    }
+}
+
 /// Steps `session` on this thread until it is done, sleeping in `pollset`
-/// between steps.
-pub fn run_on_thread<T, A, L>(session: &mut Session<T, A, L>, pollset: &mut Pollset<'_>)
-where
+/// between steps; reports its counts as it goes.
+pub fn run_on_thread<T, A, L>(
+    session: &mut Session<T, A, L>,
+    pollset: &mut Pollset<'_>,
+    reporter: &mut Reporter,
+) where
     T: Transport,
     A: Application,
     L: Log,
@@ -87,7 +122,9 @@ where
                 session.server_stopping(now.time());
             }
         }
-        match session.step(now.time()) {
+        let wait = session.step(now.time());
+        reporter.report(session.tally());
+        match wait {
             Wait::Done => return,
             Wait::Again => {}
             Wait::Io {

@@ -9,6 +9,7 @@ pub mod config;
 pub mod connection;
 pub mod driver;
 pub mod log;
+pub mod metrics;
 pub mod outbox;
 pub mod serve;
 pub mod session;
@@ -52,13 +53,13 @@ macro_rules! declare_module {
                 commands: [$crate::config::COMMANDS, &[$($extra),*]],
                 pre_config: |hook| $crate::startup::pre_config(hook, module_index(), $source_name)
                     => httpd::module::HookOrder::ReallyFirst,
-                handler: |r| $crate::serve::guarded_handler(r, module_index(), $handler)
+                handler: |r| $crate::serve::guarded_handler(r, module_index(), $source_name, $handler)
                     => httpd::module::HookOrder::Middle,
                 check_config: |hook| $crate::startup::check_config(hook, module_index(), $source_name)
                     => httpd::module::HookOrder::Middle,
                 post_config: |hook| $crate::startup::post_config(hook, module_index(), $source_name)
                     => httpd::module::HookOrder::Middle,
-                register: httpd::request::register_allow_get,
+                register: |hooks| $crate::serve::register_hooks(hooks, $source_name),
             };
         }
 

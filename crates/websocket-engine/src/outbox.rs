@@ -5,7 +5,7 @@
 //! on another thread waits while it is full, and every sender gets "closed"
 //! at once after the session ended.
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Condvar, Mutex, MutexGuard};
 
 use httpd::poll::Waker;
@@ -36,6 +36,20 @@ pub struct Outbox {
     /// A close frame is queued (set under the lock, read without it: the
     /// protocol asks at every step).
     close_queued: AtomicBool,
+    /// Data messages and their payload bytes encoded so far, and sends
+    /// that waited for room: copies readable without the lock (metrics).
+    messages: AtomicU64,
+    payload: AtomicU64,
+    waits: AtomicU64,
+}
+
+/// What an outbox has counted, read without its lock.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct OutboxCounts {
+    pub messages: u64,
+    pub payload: u64,
+    /// Sends from other threads that waited for a full queue.
+    pub waits: u64,
 }
 
 impl Outbox {
@@ -49,6 +63,9 @@ impl Outbox {
             space: Condvar::new(),
             closed: AtomicBool::new(false),
             close_queued: AtomicBool::new(false),
+            messages: AtomicU64::new(0),
+            payload: AtomicU64::new(0),
+            waits: AtomicU64::new(0),
         }
     }
 
@@ -76,7 +93,23 @@ impl Outbox {
         if opcode == Opcode::Close {
             self.close_queued.store(true, Ordering::Release);
         }
+        self.mirror(&q.out);
         true
+    }
+
+    fn mirror(&self, out: &Outgoing) {
+        let sent = out.sent();
+        self.messages.store(sent.messages, Ordering::Relaxed);
+        self.payload.store(sent.payload, Ordering::Relaxed);
+    }
+
+    /// What has been counted, without the lock.
+    pub fn counts(&self) -> OutboxCounts {
+        OutboxCounts {
+            messages: self.messages.load(Ordering::Relaxed),
+            payload: self.payload.load(Ordering::Relaxed),
+            waits: self.waits.load(Ordering::Relaxed),
+        }
     }
 
     /// Senders blocked on a full queue right now.
@@ -92,12 +125,17 @@ impl Outbox {
         let size = FrameHeader::MAX_LEN + payload.len();
         let mut q = self.lock();
         if !from_session {
+            let mut waited = false;
             while !self.is_closed()
                 && !q.out.close_sent()
                 && q.out.pending() > 0
                 && q.out.pending() + size > QUEUE_LIMIT
             {
                 q.waiting += 1;
+                if !waited {
+                    waited = true;
+                    self.waits.fetch_add(1, Ordering::Relaxed);
+                }
                 q = self.space.wait(q).unwrap_or_else(|e| e.into_inner());
                 q.waiting -= 1;
             }
@@ -130,6 +168,7 @@ impl Outbox {
             return Some(false);
         }
         let header = q.out.direct_header(opcode, payload.len())?;
+        self.mirror(&q.out);
         // Written outside the lock: other threads keep queueing meanwhile,
         // and what they queue goes out after this frame.
         let mut queued = Vec::new();
@@ -238,6 +277,7 @@ mod tests {
             outbox.sent(),
             Sent {
                 messages: 3,
+                payload: 3,
                 close: None
             }
         );
@@ -248,6 +288,7 @@ mod tests {
             outbox.sent(),
             Sent {
                 messages: 3,
+                payload: 3,
                 close: Some(Some(4001))
             }
         );
@@ -261,6 +302,7 @@ mod tests {
             legacy.sent(),
             Sent {
                 messages: 1,
+                payload: 1,
                 close: Some(None)
             }
         );

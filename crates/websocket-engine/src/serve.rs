@@ -13,13 +13,14 @@ use httpd::log::{APLOG_DEBUG, APLOG_ERR, APLOG_INFO, APLOG_TRACE1, APLOG_WARNING
 use httpd::poll::Pollset;
 use httpd::sys;
 use websocket_proto::close::CloseCode;
-use websocket_proto::connection::{Compression, Family, Limits};
+use websocket_proto::connection::{Compression, Ending, Family, Limits};
 use websocket_proto::origin::same_origin;
 
 use crate::config::{DirConfig, OriginCheck};
 use crate::connection::{protocol_list, Connection, PluginApp};
-use crate::driver::{run_on_thread, ApacheTransport};
+use crate::driver::{run_on_thread, ApacheTransport, Reporter};
 use crate::log::RequestLog;
+use crate::metrics::{ClosedBy, Counter, Location, Refusal};
 use crate::rlog;
 use crate::session::Session;
 use httpd::clock::Moment;
@@ -122,6 +123,29 @@ pub struct Endpoint<'a> {
     pub description: String,
 }
 
+/// Whether this module answers `websocket-metrics` and mod_status: the RFC
+/// 6455 module, or the draft76 one when it is loaded alone (both count into
+/// the same shared table).
+pub fn serves_metrics(source_name: &CStr) -> bool {
+    source_name == c"mod_websocket.c" || !httpd::server::module_loaded(c"mod_websocket.c")
+}
+
+/// mod_status's page: our section (registered by the module that
+/// [`serves_metrics`]).
+pub fn register_hooks(hooks: &httpd::module::Hooks<'_>, source_name: &CStr) {
+    httpd::request::register_allow_get(hooks);
+    if source_name == c"mod_websocket.c" {
+        httpd::status::register(crate::metrics::status_page);
+    }
+}
+
+/// Counts a refused handshake for the location's plugin (nothing without one).
+pub fn count_refusal(conf: Option<&DirConfig>, why: Refusal) {
+    if let Some(plugin) = conf.and_then(|c| c.plugin.as_ref()) {
+        Location::at(&plugin.location).refused(why);
+    }
+}
+
 /// Is the handshake's origin acceptable under the location's policy?
 pub fn origin_allowed(r: Request<'_>, conf: &DirConfig, origin: Option<&str>) -> bool {
     let Some(origin) = origin else {
@@ -155,7 +179,9 @@ pub fn serve(ep: Endpoint<'_>) -> c_int {
         );
         return sys::HTTP_INTERNAL_SERVER_ERROR as c_int;
     };
+    let counters = Location::at(&plugin.location);
     if !origin_allowed(r, ep.conf, ep.origin) {
+        counters.refused(Refusal::Origin);
         let (level, more) = match origin_warning_due(Instant::now()) {
             Some(0) => (APLOG_WARNING, String::new()),
             Some(n) => (
@@ -177,6 +203,7 @@ pub fn serve(ep: Endpoint<'_>) -> c_int {
     }
 
     let Some(_slot) = ConnectionSlot::take(ep.conf.max_connections()) else {
+        counters.refused(Refusal::ConnectionLimit);
         rlog!(
             r,
             mi,
@@ -200,6 +227,7 @@ pub fn serve(ep: Endpoint<'_>) -> c_int {
     let app = match PluginApp::connect(plugin.clone(), conn) {
         Ok(app) => app,
         Err(_refused) => {
+            counters.refused(Refusal::PluginRefused);
             rlog!(
                 r,
                 mi,
@@ -224,6 +252,14 @@ pub fn serve(ep: Endpoint<'_>) -> c_int {
     }
 
     r.switch_protocols(ep.status_line);
+    let client = r.client();
+    let open_as = [
+        Some(Counter::Open),
+        client.is_tls.then_some(Counter::OpenTls),
+        (client.proto_num >= 2000).then_some(Counter::OpenHttp2),
+    ];
+    counters.add(Counter::Accepted, 1);
+    open_as.iter().flatten().for_each(|&c| counters.add(c, 1));
     rlog!(
         r,
         mi,
@@ -275,10 +311,11 @@ pub fn serve(ep: Endpoint<'_>) -> c_int {
     // The thread driver's pollset lives in a pool of its own, freed when it
     // stops; the session's own memory stays with the connection.
     let driver_pool = c.pool().child();
+    let mut reporter = Reporter::new(counters);
     match Pollset::for_connection(c, driver_pool.get()) {
         Ok(mut pollset) => {
             session.set_waker(Some(pollset.waker()));
-            run_on_thread(session, &mut pollset);
+            run_on_thread(session, &mut pollset, &mut reporter);
         }
         Err(_) => {
             rlog!(r, mi, APLOG_ERR, "cannot poll this connection; closing it");
@@ -288,8 +325,17 @@ pub fn serve(ep: Endpoint<'_>) -> c_int {
         }
     }
     let summary = session.end();
+    reporter.report(session.tally());
     drop(held);
-    let preamble = ep.answer_body.len();
+    open_as.iter().flatten().for_each(|&c| counters.sub(c, 1));
+    let (by, code) = match &summary.ending {
+        Ending::ClientClosed(code) => (ClosedBy::Client, *code),
+        Ending::ServerClosed { code, .. } => (ClosedBy::Server, *code),
+        Ending::Dropped(_) => (ClosedBy::Dropped, None),
+    };
+    counters.closed(by, code);
+    let preamble = ep.answer_body.len() as u64;
+    log_notes(r, &summary, by, code, preamble);
     rlog!(
         r,
         mi,
@@ -301,9 +347,47 @@ pub fn serve(ep: Endpoint<'_>) -> c_int {
         summary.messages_in,
         summary.bytes_in,
         summary.messages_out,
-        summary.bytes_out.saturating_sub(preamble as u64),
+        summary.bytes_out.saturating_sub(preamble),
     );
     sys::OK as c_int
+}
+
+/// The request notes a `LogFormat` can log for a WebSocket, once it ended.
+fn log_notes(
+    r: Request<'_>,
+    summary: &crate::session::Summary,
+    by: ClosedBy,
+    code: Option<u16>,
+    preamble: u64,
+) {
+    let notes = r.notes();
+    notes.set(
+        "websocket-duration",
+        &format!("{:.3}", summary.duration.as_secs_f64()),
+    );
+    notes.set("websocket-messages-in", &summary.messages_in.to_string());
+    notes.set("websocket-messages-out", &summary.messages_out.to_string());
+    notes.set("websocket-bytes-in", &summary.bytes_in.to_string());
+    notes.set(
+        "websocket-bytes-out",
+        &summary.bytes_out.saturating_sub(preamble).to_string(),
+    );
+    // As the client's API would report it: 1005 for a close without a
+    // code, 1006 for no closing handshake at all.
+    let code = match (by, code) {
+        (ClosedBy::Dropped, _) => 1006,
+        (_, None) => 1005,
+        (_, Some(c)) => c,
+    };
+    notes.set("websocket-close-code", &code.to_string());
+    notes.set(
+        "websocket-closed-by",
+        match by {
+            ClosedBy::Client => "client",
+            ClosedBy::Server => "server",
+            ClosedBy::Dropped => "dropped",
+        },
+    );
 }
 
 type ApacheSession<'r> = Session<ApacheTransport<'r>, PluginApp, RequestLog<'r>>;
@@ -340,9 +424,13 @@ impl websocket_proto::handshake::HeaderSource for RequestHeaders<'_> {
 pub fn guarded_handler(
     r: Request<'_>,
     module_index: c_int,
+    source_name: &CStr,
     handle: impl FnOnce(Request<'_>, &RequestHeaders<'_>) -> c_int,
 ) -> c_int {
     let run = std::panic::AssertUnwindSafe(|| {
+        if r.handler() == Some("websocket-metrics") && serves_metrics(source_name) {
+            return crate::metrics::handler(r);
+        }
         if r.handler() != Some("websocket-handler") {
             return sys::DECLINED as c_int;
         }

@@ -108,6 +108,19 @@ pub enum Wait {
     Done,
 }
 
+/// A session's running totals, for metrics (cheap to read at every step).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Tally {
+    pub messages_in: u64,
+    pub payload_in: u64,
+    pub wire_in: u64,
+    pub messages_out: u64,
+    pub payload_out: u64,
+    pub wire_out: u64,
+    /// Sends from plugin threads that waited for a full queue.
+    pub queue_waits: u64,
+}
+
 /// What a session did, for the line that logs its end.
 #[derive(Debug, Clone)]
 pub struct Summary {
@@ -309,6 +322,20 @@ impl<T: Transport, A: Application, L: Log> Session<T, A, L> {
             self.app.on_disconnect();
         }
         self.summary()
+    }
+
+    /// The running totals (no lock taken).
+    pub fn tally(&self) -> Tally {
+        let out = self.app.state().outbox.counts();
+        Tally {
+            messages_in: self.core.protocol.messages_in(),
+            payload_in: self.core.protocol.payload_in(),
+            wire_in: self.core.protocol.bytes_in(),
+            messages_out: out.messages,
+            payload_out: out.payload,
+            wire_out: self.core.wire.transport.bytes_out(),
+            queue_waits: out.waits,
+        }
     }
 
     pub fn summary(&self) -> Summary {

@@ -22,6 +22,9 @@ use httpd::log::{APLOG_CRIT, APLOG_DEBUG, APLOG_NOTICE, APLOG_STARTUP, APLOG_WAR
 use httpd::server::{self, ConfigHook, Directive};
 use httpd::sys;
 
+use crate::config::SERVER_LOCATION;
+use crate::metrics;
+
 /// The version and the commit the modules were built from (see build.rs),
 /// as one string so that `strings mod_websocket.so` finds it too.
 pub const VERSION: &str = concat!(env!("CARGO_PKG_VERSION"), " (", env!("WEBSOCKET_BUILD"), ")");
@@ -321,6 +324,25 @@ fn plugins(tree: &[Directive]) -> Vec<(String, String, String)> {
     out
 }
 
+/// The process pool key of the shared counters (a new layout needs a new key).
+const METRICS_KEY: &std::ffi::CStr = c"mod_websocket metrics table v1";
+
+/// Where `WebSocketHandler` lines are, as the metrics name locations: a
+/// section's path, or [`SERVER_LOCATION`] outside any section.
+fn handler_locations(tree: &[Directive]) -> Vec<String> {
+    let config = Config::read(tree);
+    let mut out: Vec<String> = Vec::new();
+    if config.scopes.iter().any(|s| s.plugin.is_some()) {
+        out.push(SERVER_LOCATION.to_owned());
+    }
+    for sec in &config.sections {
+        if sec.own.plugin.is_some() && !out.contains(&sec.path) {
+            out.push(sec.path.clone());
+        }
+    }
+    out
+}
+
 /// Whether this module checks the configuration: mod_websocket does, and
 /// mod_websocket_draft76 when it is loaded alone (they read the same
 /// directives, so one set of warnings is enough).
@@ -376,6 +398,19 @@ pub fn post_config(hook: &ConfigHook<'_>, module_index: c_int, source_name: &CSt
         None => httpd::log::startup(module_index, level, source, msg),
     };
     let tree = hook.tree();
+    // The counters every child shares, kept across restarts; each module
+    // finds the same table.
+    match hook
+        .server()
+        .and_then(|server| httpd::shm::process_counters(server, METRICS_KEY, metrics::WORDS))
+    {
+        Some(words) => metrics::install(words, &handler_locations(&tree)),
+        None => log(
+            APLOG_WARNING,
+            httpd::here!(),
+            "no shared memory for the WebSocket counters: server-status and websocket-metrics show none",
+        ),
+    }
     let found = plugins(&tree);
     let list: Vec<String> = found
         .iter()

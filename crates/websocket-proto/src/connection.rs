@@ -314,6 +314,7 @@ pub struct Connection {
     /// When the ping we sent must have been answered.
     ping_deadline: Option<Time>,
     messages_in: u64,
+    payload_in: u64,
     bytes_in: u64,
 }
 
@@ -358,6 +359,7 @@ impl Connection {
             last_heard: now,
             ping_deadline: None,
             messages_in: 0,
+            payload_in: 0,
             bytes_in: 0,
         }
     }
@@ -392,6 +394,7 @@ impl Connection {
                 // After our close, messages are read and dropped.
                 if self.state == State::Open {
                     self.messages_in += 1;
+                    self.payload_in += message.data.len() as u64;
                     return (used, Some(message));
                 }
             }
@@ -540,6 +543,11 @@ impl Connection {
         self.messages_in
     }
 
+    /// Payload bytes of the data messages received (after inflating).
+    pub fn payload_in(&self) -> u64 {
+        self.payload_in
+    }
+
     /// Bytes consumed from the peer.
     pub fn bytes_in(&self) -> u64 {
         self.bytes_in
@@ -629,6 +637,8 @@ pub enum SendError {
 pub struct Sent {
     /// Data messages, counted as they are encoded.
     pub messages: u64,
+    /// Their payload bytes (before compressing).
+    pub payload: u64,
     /// The close frame, once one is queued: `Some(None)` when it carries no
     /// code (an empty close, or draft-76 framing, which has none).
     pub close: Option<Option<u16>>,
@@ -727,7 +737,10 @@ impl Outgoing {
             }
         }
         match opcode {
-            Opcode::Text | Opcode::Binary => self.sent.messages += 1,
+            Opcode::Text | Opcode::Binary => {
+                self.sent.messages += 1;
+                self.sent.payload += payload.len() as u64;
+            }
             Opcode::Close => {
                 self.sent.close = Some(match (self.legacy, payload) {
                     (false, [hi, lo, ..]) => Some(u16::from_be_bytes([*hi, *lo])),
@@ -750,6 +763,7 @@ impl Outgoing {
             return None;
         }
         self.sent.messages += 1;
+        self.sent.payload += len as u64;
         Some(FrameHeaderBuf::new(opcode, true, false, len as u64))
     }
 

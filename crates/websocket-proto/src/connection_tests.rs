@@ -1787,6 +1787,7 @@ fn counters() {
     assert_eq!(p.conn.messages_in(), 2);
     assert_eq!(p.feed_all(&next[5..]), [text("partial")]);
     assert_eq!(p.conn.messages_in(), 3);
+    assert_eq!(p.conn.payload_in(), 3 + 300 + 7);
 
     assert_eq!(p.out.sent(), Sent::default());
     p.out.send(Opcode::Text, b"one").unwrap();
@@ -1797,6 +1798,7 @@ fn counters() {
         p.out.sent(),
         Sent {
             messages: 3,
+            payload: 9,
             close: None
         }
     );
@@ -1805,6 +1807,7 @@ fn counters() {
         p.out.sent(),
         Sent {
             messages: 3,
+            payload: 9,
             close: Some(Some(1000))
         }
     );
