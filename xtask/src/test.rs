@@ -30,9 +30,12 @@ pub fn cmd_test(args: &[String]) -> Result<(), String> {
     // measure the code operators run, and the debug build's deflate is
     // too slow for them.
     let stage = build(true)?;
+    let promtool = promtool()?;
     run(cargo()
         .args(["test", "--workspace", "--no-fail-fast"])
-        .env("WEBSOCKET_STAGE_DIR", &stage.dir))?;
+        .env("WEBSOCKET_STAGE_DIR", &stage.dir)
+        .env("PROMTOOL", &promtool)
+        .env("WEBSOCKET_REQUIRE_PROMTOOL", "1"))?;
     let Some(autobahn) = autobahn else {
         eprintln!("xtask: --quick: Autobahn, packages and fuzzing skipped");
         return Ok(());
@@ -60,6 +63,33 @@ pub fn cmd_test(args: &[String]) -> Result<(), String> {
         Ok(())
     } else {
         Err(format!("Autobahn failed: {}", failures.join("; ")))
+    }
+}
+
+/// Debian's `promtool` (package prometheus), for the metrics test: the one
+/// on the PATH, or the binary taken out of the package (downloaded, not
+/// installed, so no Prometheus server is set up) under target/tools/.
+fn promtool() -> Result<PathBuf, String> {
+    if Command::new("promtool").arg("--version").output().is_ok_and(|o| o.status.success()) {
+        return Ok(PathBuf::from("promtool"));
+    }
+    let dir = target_dir().join("tools/prometheus");
+    let tool = dir.join("usr/bin/promtool");
+    if tool.is_file() {
+        return Ok(tool);
+    }
+    std::fs::create_dir_all(&dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+    run(Command::new("apt-get").args(["download", "prometheus"]).current_dir(&dir))?;
+    let deb = std::fs::read_dir(&dir)
+        .map_err(|e| e.to_string())?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .find(|p| p.extension().is_some_and(|x| x == "deb"))
+        .ok_or_else(|| format!("apt-get download prometheus left no .deb in {}", dir.display()))?;
+    run(Command::new("dpkg-deb").arg("-x").arg(&deb).arg(&dir))?;
+    if tool.is_file() {
+        Ok(tool)
+    } else {
+        Err(format!("{} is not in Debian's prometheus package", tool.display()))
     }
 }
 
