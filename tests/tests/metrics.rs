@@ -93,8 +93,14 @@ fn observe(mpm: Mpm) {
     let (status, text) = get(&server, "/metrics");
     assert_eq!(status, 200, "{text}");
     let m = samples(&text);
-    assert_eq!(metric(&m, "mod_websocket_connections_total{location=\"/echo\"}"), 0);
-    assert_eq!(metric(&m, "mod_websocket_connections_total{location=\"/limited\"}"), 0);
+    assert_eq!(
+        metric(&m, "mod_websocket_connections_total{location=\"/echo\"}"),
+        0
+    );
+    assert_eq!(
+        metric(&m, "mod_websocket_connections_total{location=\"/limited\"}"),
+        0
+    );
 
     // Six clients, three messages each, closed by the client with 1000.
     let mut payload_bytes = 0u64;
@@ -112,7 +118,10 @@ fn observe(mpm: Mpm) {
     let mut open_seen = 0;
     let deadline = Instant::now() + Duration::from_secs(5);
     while Instant::now() < deadline {
-        open_seen = metric(&samples(&get(&server, "/metrics").1), "mod_websocket_connections_open{location=\"/echo\"}");
+        open_seen = metric(
+            &samples(&get(&server, "/metrics").1),
+            "mod_websocket_connections_open{location=\"/echo\"}",
+        );
         if open_seen == 6 {
             break;
         }
@@ -138,7 +147,10 @@ fn observe(mpm: Mpm) {
     refused(Handshake::new("/echo").without("Sec-WebSocket-Key"), 400);
     refused(Handshake::new("/echo").without("Sec-WebSocket-Key"), 400);
     refused(Handshake::new("/echo").header("Sec-WebSocket-Version", "9"), 400);
-    refused(Handshake::new("/echo").header("Origin", "http://evil.example"), 403);
+    refused(
+        Handshake::new("/echo").header("Origin", "http://evil.example"),
+        403,
+    );
     refused(Handshake::new("/c").header("X-Refuse", "1"), 403);
     // The connection limit is per child: hold connections open until one
     // is refused (prefork's children each serve one connection, so there
@@ -199,7 +211,10 @@ fn observe(mpm: Mpm) {
         6
     );
     assert_eq!(
-        metric(&m, "mod_websocket_connections_ended_total{location=\"/echo\",by=\"client\"}"),
+        metric(
+            &m,
+            "mod_websocket_connections_ended_total{location=\"/echo\",by=\"client\"}"
+        ),
         6
     );
     assert_eq!(
@@ -226,7 +241,8 @@ fn observe(mpm: Mpm) {
         .find(|i| auto.get(&format!("WebSocketLocation{i}Path")).map(String::as_str) == Some("/echo"))
         .unwrap_or_else(|| panic!("no /echo location in:\n{text}"));
     assert_eq!(
-        auto.get(&format!("WebSocketLocation{echo_index}Open")).map(String::as_str),
+        auto.get(&format!("WebSocketLocation{echo_index}Open"))
+            .map(String::as_str),
         Some("0")
     );
     let (_, html) = get(&server, "/server-status");

@@ -99,12 +99,41 @@ fn demo_config(
     mpm: httpd_runner::Mpm,
     port: u16,
 ) -> httpd_runner::ServerConfig {
-    stage
+    let mut config = stage
         .server(root, mpm)
         .document_root(docroot)
         .port(port)
-        .log_level("warn websocket:info")
+        .log_level("warn websocket:info");
+    // mod_status's page with its WebSockets section, and the Prometheus
+    // endpoint, for this machine only.
+    if let Ok(install) = httpd_runner::Install::discover() {
+        for name in ["status", "authz_host"] {
+            let path = install.module_path(name);
+            if path.is_file() {
+                config = config.load_module(&format!("{name}_module"), path);
+            }
+        }
+    }
+    config.extra_config(MONITORING)
 }
+
+/// The demo's `/server-status` and `/metrics`, local only.
+const MONITORING: &str = "\
+<IfModule status_module>
+<Location /server-status>
+    SetHandler server-status
+    <IfModule authz_host_module>
+        Require ip 127.0.0.1 ::1
+    </IfModule>
+</Location>
+</IfModule>
+<Location /metrics>
+    SetHandler websocket-metrics
+    <IfModule authz_host_module>
+        Require ip 127.0.0.1 ::1
+    </IfModule>
+</Location>
+";
 
 /// The server root and document root. As root, a copy of the pages and
 /// the server root go where the workers can read them.
@@ -183,5 +212,9 @@ mod tests {
             "{text}"
         );
         assert!(text.contains("Listen 127.0.0.1:8123"), "{text}");
+        assert!(
+            text.contains("<Location /metrics>\n    SetHandler websocket-metrics"),
+            "{text}"
+        );
     }
 }

@@ -70,7 +70,11 @@ pub fn cmd_test(args: &[String]) -> Result<(), String> {
 /// on the PATH, or the binary taken out of the package (downloaded, not
 /// installed, so no Prometheus server is set up) under target/tools/.
 fn promtool() -> Result<PathBuf, String> {
-    if Command::new("promtool").arg("--version").output().is_ok_and(|o| o.status.success()) {
+    if Command::new("promtool")
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success())
+    {
         return Ok(PathBuf::from("promtool"));
     }
     let dir = target_dir().join("tools/prometheus");
@@ -79,7 +83,9 @@ fn promtool() -> Result<PathBuf, String> {
         return Ok(tool);
     }
     std::fs::create_dir_all(&dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
-    run(Command::new("apt-get").args(["download", "prometheus"]).current_dir(&dir))?;
+    run(Command::new("apt-get")
+        .args(["download", "prometheus"])
+        .current_dir(&dir))?;
     let deb = std::fs::read_dir(&dir)
         .map_err(|e| e.to_string())?
         .filter_map(|e| e.ok().map(|e| e.path()))
@@ -89,7 +95,10 @@ fn promtool() -> Result<PathBuf, String> {
     if tool.is_file() {
         Ok(tool)
     } else {
-        Err(format!("{} is not in Debian's prometheus package", tool.display()))
+        Err(format!(
+            "{} is not in Debian's prometheus package",
+            tool.display()
+        ))
     }
 }
 
