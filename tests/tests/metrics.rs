@@ -87,7 +87,7 @@ fn observe(mpm: Mpm) {
         plugin_location("/c", c_plugin(), "test_plugin_init", ""),
     );
     let config = with_system_modules(server_config("metrics", mpm, &config), &["status"]);
-    let server = start(config);
+    let mut server = start(config);
 
     // Before anything: the configured locations are there, at zero.
     let (status, text) = get(&server, "/metrics");
@@ -250,6 +250,22 @@ fn observe(mpm: Mpm) {
 
     // promtool accepts the exposition.
     check_with_promtool(&get(&server, "/metrics").1);
+
+    // A graceful restart replaces the children, not the counters.
+    server.graceful().expect("graceful restart");
+    let after = samples(&get(&server, "/metrics").1);
+    assert_eq!(
+        metric(&after, "mod_websocket_connections_total{location=\"/echo\"}"),
+        6,
+        "the counters after a graceful restart"
+    );
+    assert_eq!(
+        metric(
+            &after,
+            "mod_websocket_messages_received_total{location=\"/echo\"}"
+        ),
+        18
+    );
 
     // One access log line per WebSocket, with its counts and close code.
     finish(server);

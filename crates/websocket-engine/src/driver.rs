@@ -123,15 +123,20 @@ pub fn run_on_thread<T, A, L>(
             }
         }
         let wait = session.step(now.time());
-        reporter.report(session.tally());
         match wait {
-            Wait::Done => return,
+            // Counted before the session sleeps (or ends), not at every step
+            // of a busy one: a few atomics per wait, not per batch.
+            Wait::Done => {
+                reporter.report(session.tally());
+                return;
+            }
             Wait::Again => {}
             Wait::Io {
                 read,
                 write,
                 deadline,
             } => {
+                reporter.report(session.tally());
                 let next_stop_check = stop_checked + STOP_CHECK;
                 let wake = deadline.map_or(next_stop_check, |d| Moment::from_time(d).min(next_stop_check));
                 let ready = pollset.poll(now.until(wake) + DEADLINE_SLACK, Interest { read, write });
