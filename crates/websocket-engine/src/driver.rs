@@ -74,13 +74,16 @@ impl Transport for ApacheTransport<'_> {
 /// Adds what a session did since the last call to its location's counters.
 pub struct Reporter {
     location: Location,
+    /// The connection negotiated permessage-deflate.
+    compressed: bool,
     last: Tally,
 }
 
 impl Reporter {
-    pub fn new(location: Location) -> Reporter {
+    pub fn new(location: Location, compressed: bool) -> Reporter {
         Reporter {
             location,
+            compressed,
             last: Tally::default(),
         }
     }
@@ -98,6 +101,10 @@ impl Reporter {
         l.add(Counter::BytesOut, now.payload_out - last.payload_out);
         l.add(Counter::WireBytesOut, now.wire_out - last.wire_out);
         l.add(Counter::BackPressure, now.queue_waits - last.queue_waits);
+        if self.compressed {
+            l.add(Counter::CompressedWireBytesIn, now.wire_in - last.wire_in);
+            l.add(Counter::CompressedWireBytesOut, now.wire_out - last.wire_out);
+        }
         self.last = now;
     }
 }

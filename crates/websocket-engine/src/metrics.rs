@@ -95,6 +95,10 @@ pub enum Counter {
     BytesOut,
     WireBytesIn,
     WireBytesOut,
+    /// Of the wire bytes, those of connections that negotiated
+    /// permessage-deflate.
+    CompressedWireBytesIn,
+    CompressedWireBytesOut,
     BackPressure,
     ClosedByClient,
     ClosedByServer,
@@ -492,6 +496,18 @@ pub fn prometheus(locations: &[Snapshot]) -> String {
         "counter",
         "Bytes written to clients after the handshake (frames, compressed where negotiated).",
         &mut simple(Counter::WireBytesOut).into_iter(),
+    );
+    family(
+        "mod_websocket_compressed_wire_bytes_received_total",
+        "counter",
+        "Of the wire bytes received, those of connections with permessage-deflate.",
+        &mut simple(Counter::CompressedWireBytesIn).into_iter(),
+    );
+    family(
+        "mod_websocket_compressed_wire_bytes_sent_total",
+        "counter",
+        "Of the wire bytes sent, those of connections with permessage-deflate.",
+        &mut simple(Counter::CompressedWireBytesOut).into_iter(),
     );
     family(
         "mod_websocket_send_queue_waits_total",

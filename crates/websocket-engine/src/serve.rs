@@ -221,6 +221,7 @@ pub fn serve(ep: Endpoint<'_>) -> c_int {
     if let Some(default) = ep.default_protocol {
         out.set(ep.protocol_header, default);
     }
+    let compressed = ep.compression.is_some();
     let conn = Connection::new(Some(r), protocol_list(ep.protocols), &ep.family, ep.compression);
     // Before anything the plugin sends from on_connect on.
     conn.state.outbox.push_raw(&ep.answer_body);
@@ -311,7 +312,7 @@ pub fn serve(ep: Endpoint<'_>) -> c_int {
     // The thread driver's pollset lives in a pool of its own, freed when it
     // stops; the session's own memory stays with the connection.
     let driver_pool = c.pool().child();
-    let mut reporter = Reporter::new(counters);
+    let mut reporter = Reporter::new(counters, compressed);
     match Pollset::for_connection(c, driver_pool.get()) {
         Ok(mut pollset) => {
             session.set_waker(Some(pollset.waker()));
