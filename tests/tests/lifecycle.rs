@@ -208,6 +208,21 @@ fn bad_configuration_is_a_startup_error() {
     );
 }
 
+/// Stops `server`: its workers (`who`) exit on SIGTERM, without Apache
+/// escalating to SIGKILL, and within 4 s.
+fn stop_promptly(server: RunningServer, who: &str) {
+    let log_path = server.config().error_log_path();
+    let started = Instant::now();
+    server.stop().expect("stop httpd");
+    let took = started.elapsed();
+    let log = std::fs::read_to_string(&log_path).unwrap_or_default();
+    assert!(
+        !log.contains("AH00046") && !log.contains("still did not exit"),
+        "{who} did not exit on SIGTERM (took {took:?}):\n{log}"
+    );
+    assert!(took < Duration::from_secs(4), "stopping took {took:?}:\n{log}");
+}
+
 /// Stopping the server with WebSocket connections open: the workers exit
 /// promptly instead of Apache escalating to SIGKILL (which skips
 /// on_disconnect); a session that still gets to say goodbye says 1001 Going
@@ -222,16 +237,7 @@ fn stop_with_open_connections(mpm: Mpm) {
             c
         })
         .collect();
-    let log_path = server.config().error_log_path();
-    let started = Instant::now();
-    server.stop().expect("stop httpd");
-    let took = started.elapsed();
-    let log = std::fs::read_to_string(&log_path).unwrap_or_default();
-    assert!(
-        !log.contains("AH00046") && !log.contains("still did not exit"),
-        "workers with open WebSockets did not exit on SIGTERM (took {took:?}):\n{log}"
-    );
-    assert!(took < Duration::from_secs(4), "stopping took {took:?}:\n{log}");
+    stop_promptly(server, "workers with open WebSockets");
     for (i, c) in clients.iter_mut().enumerate() {
         match c.read_frame() {
             Ok(f) => assert_eq!(f.close_code(), Some(1001), "client {i}: {f:?}"),
@@ -272,16 +278,7 @@ fn stop_with_a_client_that_reads_nothing(mpm: Mpm) {
         stalled,
         "the server kept reading from a client that reads nothing"
     );
-    let log_path = server.config().error_log_path();
-    let started = Instant::now();
-    server.stop().expect("stop httpd");
-    let took = started.elapsed();
-    let log = std::fs::read_to_string(&log_path).unwrap_or_default();
-    assert!(
-        !log.contains("AH00046") && !log.contains("still did not exit"),
-        "a worker with a stalled WebSocket did not exit on SIGTERM (took {took:?}):\n{log}"
-    );
-    assert!(took < Duration::from_secs(4), "stopping took {took:?}:\n{log}");
+    stop_promptly(server, "a worker with a stalled WebSocket");
     drop(client);
 }
 

@@ -146,6 +146,33 @@ impl Brigade {
         filters: *mut sys::ap_filter_t,
         parts: &[&[u8]],
     ) -> Result<(), sys::apr_status_t> {
+        // SAFETY: forwarded contract.
+        unsafe { self.pass(filters, parts, false) }
+    }
+
+    /// [`Brigade::pass_parts`] followed by a FLUSH: the core output filter
+    /// writes everything before returning, waiting for the socket (up to
+    /// the server's `Timeout`) when it is full.
+    ///
+    /// # Safety
+    /// As for [`Brigade::pass_parts`].
+    pub unsafe fn pass_parts_and_flush(
+        &self,
+        filters: *mut sys::ap_filter_t,
+        parts: &[&[u8]],
+    ) -> Result<(), sys::apr_status_t> {
+        // SAFETY: forwarded contract.
+        unsafe { self.pass(filters, parts, true) }
+    }
+
+    /// # Safety
+    /// As for [`Brigade::pass_parts`].
+    unsafe fn pass(
+        &self,
+        filters: *mut sys::ap_filter_t,
+        parts: &[&[u8]],
+        flush: bool,
+    ) -> Result<(), sys::apr_status_t> {
         self.cleanup();
         // SAFETY: live brigade and allocator; transient buckets point at
         // `parts`, valid until ap_pass_brigade returns, and a filter that
@@ -159,41 +186,9 @@ impl Brigade {
                 );
                 sys::APR_BRIGADE_INSERT_TAIL(self.raw, b);
             }
-            sys::ap_pass_brigade(filters, self.raw)
-        };
-        self.cleanup();
-        if rv == sys::APR_SUCCESS {
-            Ok(())
-        } else {
-            Err(rv)
-        }
-    }
-}
-
-impl Brigade {
-    /// [`Brigade::pass_parts`] followed by a FLUSH: the core output filter
-    /// writes everything before returning, waiting for the socket (up to
-    /// the server's `Timeout`) when it is full.
-    ///
-    /// # Safety
-    /// As for [`Brigade::pass_parts`].
-    pub unsafe fn pass_parts_and_flush(
-        &self,
-        filters: *mut sys::ap_filter_t,
-        parts: &[&[u8]],
-    ) -> Result<(), sys::apr_status_t> {
-        self.cleanup();
-        // SAFETY: as in pass_parts.
-        let rv = unsafe {
-            for data in parts.iter().filter(|d| !d.is_empty()) {
-                let b = sys::apr_bucket_transient_create(
-                    data.as_ptr().cast(),
-                    data.len() as sys::apr_size_t,
-                    self.alloc,
-                );
-                sys::APR_BRIGADE_INSERT_TAIL(self.raw, b);
+            if flush {
+                sys::APR_BRIGADE_INSERT_TAIL(self.raw, sys::apr_bucket_flush_create(self.alloc));
             }
-            sys::APR_BRIGADE_INSERT_TAIL(self.raw, sys::apr_bucket_flush_create(self.alloc));
             sys::ap_pass_brigade(filters, self.raw)
         };
         self.cleanup();
