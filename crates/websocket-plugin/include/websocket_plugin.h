@@ -112,6 +112,30 @@
  *   - remote_ip is the address mod_remoteip determined, or the peer's when it is
  *     not in use; remote_port is the TCP port it connected from, or 0 when unknown
  *     (mod_remoteip took the address from a header, which carries no port).
+ *
+ * CHANNELS
+ *
+ *   subscribe, unsubscribe and publish (appended; check WEBSOCKET_SERVER_HAS) let a
+ *   plugin broadcast: a message published to a channel is sent to every connection
+ *   subscribed to it, in every child process of this Apache and, with
+ *   "WebSocketBroker redis://...", on every Apache that shares the broker.
+ *   - A channel name is 1 to 128 bytes of A-Z a-z 0-9 and "-._~" (so it can be a URL
+ *     path segment); channel_size is its length (no NUL needed).
+ *   - subscribe returns 1 when the connection is subscribed (also if it already was)
+ *     and 0 for an invalid name, a connection that has ended, or more than 64
+ *     subscriptions on one connection. unsubscribe returns 1 if it was subscribed.
+ *     Subscriptions end with the connection: nothing needs undoing in on_disconnect.
+ *   - publish sends a TEXT (valid UTF-8) or BINARY message and returns 1 when it was
+ *     accepted for delivery, 0 for an invalid name or type, invalid text, a message
+ *     larger than the channel buffer allows (a quarter of WebSocketChannelBuffer), or
+ *     a server without channels. The publishing connection gets the message too if it
+ *     is subscribed. publish may be called from any thread, and with a NULL server
+ *     (keep the function pointer) for as long as the plugin is loaded, e.g. from a
+ *     timer thread that outlives the connections.
+ *   - Every subscriber gets each message at most once, in the order each publisher
+ *     published. Delivery never waits for a subscriber: one whose send queue is full
+ *     (it does not read what it is sent) is closed with 1013 (try again later), and
+ *     the publisher and the other subscribers go on.
  */
 
 #ifndef _MOD_WEBSOCKET_H_
@@ -169,6 +193,11 @@ typedef const char *(CALLBACK *WS_Request_Value)(const struct _WebSocketServer *
 typedef const char *(CALLBACK *WS_Request_Lookup)(const struct _WebSocketServer *server,
                                                   const char *name);
 typedef unsigned int (CALLBACK *WS_Request_Number)(const struct _WebSocketServer *server);
+typedef int (CALLBACK *WS_Subscribe)(const struct _WebSocketServer *server, const char *channel,
+                                     const size_t channel_size);
+typedef int (CALLBACK *WS_Publish)(const struct _WebSocketServer *server, const char *channel,
+                                   const size_t channel_size, const int type,
+                                   const unsigned char *buffer, const size_t buffer_size);
 
 /* Filled in by the server; plugins only read it. */
 typedef struct _WebSocketServer {
@@ -196,6 +225,10 @@ typedef struct _WebSocketServer {
     WS_Request_Lookup cookie_get;   /* a cookie's value; NULL if the client sent none */
     WS_Request_Number is_tls;       /* 1 over TLS (https/wss), 0 otherwise */
     WS_Request_Number http_version; /* 1001 for HTTP/1.1, 2000 for HTTP/2 */
+    /* Channels (see CHANNELS above); any thread. */
+    WS_Subscribe subscribe;         /* deliver the channel's messages to this connection */
+    WS_Subscribe unsubscribe;       /* stop delivering them */
+    WS_Publish publish;             /* a message to every subscriber; server may be NULL */
 } WebSocketServer;
 
 /* Whether the server struct is large enough to hold `field` (and it is set). */

@@ -289,6 +289,18 @@ impl<'a> Connection<'a> {
         }
     }
 
+    /// Subscribes this connection to `channel`: every message published to it from
+    /// now on is sent to this client (see [`Sender::subscribe`]).
+    pub fn subscribe(&self, channel: &str) -> Result<(), ChannelError> {
+        self.sender.subscribe(channel)
+    }
+
+    /// A handle for publishing to channels from any thread, even after this connection
+    /// has ended; `None` if the server has no channels.
+    pub fn publisher(&self) -> Option<Publisher> {
+        Publisher::of(self.server)
+    }
+
     /// A handle for sending on this connection, from any thread, for as long as it is open.
     pub fn sender(&self) -> Sender {
         self.sender.clone()
@@ -383,6 +395,85 @@ impl fmt::Display for SendError {
 
 impl std::error::Error for SendError {}
 
+/// Why a channel operation did nothing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ChannelError {
+    /// The connection has ended.
+    Closed,
+    /// The server refused: an invalid channel name (1 to 128 bytes of `A-Z a-z 0-9 - . _ ~`),
+    /// too many subscriptions, or a message it cannot carry.
+    Rejected,
+    /// The server predates channels.
+    Unsupported,
+}
+
+impl fmt::Display for ChannelError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            ChannelError::Closed => "the WebSocket connection is closed",
+            ChannelError::Rejected => "the server refused the channel operation",
+            ChannelError::Unsupported => "the server has no channels",
+        })
+    }
+}
+
+impl std::error::Error for ChannelError {}
+
+fn channel_result(done: c_int) -> Result<(), ChannelError> {
+    if done != 0 {
+        Ok(())
+    } else {
+        Err(ChannelError::Rejected)
+    }
+}
+
+/// Publishes to channels from any thread, for as long as the plugin is loaded: it does
+/// not belong to a connection (the server's `publish` is called without one), so a
+/// plugin's own threads can keep one after the connection they got it from ended.
+#[derive(Clone, Copy)]
+pub struct Publisher {
+    publish: unsafe extern "system" fn(
+        *const WebSocketServer,
+        *const std::ffi::c_char,
+        usize,
+        c_int,
+        *const u8,
+        usize,
+    ) -> c_int,
+}
+
+impl fmt::Debug for Publisher {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Publisher").finish_non_exhaustive()
+    }
+}
+
+impl Publisher {
+    fn of(server: &WebSocketServer) -> Option<Publisher> {
+        server_fn!(server, publish).map(|publish| Publisher { publish })
+    }
+
+    /// Sends `msg` to every connection subscribed to `channel`, on every child process
+    /// (and every server sharing the broker). Subscribers get it at most once, in the
+    /// order this thread published.
+    pub fn publish(&self, channel: &str, msg: Message<'_>) -> Result<(), ChannelError> {
+        let data = msg.as_bytes();
+        // SAFETY: the header lets publish be called with a NULL server from any thread
+        // while the plugin is loaded; both buffers are valid for their lengths and are
+        // copied before it returns.
+        channel_result(unsafe {
+            (self.publish)(
+                std::ptr::null(),
+                channel.as_ptr().cast(),
+                channel.len(),
+                msg.message_type(),
+                data.as_ptr(),
+                data.len(),
+            )
+        })
+    }
+}
+
 /// The server struct of a live connection, or NULL once it has ended.
 #[derive(Clone, Copy)]
 struct ServerPtr(*const WebSocketServer);
@@ -475,6 +566,68 @@ impl Sender {
         } else {
             Ok(accepted)
         }
+    }
+
+    /// Runs `f` with the live server struct, or fails with `Closed`.
+    fn with_server<R>(
+        &self,
+        f: impl FnOnce(*const WebSocketServer, &WebSocketServer) -> Result<R, ChannelError>,
+    ) -> Result<R, ChannelError> {
+        let guard = self.shared.server.read().unwrap_or_else(PoisonError::into_inner);
+        let server = guard.0;
+        if server.is_null() {
+            return Err(ChannelError::Closed);
+        }
+        // SAFETY: non-NULL under the read lock means on_disconnect has not yet been
+        // entered, so the server struct is still valid.
+        f(server, unsafe { &*server })
+    }
+
+    /// Subscribes this connection to `channel`: every message published to it from now
+    /// on is sent to this client, until [`Sender::unsubscribe`] or the end of the
+    /// connection. Subscribing twice is the same as once; a connection may hold 64.
+    pub fn subscribe(&self, channel: &str) -> Result<(), ChannelError> {
+        self.with_server(|server, raw| {
+            let subscribe = server_fn!(raw, subscribe).ok_or(ChannelError::Unsupported)?;
+            // SAFETY: live server (with_server); the name is valid for its length and
+            // copied.
+            channel_result(unsafe { subscribe(server, channel.as_ptr().cast(), channel.len()) })
+        })
+    }
+
+    /// Ends this connection's subscription to `channel`; `Rejected` if it had none.
+    pub fn unsubscribe(&self, channel: &str) -> Result<(), ChannelError> {
+        self.with_server(|server, raw| {
+            let unsubscribe = server_fn!(raw, unsubscribe).ok_or(ChannelError::Unsupported)?;
+            // SAFETY: as for subscribe.
+            channel_result(unsafe { unsubscribe(server, channel.as_ptr().cast(), channel.len()) })
+        })
+    }
+
+    /// Publishes `msg` to `channel` (see [`Publisher::publish`]); this connection gets
+    /// it too if it is subscribed.
+    pub fn publish(&self, channel: &str, msg: Message<'_>) -> Result<(), ChannelError> {
+        self.with_server(|server, raw| {
+            let publish = server_fn!(raw, publish).ok_or(ChannelError::Unsupported)?;
+            let data = msg.as_bytes();
+            // SAFETY: live server; both buffers are valid for their lengths and copied.
+            channel_result(unsafe {
+                publish(
+                    server,
+                    channel.as_ptr().cast(),
+                    channel.len(),
+                    msg.message_type(),
+                    data.as_ptr(),
+                    data.len(),
+                )
+            })
+        })
+    }
+
+    /// A [`Publisher`] that outlives this connection; `Closed` once it has ended,
+    /// `Unsupported` from a server without channels.
+    pub fn publisher(&self) -> Result<Publisher, ChannelError> {
+        self.with_server(|_, raw| Publisher::of(raw).ok_or(ChannelError::Unsupported))
     }
 
     /// Starts the closing handshake with 1000 (normal closure). A server that predates

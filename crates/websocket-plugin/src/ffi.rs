@@ -96,6 +96,30 @@ pub type WS_Request_Lookup =
 /// `unsigned int (CALLBACK *)(const WebSocketServer *server)`
 pub type WS_Request_Number = Option<unsafe extern "system" fn(server: *const WebSocketServer) -> c_uint>;
 
+/// `int (CALLBACK *)(const WebSocketServer *server, const char *channel,
+/// const size_t channel_size)`: subscribe or unsubscribe; 1 if done.
+pub type WS_Subscribe = Option<
+    unsafe extern "system" fn(
+        server: *const WebSocketServer,
+        channel: *const c_char,
+        channel_size: usize,
+    ) -> c_int,
+>;
+/// `int (CALLBACK *)(const WebSocketServer *server, const char *channel,
+/// const size_t channel_size, const int type, const unsigned char *buffer,
+/// const size_t buffer_size)`: 1 if the message was accepted for delivery.
+/// `server` may be NULL.
+pub type WS_Publish = Option<
+    unsafe extern "system" fn(
+        server: *const WebSocketServer,
+        channel: *const c_char,
+        channel_size: usize,
+        message_type: c_int,
+        buffer: *const u8,
+        buffer_size: usize,
+    ) -> c_int,
+>;
+
 /// What the server hands a plugin for one connection (`struct _WebSocketServer`, version 1).
 ///
 /// Fields after `close` were appended later; a server declares through `size` which it
@@ -125,6 +149,9 @@ pub struct WebSocketServer {
     pub cookie_get: WS_Request_Lookup,
     pub is_tls: WS_Request_Number,
     pub http_version: WS_Request_Number,
+    pub subscribe: WS_Subscribe,
+    pub unsubscribe: WS_Subscribe,
+    pub publish: WS_Publish,
 }
 
 /// The size of the server struct as the original C module's header declares it: a

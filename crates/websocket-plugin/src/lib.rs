@@ -34,8 +34,8 @@ mod loader;
 pub mod testing;
 
 pub use api::{
-    ClientInfo, CloseCode, Connection, InvalidString, Message, Plugin, Protocols, SendError, Sender,
-    MAX_CLOSE_REASON,
+    ChannelError, ClientInfo, CloseCode, Connection, InvalidString, Message, Plugin, Protocols, Publisher,
+    SendError, Sender, MAX_CLOSE_REASON,
 };
 pub use loader::{init_symbol_candidates, windows_def_file, LoadError, LoadedPlugin, Refused};
 

@@ -35,6 +35,103 @@ struct Inner {
     late_calls: AtomicUsize,
     request_marker: u8,
     client: FakeClient,
+    subscriptions: Mutex<Vec<String>>,
+    published: Mutex<Vec<Published>>,
+}
+
+/// A message a plugin published through the fake: channel, `MESSAGE_TYPE_*`, payload.
+pub type Published = (String, c_int, Vec<u8>);
+
+/// What plugins published with no server (through a [`crate::Publisher`]).
+static PUBLISHED_WITHOUT_SERVER: Mutex<Vec<Published>> = Mutex::new(Vec::new());
+
+/// The module's rule for channel names, repeated so that plugin tests see the same
+/// refusals: 1 to 128 bytes of `A-Z a-z 0-9 - . _ ~`.
+fn fake_channel(channel: *const c_char, size: usize) -> Option<String> {
+    if channel.is_null() || size == 0 || size > 128 {
+        return None;
+    }
+    // SAFETY: the plugin passes `size` readable bytes.
+    let bytes = unsafe { std::slice::from_raw_parts(channel.cast::<u8>(), size) };
+    bytes
+        .iter()
+        .all(|b| b.is_ascii_alphanumeric() || b"-._~".contains(b))
+        .then(|| String::from_utf8_lossy(bytes).into_owned())
+}
+
+unsafe extern "system" fn fake_subscribe(
+    server: *const WebSocketServer,
+    channel: *const c_char,
+    size: usize,
+) -> c_int {
+    // SAFETY: called by the plugin with its server pointer.
+    let inner = unsafe { inner(server) };
+    let Some(name) = fake_channel(channel, size) else {
+        return 0;
+    };
+    let mut subs = lock(&inner.subscriptions);
+    if inner.closing.load(Ordering::SeqCst) || (subs.len() >= 64 && !subs.contains(&name)) {
+        return 0;
+    }
+    if !subs.contains(&name) {
+        subs.push(name);
+    }
+    1
+}
+
+unsafe extern "system" fn fake_unsubscribe(
+    server: *const WebSocketServer,
+    channel: *const c_char,
+    size: usize,
+) -> c_int {
+    // SAFETY: called by the plugin with its server pointer.
+    let inner = unsafe { inner(server) };
+    let Some(name) = fake_channel(channel, size) else {
+        return 0;
+    };
+    let mut subs = lock(&inner.subscriptions);
+    let before = subs.len();
+    subs.retain(|s| *s != name);
+    c_int::from(subs.len() != before)
+}
+
+unsafe extern "system" fn fake_publish(
+    server: *const WebSocketServer,
+    channel: *const c_char,
+    size: usize,
+    message_type: c_int,
+    buffer: *const u8,
+    buffer_size: usize,
+) -> c_int {
+    let Some(name) = fake_channel(channel, size) else {
+        return 0;
+    };
+    let data = if buffer_size == 0 {
+        Vec::new()
+    } else if buffer.is_null() {
+        return 0;
+    } else {
+        // SAFETY: the plugin passes buffer_size readable bytes.
+        unsafe { std::slice::from_raw_parts(buffer, buffer_size) }.to_vec()
+    };
+    match message_type {
+        MESSAGE_TYPE_TEXT if std::str::from_utf8(&data).is_err() => return 0,
+        MESSAGE_TYPE_TEXT | MESSAGE_TYPE_BINARY => {}
+        _ => return 0,
+    }
+    if server.is_null() {
+        lock(&PUBLISHED_WITHOUT_SERVER).push((name, message_type, data));
+    } else {
+        // SAFETY: called by the plugin with its server pointer.
+        lock(&unsafe { inner(server) }.published).push((name, message_type, data));
+    }
+    1
+}
+
+/// Takes what plugins published through a [`crate::Publisher`] (no server), in order,
+/// from every fake in the process.
+pub fn take_published_without_server() -> Vec<Published> {
+    std::mem::take(&mut *lock(&PUBLISHED_WITHOUT_SERVER))
 }
 
 /// What the fake says about the client (all absent by default, HTTP/1.1, no TLS).
@@ -295,6 +392,9 @@ impl FakeServer {
                 cookie_get: Some(fake_cookie_get),
                 is_tls: Some(fake_is_tls),
                 http_version: Some(fake_http_version),
+                subscribe: Some(fake_subscribe),
+                unsubscribe: Some(fake_unsubscribe),
+                publish: Some(fake_publish),
             },
             request_headers: Vec::new(),
             protocols: Vec::new(),
@@ -323,6 +423,8 @@ impl FakeServer {
                 is_tls: false,
                 http_version: 1001,
             },
+            subscriptions: Mutex::new(Vec::new()),
+            published: Mutex::new(Vec::new()),
         });
         let state: *mut Inner = &mut *inner;
         inner.raw.state = state.cast::<WebSocketState>();
@@ -454,6 +556,16 @@ impl FakeServer {
     /// The subprotocol the plugin chose, if it called `protocol_set`.
     pub fn chosen_protocol(&self) -> Option<String> {
         lock(&self.inner.chosen_protocol).clone()
+    }
+
+    /// The channels the plugin subscribed this connection to, in order.
+    pub fn subscriptions(&self) -> Vec<String> {
+        lock(&self.inner.subscriptions).clone()
+    }
+
+    /// What the plugin published through this connection's server, in order.
+    pub fn published(&self) -> Vec<Published> {
+        lock(&self.inner.published).clone()
     }
 
     /// Calls of `close` and `close_with`, accepted or not.
