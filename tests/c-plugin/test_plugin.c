@@ -28,6 +28,15 @@
  *                "live"             -> how many connections of this process have been
  *                                      accepted by on_connect and not yet ended by
  *                                      on_disconnect (a process-wide counter)
+ *                "pid"              -> the process id of the child serving it
+ *                "sub:<channel>"    -> subscribe; "subscribed", "subscribe refused", or
+ *                                      "(unsupported)" without channels
+ *                "unsub:<channel>"  -> unsubscribe; "unsubscribed" or "unsubscribe refused"
+ *                "pub:<channel>:<text>", "pub-binary:<channel>:<bytes>",
+ *                "pub-detached:<channel>:<text>" (publish with a NULL server)
+ *                                   -> publish; nothing on success (subscribers, this
+ *                                      connection too if subscribed, get the message),
+ *                                      "publish refused" if publish returned 0
  *                anything else      -> echoed with the same type
  *   on_disconnect joins every thread and frees the connection's state.
  */
@@ -36,6 +45,7 @@
 #include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "websocket_plugin.h"
 
@@ -226,6 +236,51 @@ static void close_with(const WebSocketServer *server, const unsigned char *spec,
 #endif
 }
 
+/* The channel commands; spec is what follows the command's colon. */
+static void channel_command(const WebSocketServer *server, const char *command,
+                            const unsigned char *spec, size_t size)
+{
+#ifdef WEBSOCKET_SERVER_HAS
+    size_t name_len = 0;
+    int done;
+
+    if (!WEBSOCKET_SERVER_HAS(server, publish)) {
+        send_text(server, "(unsupported)");
+        return;
+    }
+    if (strcmp(command, "sub") == 0) {
+        done = server->subscribe(server, (const char *)spec, size);
+        send_text(server, done ? "subscribed" : "subscribe refused");
+        return;
+    }
+    if (strcmp(command, "unsub") == 0) {
+        done = server->unsubscribe(server, (const char *)spec, size);
+        send_text(server, done ? "unsubscribed" : "unsubscribe refused");
+        return;
+    }
+    while (name_len < size && spec[name_len] != ':') {
+        name_len++;
+    }
+    if (name_len == size) {
+        send_text(server, "publish refused");
+        return;
+    }
+    done = server->publish(strcmp(command, "pub-detached") == 0 ? NULL : server,
+                           (const char *)spec, name_len,
+                           strcmp(command, "pub-binary") == 0 ? MESSAGE_TYPE_BINARY
+                                                              : MESSAGE_TYPE_TEXT,
+                           spec + name_len + 1, size - name_len - 1);
+    if (!done) {
+        send_text(server, "publish refused");
+    }
+#else
+    (void)command;
+    (void)spec;
+    (void)size;
+    send_text(server, "(unsupported)");
+#endif
+}
+
 static void *CALLBACK on_connect(const WebSocketServer *server)
 {
     struct connection *conn;
@@ -292,6 +347,24 @@ static size_t CALLBACK on_message(void *plugin_private, const WebSocketServer *s
             snprintf(text, sizeof text, "%ld", atomic_load(&live_connections));
             send_text(server, text);
             return 0;
+        }
+        if (is(buffer, buffer_size, "pid")) {
+            char text[32];
+            snprintf(text, sizeof text, "%ld", (long)getpid());
+            send_text(server, text);
+            return 0;
+        }
+        {
+            static const char *const commands[] = {"sub", "unsub", "pub", "pub-binary",
+                                                   "pub-detached"};
+            size_t c;
+            for (c = 0; c < sizeof commands / sizeof commands[0]; c++) {
+                size_t n = strlen(commands[c]);
+                if (buffer_size > n && memcmp(buffer, commands[c], n) == 0 && buffer[n] == ':') {
+                    channel_command(server, commands[c], buffer + n + 1, buffer_size - n - 1);
+                    return 0;
+                }
+            }
         }
         if (is(buffer, buffer_size, "close")) {
             server->close(server);

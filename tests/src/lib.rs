@@ -948,3 +948,114 @@ impl Rng {
         v
     }
 }
+
+// ---------------------------------------------------------------------------
+// Plain HTTP
+
+/// A whole HTTP response: status, head (status line and headers), body
+/// (chunked bodies decoded).
+#[derive(Debug, Clone)]
+pub struct HttpResponse {
+    pub status: u16,
+    pub head: String,
+    pub body: Vec<u8>,
+}
+
+impl HttpResponse {
+    /// A response header's value (the first, names case-insensitive).
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.head.lines().skip(1).find_map(|l| {
+            let (n, v) = l.split_once(':')?;
+            n.trim().eq_ignore_ascii_case(name).then(|| v.trim())
+        })
+    }
+}
+
+fn dechunk(mut rest: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    while let Some(end) = rest.windows(2).position(|w| w == b"\r\n") {
+        let size = std::str::from_utf8(&rest[..end]).unwrap_or("");
+        let Ok(n) = usize::from_str_radix(size.split(';').next().unwrap_or("").trim(), 16) else {
+            break;
+        };
+        if n == 0 {
+            break;
+        }
+        let data = &rest[end + 2..];
+        out.extend_from_slice(&data[..n.min(data.len())]);
+        rest = data.get(n + 2..).unwrap_or(&[]);
+    }
+    out
+}
+
+/// One HTTP/1.1 request with `Connection: close`; `headers` are whole
+/// lines without CRLF. A body gets a `Content-Length` unless `headers`
+/// set `Transfer-Encoding` (then it is sent as is).
+pub fn http(server: &RunningServer, method: &str, path: &str, headers: &[&str], body: &[u8]) -> HttpResponse {
+    let mut stream = connect(server);
+    let mut head = format!(
+        "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{}\r\nConnection: close\r\n",
+        server.port()
+    );
+    for h in headers {
+        head.push_str(h);
+        head.push_str("\r\n");
+    }
+    let chunked = headers
+        .iter()
+        .any(|h| h.to_ascii_lowercase().starts_with("transfer-encoding"));
+    if !chunked && (!body.is_empty() || method == "POST") {
+        head.push_str(&format!("Content-Length: {}\r\n", body.len()));
+    }
+    head.push_str("\r\n");
+    stream.write_all(head.as_bytes()).expect("send the request head");
+    // The server may answer (413) before it read the body, and close.
+    let _ = stream.write_all(body);
+    let mut raw = Vec::new();
+    let _ = stream.read_to_end(&mut raw);
+    let split = raw.windows(4).position(|w| w == b"\r\n\r\n").unwrap_or_else(|| {
+        panic!(
+            "no response head for {method} {path}: {:?}",
+            String::from_utf8_lossy(&raw)
+        )
+    });
+    let head = String::from_utf8_lossy(&raw[..split]).into_owned();
+    let status = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    let rest = &raw[split + 4..];
+    let body = if head.to_ascii_lowercase().contains("transfer-encoding: chunked") {
+        dechunk(rest)
+    } else {
+        rest.to_vec()
+    };
+    HttpResponse { status, head, body }
+}
+
+/// An htpasswd file (bcrypt) for `users`, readable by Apache's workers.
+pub fn htpasswd_file(dir: &Path, users: &[(&str, &str)]) -> PathBuf {
+    std::fs::create_dir_all(dir).unwrap();
+    let file = dir.join("users.htpasswd");
+    for (i, (user, password)) in users.iter().enumerate() {
+        let out = Command::new("htpasswd")
+            .arg(if i == 0 { "-bcB" } else { "-bB" })
+            .arg(&file)
+            .arg(user)
+            .arg(password)
+            .output()
+            .unwrap_or_else(|e| panic!("cannot run htpasswd (Debian: apache2-utils): {e}"));
+        assert!(
+            out.status.success(),
+            "htpasswd: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o644)).unwrap();
+    }
+    file
+}

@@ -6,9 +6,6 @@
 //! functions) and the Rust whoami example plugin. (The client certificate's
 //! subject through `SSL_CLIENT_S_DN` is in tls.rs, which has the certificates.)
 
-use std::path::Path;
-use std::process::Command;
-
 use integration_tests::*;
 use serde_json::{json, Value};
 
@@ -16,36 +13,11 @@ use serde_json::{json, Value};
 const ALICE: &str = "Basic YWxpY2U6czNjcmV0";
 const ZOE: &str = "Basic em/Dqzpww6Rzc3fDtnJk";
 
-fn htpasswd(dir: &Path) -> std::path::PathBuf {
-    std::fs::create_dir_all(dir).unwrap();
-    let file = dir.join("users.htpasswd");
-    for (i, (user, password)) in [("alice", "s3cret"), ("zoë", "pässwörd")].iter().enumerate() {
-        let mut cmd = Command::new("htpasswd");
-        cmd.arg(if i == 0 { "-bcB" } else { "-bB" })
-            .arg(&file)
-            .arg(user)
-            .arg(password);
-        let out = cmd
-            .output()
-            .unwrap_or_else(|e| panic!("cannot run htpasswd (Debian: apache2-utils): {e}"));
-        assert!(
-            out.status.success(),
-            "htpasswd: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o644)).unwrap();
-    }
-    file
-}
-
 fn server(mpm: Mpm) -> RunningServer {
-    let users = htpasswd(&httpd_runner::scratch_dir(&format!(
-        "request-context-users-{mpm}"
-    )));
+    let users = htpasswd_file(
+        &httpd_runner::scratch_dir(&format!("request-context-users-{mpm}")),
+        &[("alice", "s3cret"), ("zoë", "pässwörd")],
+    );
     let auth = format!(
         "    AuthType Basic\n    AuthName \"WebSockets\"\n    AuthUserFile \"{}\"\n    Require valid-user\n",
         users.display()

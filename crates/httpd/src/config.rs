@@ -40,6 +40,10 @@ pub use sys::{
 /// section) on top of those of `base` (what encloses it).
 pub trait Merge {
     fn merge(base: &Self, add: &Self) -> Self;
+
+    /// Called on a new record for a section (`/chat` for `<Location /chat>`,
+    /// the directory of a `<Directory>`); records for a server have none.
+    fn created_for(&mut self, _section: &str) {}
 }
 
 /// Apache's `create_dir_config` for records of type `T`: a default
@@ -47,12 +51,17 @@ pub trait Merge {
 ///
 /// # Safety
 /// Called by Apache with a live pool.
-pub unsafe extern "C" fn create_dir_config<T: Default + 'static>(
+pub unsafe extern "C" fn create_dir_config<T: Default + Merge + 'static>(
     pool: *mut sys::apr_pool_t,
-    _dir: *mut c_char,
+    dir: *mut c_char,
 ) -> *mut c_void {
+    let mut record = T::default();
+    // SAFETY: Apache passes NULL or the section's NUL-terminated path.
+    if let Some(section) = unsafe { crate::cstr(dir) } {
+        record.created_for(section);
+    }
     // SAFETY: Apache passes the live pool the record must live in.
-    unsafe { crate::pool::attach(pool, T::default()) }.cast()
+    unsafe { crate::pool::attach(pool, record) }.cast()
 }
 
 /// Apache's `merge_dir_config` for records of type `T`.
@@ -113,6 +122,13 @@ impl<'a> Cmd<'a> {
         unsafe { crate::cstr(self.parms().path) }
     }
 
+    /// Whether the directive is inside a `<VirtualHost>`.
+    pub fn in_virtual_host(&self) -> bool {
+        let server = self.parms().server;
+        // SAFETY: Apache points `server` at the live server_rec being configured.
+        !server.is_null() && unsafe { (*server).is_virtual } != 0
+    }
+
     /// The configuration pool: what is allocated in it lives as long as
     /// the configuration being read.
     pub fn pool(&self) -> PoolRef<'a> {
@@ -134,6 +150,9 @@ impl<'a> Cmd<'a> {
 pub type Take1<T> = fn(&Cmd<'_>, &mut T, &str) -> Result<(), String>;
 /// A directive taking two arguments (`TAKE2`).
 pub type Take2<T> = fn(&Cmd<'_>, &mut T, &str, &str) -> Result<(), String>;
+/// A directive taking one or two arguments (`TAKE12`); the second is
+/// `None` when absent.
+pub type Take12<T> = fn(&Cmd<'_>, &mut T, &str, Option<&str>) -> Result<(), String>;
 /// An `On|Off` directive (`FLAG`).
 pub type Flag<T> = fn(&Cmd<'_>, &mut T, bool) -> Result<(), String>;
 
@@ -185,6 +204,22 @@ impl<T: 'static> Command<T> {
         Command::new(sys::AP_INIT_TAKE2(
             name,
             take2::<T>,
+            set as *mut c_void,
+            where_,
+            help,
+        ))
+    }
+
+    /// `AP_INIT_TAKE12`: one argument, or two.
+    pub const fn take12(
+        name: &'static CStr,
+        set: Take12<T>,
+        where_: c_int,
+        help: &'static CStr,
+    ) -> Command<T> {
+        Command::new(sys::AP_INIT_TAKE12(
+            name,
+            take12::<T>,
             set as *mut c_void,
             where_,
             help,
@@ -318,6 +353,23 @@ unsafe extern "C" fn take1<T>(
         run::<T>(cmd, conf, |cmd, conf, set| {
             let set = std::mem::transmute::<*mut c_void, Take1<T>>(set.as_ptr());
             set(cmd, conf, word(w)?)
+        })
+    }
+}
+
+unsafe extern "C" fn take12<T>(
+    cmd: *mut sys::cmd_parms,
+    conf: *mut c_void,
+    w1: *const c_char,
+    w2: *const c_char,
+) -> *const c_char {
+    // SAFETY: Apache's arguments to a command built by Command::take12,
+    // whose cmd_data is a Take12<T>; the second word is NULL when absent.
+    unsafe {
+        run::<T>(cmd, conf, |cmd, conf, set| {
+            let set = std::mem::transmute::<*mut c_void, Take12<T>>(set.as_ptr());
+            let second = if w2.is_null() { None } else { Some(word(w2)?) };
+            set(cmd, conf, word(w1)?, second)
         })
     }
 }

@@ -21,6 +21,18 @@ pub struct Request<'r> {
     _life: PhantomData<&'r mut sys::request_rec>,
 }
 
+/// Why a request body was not read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BodyError {
+    /// Longer than the limit.
+    TooLarge,
+    /// Apache refused the body before reading (this HTTP status: 411 for a
+    /// body without a length, 400 for a bad chunked encoding, ...).
+    Refused(c_int),
+    /// Reading failed (the client went away or sent a broken body).
+    Read,
+}
+
 impl<'r> Request<'r> {
     /// # Safety
     /// `r` is a live request for `'r`, handled on the calling thread, and
@@ -159,6 +171,54 @@ impl<'r> Request<'r> {
     /// Whether no file exists where the URL maps (so a handler may answer it).
     pub fn maps_to_no_file(&self) -> bool {
         self.rec().finfo.filetype == sys::APR_NOFILE
+    }
+
+    /// Makes the 405 the handler is about to return say that POST is allowed.
+    pub fn answer_allows_post(&self) {
+        // SAFETY: live request on its thread.
+        unsafe {
+            let r = self.raw.as_ptr();
+            (*r).allowed |= 1 << sys::M_POST;
+            if let Some(methods) = (*r).allowed_methods.as_mut() {
+                methods.method_mask |= 1 << sys::M_POST;
+            }
+        }
+    }
+
+    /// Reads the whole request body (chunked bodies are decoded), refusing
+    /// it once it is longer than `limit` bytes: a `Content-Length` above the
+    /// limit is refused before anything is read.
+    pub fn read_body(&self, limit: usize) -> Result<Vec<u8>, BodyError> {
+        let r = self.raw.as_ptr();
+        // SAFETY: live request on its thread, in its handler.
+        let status = unsafe { sys::ap_setup_client_block(r, sys::REQUEST_CHUNKED_DECHUNK as c_int) };
+        if status != sys::OK as c_int {
+            return Err(BodyError::Refused(status));
+        }
+        let declared = self.rec().remaining;
+        if u64::try_from(declared).unwrap_or(0) > limit as u64 {
+            return Err(BodyError::TooLarge);
+        }
+        let mut body = Vec::new();
+        // SAFETY: as above, after ap_setup_client_block.
+        if unsafe { sys::ap_should_client_block(r) } == 0 {
+            return Ok(body);
+        }
+        let mut buf = vec![0u8; 16 * 1024];
+        loop {
+            // SAFETY: as above; Apache writes at most buf.len() bytes.
+            let n = unsafe { sys::ap_get_client_block(r, buf.as_mut_ptr().cast(), buf.len() as _) };
+            let Ok(n) = usize::try_from(n) else {
+                return Err(BodyError::Read);
+            };
+            if n == 0 {
+                return Ok(body);
+            }
+            if body.len() + n > limit {
+                return Err(BodyError::TooLarge);
+            }
+            body.extend_from_slice(&buf[..n]);
+        }
     }
 
     /// See [`crate::request::answer_allows_only_get`].

@@ -11,6 +11,7 @@
 pub use httpd_sys as sys;
 
 pub mod brigade;
+pub mod child;
 pub mod client;
 pub mod clock;
 pub mod config;

@@ -40,6 +40,9 @@ pub const SERVER_LOCATION: &str = "(server)";
 /// One directory's settings; `None` means "inherit".
 #[derive(Default, Clone)]
 pub struct DirConfig {
+    /// The section this record was made for (`/publish` for
+    /// `<Location /publish>`), the innermost one after merging.
+    pub section: Option<Arc<str>>,
     pub plugin: Option<Arc<PluginHandle>>,
     pub max_message_size: Option<u64>,
     pub origin_check: Option<OriginCheck>,
@@ -78,6 +81,7 @@ impl DirConfig {
     /// The settings of `add` on top of those of `base`.
     pub fn merge(base: &DirConfig, add: &DirConfig) -> DirConfig {
         DirConfig {
+            section: add.section.clone().or_else(|| base.section.clone()),
             plugin: add.plugin.clone().or_else(|| base.plugin.clone()),
             max_message_size: add.max_message_size.or(base.max_message_size),
             origin_check: add.origin_check.or(base.origin_check),
@@ -194,6 +198,10 @@ pub fn parse_origin_check(value: &str) -> Option<OriginCheck> {
 impl Merge for DirConfig {
     fn merge(base: &DirConfig, add: &DirConfig) -> DirConfig {
         DirConfig::merge(base, add)
+    }
+
+    fn created_for(&mut self, section: &str) {
+        self.section = Some(section.into());
     }
 }
 
@@ -396,6 +404,18 @@ pub const COMMANDS: &[Command<DirConfig>] = &[
         set_max_message_size,
         HERE_OR_HTACCESS,
         c"alias of MaxMessageSize",
+    ),
+    Command::take12(
+        c"WebSocketBroker",
+        crate::channels::set_broker,
+        RSRC_CONF,
+        c"redis://host[:port][/db] [prefix]: carry channel publishes through Redis to every server that shares it",
+    ),
+    Command::take1(
+        c"WebSocketChannelBuffer",
+        crate::channels::set_buffer,
+        RSRC_CONF,
+        c"memory the child processes share for channel messages (64K to 1G); default 16M",
     ),
     Command::take1(
         c"WebSocketOriginCheck",

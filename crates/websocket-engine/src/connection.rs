@@ -245,7 +245,9 @@ pub struct ConnState {
     pub protocols: Vec<CString>,
     /// Someone holds the [`StepToken`].
     stepping: AtomicBool,
-    pub outbox: Outbox,
+    pub outbox: Arc<Outbox>,
+    /// The channels it subscribed to, from the first subscription on.
+    pub member: OnceLock<websocket_channels::registry::Member>,
     /// Response headers may only change before the 101 is sent.
     pub handshake_open: AtomicBool,
     /// The session's way to the wire while it dispatches messages, for
@@ -307,13 +309,17 @@ impl Connection {
                 cookie_get: Some(cookie_get),
                 is_tls: Some(is_tls),
                 http_version: Some(http_version),
+                subscribe: Some(subscribe),
+                unsubscribe: Some(unsubscribe),
+                publish: Some(crate::channels::publish_abi),
             },
             state: ConnState {
                 r: r.map_or(std::ptr::null_mut(), |r| r.as_ptr()),
                 client: ClientContext::read(r),
                 protocols,
                 stepping: AtomicBool::new(false),
-                outbox: Outbox::new(family, compression),
+                outbox: Arc::new(Outbox::new(family, compression)),
+                member: OnceLock::new(),
                 handshake_open: AtomicBool::new(true),
                 direct: DirectSlot::default(),
             },
@@ -354,6 +360,7 @@ impl PluginApp {
                 conn,
             }),
             Err(_) => {
+                crate::channels::leave(&conn.state);
                 conn.state.outbox.close();
                 Err(conn)
             }
@@ -382,6 +389,7 @@ impl crate::session::Application for PluginApp {
     }
 
     fn on_disconnect(&mut self) {
+        crate::channels::leave(&self.conn.state);
         // SAFETY: as for on_message; the session calls this exactly once,
         // after which the server struct is never handed out again.
         unsafe {
@@ -613,6 +621,25 @@ unsafe extern "system" fn is_tls(server: *const WebSocketServer) -> c_uint {
 unsafe extern "system" fn http_version(server: *const WebSocketServer) -> c_uint {
     // SAFETY: the plugin passes back its server.
     unsafe { state(server) }.map_or(0, |s| c_uint::try_from(s.client.proto_num).unwrap_or(0))
+}
+
+unsafe extern "system" fn subscribe(
+    server: *const WebSocketServer,
+    channel: *const c_char,
+    size: usize,
+) -> c_int {
+    // SAFETY: the plugin passes back its server, and a channel name of
+    // `size` bytes.
+    unsafe { state(server).map_or(0, |s| crate::channels::subscribe(s, channel, size)) }
+}
+
+unsafe extern "system" fn unsubscribe(
+    server: *const WebSocketServer,
+    channel: *const c_char,
+    size: usize,
+) -> c_int {
+    // SAFETY: as for subscribe.
+    unsafe { state(server).map_or(0, |s| crate::channels::unsubscribe(s, channel, size)) }
 }
 
 /// Owned copies of the offered subprotocols, for `protocol_index`.

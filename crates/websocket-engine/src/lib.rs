@@ -5,12 +5,14 @@
 //! Each module only adds its handshake and names its wire format
 //! ([`websocket_proto::connection::Family`]).
 
+pub mod channels;
 pub mod config;
 pub mod connection;
 pub mod driver;
 pub mod log;
 pub mod metrics;
 pub mod outbox;
+pub mod publish;
 pub mod serve;
 pub mod session;
 pub mod startup;
@@ -53,7 +55,7 @@ macro_rules! declare_module {
                 commands: [$crate::config::COMMANDS, &[$($extra),*]],
                 pre_config: |hook| $crate::startup::pre_config(hook, module_index(), $source_name)
                     => httpd::module::HookOrder::ReallyFirst,
-                handler: |r| $crate::serve::guarded_handler(r, module_index(), $source_name, $handler)
+                handler: |r| $crate::serve::guarded_handler(r, module_index(), $source_name, dir_config(r), $handler)
                     => httpd::module::HookOrder::Middle,
                 check_config: |hook| $crate::startup::check_config(hook, module_index(), $source_name)
                     => httpd::module::HookOrder::Middle,

@@ -221,6 +221,49 @@ impl Outbox {
     }
 }
 
+/// What [`Outbox::offer`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Offered {
+    Queued,
+    /// The connection takes nothing more (it ended, is closing, or was
+    /// just closed for being too slow).
+    Gone,
+}
+
+/// The reason of the close a subscriber gets when it cannot keep up.
+pub const TOO_SLOW: &str = "too slow for channel messages";
+
+impl Outbox {
+    /// Queues a channel message without ever waiting: a connection whose
+    /// queue is full (its client does not read what it is sent) is closed
+    /// with 1013 instead, so that one slow subscriber slows down nobody
+    /// else. One message larger than the queue still goes through alone.
+    pub fn offer(&self, opcode: Opcode, payload: &[u8]) -> Offered {
+        let size = FrameHeader::MAX_LEN + payload.len();
+        let mut q = self.lock();
+        if self.is_closed() || q.out.close_sent() || self.close_queued() {
+            return Offered::Gone;
+        }
+        let full = q.out.pending() > 0 && q.out.pending() + size > QUEUE_LIMIT;
+        let offered = if full {
+            let close = websocket_proto::close::ClosePayload::new(
+                websocket_proto::close::CloseCode::TRY_AGAIN_LATER,
+                TOO_SLOW,
+            );
+            self.send_locked(&mut q, Opcode::Close, close.as_bytes());
+            Offered::Gone
+        } else if self.send_locked(&mut q, opcode, payload) {
+            Offered::Queued
+        } else {
+            Offered::Gone
+        };
+        if let Some(w) = &q.waker {
+            w.wake();
+        }
+        offered
+    }
+}
+
 /// The protocol connection's view of an outbox
 /// ([`websocket_proto::connection::Output`]): it locks only to queue the
 /// protocol's own frames, and reads whether a close is queued without the
@@ -253,6 +296,29 @@ mod tests {
         version: ProtocolVersion::V13,
         deflate: None,
     };
+
+    #[test]
+    fn offers_never_wait_and_close_a_full_queue_with_1013() {
+        let outbox = Outbox::new(&RFC6455, None);
+        let big = vec![7u8; QUEUE_LIMIT / 2];
+        assert_eq!(outbox.offer(Opcode::Binary, &big), Offered::Queued);
+        assert_eq!(outbox.offer(Opcode::Binary, &big), Offered::Gone);
+        assert!(outbox.close_queued());
+        assert_eq!(outbox.sent().close, Some(Some(1013)));
+        assert_eq!(outbox.offer(Opcode::Text, b"late"), Offered::Gone);
+        let mut bytes = Vec::new();
+        outbox.take(&mut bytes);
+        // The first message, then the close: nothing of the second.
+        assert_eq!(bytes.len(), 4 + big.len() + 2 + 2 + TOO_SLOW.len());
+        // One message larger than the queue goes through an empty queue.
+        let other = Outbox::new(&RFC6455, None);
+        assert_eq!(
+            other.offer(Opcode::Binary, &vec![0; QUEUE_LIMIT + 1]),
+            Offered::Queued
+        );
+        other.close();
+        assert_eq!(other.offer(Opcode::Binary, b"x"), Offered::Gone);
+    }
 
     #[test]
     fn frames_are_encoded_in_order() {

@@ -134,6 +134,7 @@ pub fn serves_metrics(source_name: &CStr) -> bool {
 /// [`serves_metrics`]).
 pub fn register_hooks(hooks: &httpd::module::Hooks<'_>, source_name: &CStr) {
     httpd::request::register_allow_get(hooks);
+    httpd::child::at_exit(hooks, crate::channels::stop);
     if source_name == c"mod_websocket.c" {
         httpd::status::register(crate::metrics::status_page);
     }
@@ -426,11 +427,15 @@ pub fn guarded_handler(
     r: Request<'_>,
     module_index: c_int,
     source_name: &CStr,
+    conf: Option<&DirConfig>,
     handle: impl FnOnce(Request<'_>, &RequestHeaders<'_>) -> c_int,
 ) -> c_int {
     let run = std::panic::AssertUnwindSafe(|| {
         if r.handler() == Some("websocket-metrics") && serves_metrics(source_name) {
             return crate::metrics::handler(r);
+        }
+        if r.handler() == Some("websocket-publish") && serves_metrics(source_name) {
+            return crate::publish::handler(r, module_index, conf);
         }
         if r.handler() != Some("websocket-handler") {
             return sys::DECLINED as c_int;

@@ -361,6 +361,7 @@ fn identity(source_name: &CStr) -> String {
 /// `apachectl configtest` and a failed start show it. The modules import
 /// nothing newer than httpd 2.4.0, so an older 2.4 loads them and gets here.
 pub fn pre_config(_hook: &ConfigHook<'_>, module_index: c_int, source_name: &CStr) -> c_int {
+    crate::channels::reset();
     let name = source_name
         .to_str()
         .unwrap_or("mod_websocket")
@@ -410,6 +411,10 @@ pub fn post_config(hook: &ConfigHook<'_>, module_index: c_int, source_name: &CSt
             httpd::here!(),
             "no shared memory for the WebSocket counters: server-status and websocket-metrics show none",
         ),
+    }
+    match crate::channels::install(hook.server(), module_index) {
+        Ok(line) => log(APLOG_DEBUG, httpd::here!(), &line),
+        Err(warning) => log(APLOG_WARNING, httpd::here!(), &warning),
     }
     let found = plugins(&tree);
     let list: Vec<String> = found
