@@ -27,7 +27,16 @@ impl Redis {
         std::fs::create_dir_all(dir).unwrap();
         let log = std::fs::File::create(dir.join("redis.log")).unwrap();
         let child = Command::new(REDIS)
-            .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
+            .args([
+                "--port",
+                &port.to_string(),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+            ])
             .arg("--dir")
             .arg(dir)
             .stdout(log.try_clone().unwrap())
@@ -74,7 +83,11 @@ fn redis_available() -> bool {
 }
 
 fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 fn server(name: &str, redis_port: u16) -> RunningServer {
@@ -98,7 +111,13 @@ fn subscriber(server: &RunningServer) -> Client {
 }
 
 fn publish(server: &RunningServer, text: &str) {
-    let r = http(server, "POST", "/publish/news", &["Content-Type: text/plain"], text.as_bytes());
+    let r = http(
+        server,
+        "POST",
+        "/publish/news",
+        &["Content-Type: text/plain"],
+        text.as_bytes(),
+    );
     assert_eq!(r.status, 204, "{r:?}");
 }
 
@@ -127,7 +146,9 @@ fn publishes_cross_servers_through_redis_and_survive_its_restart() {
         publish(&a, "ready?");
         assert_eq!(next_text(&mut on_a), "ready?");
         // B's subscriber is known once something crosses.
-        on_b.get_mut().set_read_timeout(Some(Duration::from_millis(300))).unwrap();
+        on_b.get_mut()
+            .set_read_timeout(Some(Duration::from_millis(300)))
+            .unwrap();
         let crossed = matches!(on_b.read(), Ok(Message::Text(t)) if t.as_str() == "ready?");
         on_b.get_mut().set_read_timeout(Some(IO_TIMEOUT)).unwrap();
         if crossed {
@@ -152,7 +173,10 @@ fn publishes_cross_servers_through_redis_and_survive_its_restart() {
     let (port, dir) = redis.stop();
     let started = Instant::now();
     publish(&a, "during the outage");
-    assert!(started.elapsed() < Duration::from_secs(2), "a publish waited for Redis");
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "a publish waited for Redis"
+    );
     assert_eq!(next_text(&mut on_a), "during the outage");
     wait_for_log(&b, "is unreachable", Duration::from_secs(10));
     publish(&a, "still down");

@@ -553,3 +553,64 @@ fn invalid_values_fail_configtest() {
         &["WebSocketHandler", "returned NULL"],
     );
 }
+
+#[test]
+fn channel_directives_fail_configtest_when_wrong() {
+    let mut good = server_config(
+        "config-channels-good",
+        Mpm::Event,
+        "WebSocketBroker redis://127.0.0.1:6379/0 site1:\nWebSocketChannelBuffer 4M\n\
+         <Location /publish>\n    SetHandler websocket-publish\n</Location>\n",
+    )
+    .load_module(
+        "websocket_draft76_module",
+        stage().dir.join("modules/mod_websocket_draft76.so"),
+    );
+    if let Err(out) = good.configtest() {
+        panic!("a good configuration was rejected:\n{out}");
+    }
+    let port = free_port_for_config();
+    let cases: &[(&str, &[&str])] = &[
+        (
+            "WebSocketBroker http://cache:6379",
+            &["WebSocketBroker", "'http://cache:6379'"],
+        ),
+        ("WebSocketBroker cache:6379", &["WebSocketBroker", "'cache:6379'"]),
+        (
+            "WebSocketBroker redis://cache \"a b\"",
+            &["WebSocketBroker", "'a b'"],
+        ),
+        (
+            "WebSocketBroker redis://cache news*",
+            &["WebSocketBroker", "'news*'"],
+        ),
+        (
+            "WebSocketChannelBuffer 1K",
+            &["WebSocketChannelBuffer", "'1K'", "64K to 1G"],
+        ),
+        (
+            "WebSocketChannelBuffer lots",
+            &["WebSocketChannelBuffer", "'lots'"],
+        ),
+        (
+            &format!("<VirtualHost 127.0.0.1:{port}>\n    WebSocketBroker redis://cache\n</VirtualHost>"),
+            &["WebSocketBroker", "main server configuration"],
+        ),
+        (
+            "<Location /x>\n    WebSocketBroker redis://cache\n</Location>",
+            &["WebSocketBroker not allowed in <Location> context"],
+        ),
+    ];
+    for (i, (directives, expected)) in cases.iter().enumerate() {
+        let config = server_config(&format!("config-channels-bad-{i}"), Mpm::Event, directives);
+        assert_configtest_fails(config, directives, expected);
+    }
+}
+
+fn free_port_for_config() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}

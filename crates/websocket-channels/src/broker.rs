@@ -452,6 +452,7 @@ mod tests {
         let c = BrokerConfig::new("redis://127.0.0.1:6379/2", None).unwrap();
         assert_eq!(c.prefix, DEFAULT_PREFIX);
         assert!(BrokerConfig::new("unix:///run/redis.sock", Some("site1:")).is_ok());
+        assert!(BrokerConfig::new("rediss://cache:6380/1", None).is_ok(), "TLS");
         for bad in ["127.0.0.1:6379", "http://x", "redis://", ""] {
             assert!(BrokerConfig::new(bad, None).is_err(), "{bad}");
         }

@@ -44,7 +44,7 @@ static READING: Mutex<Option<Settings>> = Mutex::new(None);
 struct Setup {
     words: &'static [AtomicU64],
     broker: Option<BrokerConfig>,
-    module_index: c_int,
+    log: Log,
 }
 
 static SETUP: Mutex<Option<Setup>> = Mutex::new(None);
@@ -105,7 +105,7 @@ fn ring_key(bytes: u64) -> &'static std::ffi::CStr {
 
 /// post_config, in the parent: the ring every child will share, and the
 /// broker they will use. Returns a line for the error log.
-pub fn install(server: Option<Server<'_>>, module_index: c_int) -> Result<String, String> {
+pub fn install(server: Option<Server<'_>>, log: Log) -> Result<String, String> {
     let settings = reading().take().unwrap_or_default();
     let bytes = settings.buffer.unwrap_or(DEFAULT_BUFFER);
     let len = words_for(bytes as usize);
@@ -135,7 +135,7 @@ pub fn install(server: Option<Server<'_>>, module_index: c_int) -> Result<String
     *SETUP.lock().unwrap_or_else(PoisonError::into_inner) = Some(Setup {
         words,
         broker: settings.broker,
-        module_index,
+        log,
     });
     match warning {
         Some(w) => Err(w),
@@ -143,7 +143,9 @@ pub fn install(server: Option<Server<'_>>, module_index: c_int) -> Result<String
     }
 }
 
-fn log_for(module_index: c_int) -> Log {
+/// Where the bus's threads log: the error log, for no server in
+/// particular (the main one's, in a child).
+pub fn error_log(module_index: c_int) -> Log {
     Arc::new(move |level: Level, msg: &str| {
         let level = match level {
             Level::Error => APLOG_ERR,
@@ -162,7 +164,7 @@ pub fn bus() -> Option<&'static Bus> {
         let setup = SETUP.lock().unwrap_or_else(PoisonError::into_inner);
         let setup = setup.as_ref()?;
         let ring = Ring::new(setup.words)?;
-        Some(Bus::new(ring, setup.broker.clone(), log_for(setup.module_index)))
+        Some(Bus::new(ring, setup.broker.clone(), setup.log.clone()))
     })
     .as_ref()
 }

@@ -309,7 +309,7 @@ mod tests {
         let mut bytes = Vec::new();
         outbox.take(&mut bytes);
         // The first message, then the close: nothing of the second.
-        assert_eq!(bytes.len(), 4 + big.len() + 2 + 2 + TOO_SLOW.len());
+        assert_eq!(bytes.len(), 10 + big.len() + 2 + 2 + TOO_SLOW.len());
         // One message larger than the queue goes through an empty queue.
         let other = Outbox::new(&RFC6455, None);
         assert_eq!(

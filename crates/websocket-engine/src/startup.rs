@@ -412,7 +412,7 @@ pub fn post_config(hook: &ConfigHook<'_>, module_index: c_int, source_name: &CSt
             "no shared memory for the WebSocket counters: server-status and websocket-metrics show none",
         ),
     }
-    match crate::channels::install(hook.server(), module_index) {
+    match crate::channels::install(hook.server(), crate::channels::error_log(module_index)) {
         Ok(line) => log(APLOG_DEBUG, httpd::here!(), &line),
         Err(warning) => log(APLOG_WARNING, httpd::here!(), &warning),
     }
