@@ -309,9 +309,14 @@ impl Backoff {
     }
 }
 
+/// A connection whose reads and writes give up after [`CONNECT_TIMEOUT`], so
+/// that a Redis that hangs cannot hold a thread (or the child's exit) for long.
 fn connect(config: &BrokerConfig) -> redis::RedisResult<redis::Connection> {
     let client = redis::Client::open(config.url.as_str())?;
-    client.get_connection_with_timeout(CONNECT_TIMEOUT)
+    let conn = client.get_connection_with_timeout(CONNECT_TIMEOUT)?;
+    conn.set_read_timeout(Some(CONNECT_TIMEOUT))?;
+    conn.set_write_timeout(Some(CONNECT_TIMEOUT))?;
+    Ok(conn)
 }
 
 fn publisher(config: &BrokerConfig, health: &Health, stop: &AtomicBool, queue: &Receiver<Outgoing>) {
