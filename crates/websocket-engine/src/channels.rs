@@ -186,7 +186,7 @@ impl Subscriber for Inbox {
             Kind::Binary => Opcode::Binary,
         };
         match self.0.offer(opcode, payload) {
-            Offered::Queued => Delivery::Queued,
+            Offered::Queued | Offered::Unsupported => Delivery::Queued,
             Offered::Gone => Delivery::Gone,
         }
     }

@@ -225,6 +225,9 @@ impl Outbox {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Offered {
     Queued,
+    /// This connection's wire cannot carry the message (binary to a
+    /// draft-76 client); it stays subscribed for what it can carry.
+    Unsupported,
     /// The connection takes nothing more (it ended, is closing, or was
     /// just closed for being too slow).
     Gone,
@@ -254,8 +257,10 @@ impl Outbox {
             Offered::Gone
         } else if self.send_locked(&mut q, opcode, payload) {
             Offered::Queued
-        } else {
+        } else if self.is_closed() || q.out.close_sent() {
             Offered::Gone
+        } else {
+            Offered::Unsupported
         };
         if let Some(w) = &q.waker {
             w.wake();
@@ -318,6 +323,10 @@ mod tests {
         );
         other.close();
         assert_eq!(other.offer(Opcode::Binary, b"x"), Offered::Gone);
+        // A draft-76 client cannot take binary, but stays for text.
+        let legacy = Outbox::new(&Family::Legacy, None);
+        assert_eq!(legacy.offer(Opcode::Binary, b"\x00"), Offered::Unsupported);
+        assert_eq!(legacy.offer(Opcode::Text, b"t"), Offered::Queued);
     }
 
     #[test]
