@@ -7,7 +7,7 @@ use std::fs;
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 
-use crate::stage::{build, parse_mpm, stage_dir, Stage, PAGES};
+use crate::stage::{build, parse_mpm, stage_dir, Stage, DEMO_PAGES, PAGES};
 use crate::util::{check_args, flag, is_root, option, target_dir};
 
 /// Where the demo keeps its server root and pages when run as root: Apache's
@@ -50,6 +50,8 @@ pub fn cmd_demo(args: &[String]) -> Result<(), String> {
     println!(
         "  http://127.0.0.1:{port}/increment.html   counter      -> ws://127.0.0.1:{port}/dumb-increment"
     );
+    println!("  http://127.0.0.1:{port}/chat.html        chat rooms   -> ws://127.0.0.1:{port}/chat/<room>");
+    println!("  curl -d hello http://127.0.0.1:{port}/publish/lobby   publishes to the room 'lobby'");
     let run = config.foreground().map_err(|e| e.to_string())?;
     if let Some(signal) = run.signal {
         eprintln!(
@@ -117,7 +119,7 @@ fn demo_config(
     config.extra_config(MONITORING)
 }
 
-/// The demo's `/server-status` and `/metrics`, local only.
+/// The demo's `/server-status`, `/metrics` and `/publish`, local only.
 const MONITORING: &str = "\
 <IfModule status_module>
 <Location /server-status>
@@ -129,6 +131,13 @@ const MONITORING: &str = "\
 </IfModule>
 <Location /metrics>
     SetHandler websocket-metrics
+    <IfModule authz_host_module>
+        Require ip 127.0.0.1 ::1
+    </IfModule>
+</Location>
+<Location /publish>
+    SetHandler websocket-publish
+    MaxMessageSize 64K
     <IfModule authz_host_module>
         Require ip 127.0.0.1 ::1
     </IfModule>
@@ -148,7 +157,7 @@ fn demo_dirs(stage: &Stage) -> Result<(PathBuf, PathBuf), String> {
     let docroot = base.join("htdocs");
     readable_dir(base)?;
     readable_dir(&docroot)?;
-    for page in PAGES {
+    for page in PAGES.iter().chain(DEMO_PAGES) {
         let to = docroot.join(page);
         fs::copy(stage.htdocs().join(page), &to).map_err(|e| format!("cannot copy {page}: {e}"))?;
         set_mode(&to, 0o644)?;
@@ -208,12 +217,18 @@ mod tests {
             "{text}"
         );
         assert!(
-            text.contains("<Location /echo>") && text.contains("<Location /dumb-increment>"),
+            text.contains("<Location /echo>")
+                && text.contains("<Location /dumb-increment>")
+                && text.contains("<Location /chat>"),
             "{text}"
         );
         assert!(text.contains("Listen 127.0.0.1:8123"), "{text}");
         assert!(
             text.contains("<Location /metrics>\n    SetHandler websocket-metrics"),
+            "{text}"
+        );
+        assert!(
+            text.contains("<Location /publish>\n    SetHandler websocket-publish"),
             "{text}"
         );
     }

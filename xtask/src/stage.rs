@@ -25,6 +25,12 @@ pub const MODULES: &[(&str, &str, &str)] = &[
         "libmod_websocket_dumb_increment.so",
         "mod_websocket_dumb_increment.so",
     ),
+    // Staged for the demo (channels); not packaged.
+    (
+        "websocket-chat",
+        "libmod_websocket_chat.so",
+        "mod_websocket_chat.so",
+    ),
     // Staged for the request-context tests and as an example; not packaged.
     (
         "websocket-whoami",
@@ -35,6 +41,8 @@ pub const MODULES: &[(&str, &str, &str)] = &[
 
 /// The example pages in `conf/htdocs/`, staged in `target/apache/htdocs/`.
 pub const PAGES: &[&str] = &["index.html", "client.html", "increment.html"];
+/// Pages staged for the demo only, as their plugins are not packaged.
+pub const DEMO_PAGES: &[&str] = &["chat.html"];
 
 pub struct Stage {
     pub dir: PathBuf,
@@ -86,7 +94,7 @@ pub fn build(release: bool) -> Result<Stage, String> {
         &root().join("crates/websocket-plugin/include/websocket_plugin.h"),
         &stage.dir.join("include/websocket_plugin.h"),
     )?;
-    for page in PAGES {
+    for page in PAGES.iter().chain(DEMO_PAGES) {
         copy(&root().join("conf/htdocs").join(page), &stage.htdocs().join(page))?;
     }
     // The staged .load/.conf point at the modules directory of the Apache
@@ -141,9 +149,11 @@ impl Stage {
     pub fn example_locations(&self) -> String {
         format!(
             "<Location /echo>\n    SetHandler websocket-handler\n    WebSocketHandler {echo} echo_init\n</Location>\n\
-             <Location /dumb-increment>\n    SetHandler websocket-handler\n    WebSocketHandler {inc} dumb_increment_init\n</Location>\n",
+             <Location /dumb-increment>\n    SetHandler websocket-handler\n    WebSocketHandler {inc} dumb_increment_init\n</Location>\n\
+             <Location /chat>\n    SetHandler websocket-handler\n    WebSocketHandler {chat} chat_init\n</Location>\n",
             echo = self.module("mod_websocket_echo.so").display(),
             inc = self.module("mod_websocket_dumb_increment.so").display(),
+            chat = self.module("mod_websocket_chat.so").display(),
         )
     }
 
@@ -181,7 +191,7 @@ mod tests {
 
     #[test]
     fn every_page_is_there() {
-        for page in PAGES {
+        for page in PAGES.iter().chain(DEMO_PAGES) {
             assert!(root().join("conf/htdocs").join(page).is_file(), "{page}");
         }
     }
