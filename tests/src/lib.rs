@@ -17,6 +17,8 @@ use std::time::{Duration, Instant};
 pub use httpd_runner::{Mpm, RunningServer, ServerConfig};
 pub use tungstenite;
 
+pub mod browser;
+
 use tungstenite::client::IntoClientRequest;
 use tungstenite::handshake::client::{Request, Response};
 use tungstenite::http::HeaderValue;
