@@ -12,8 +12,9 @@ pub const BUILD: &[&str] = &["apache2-dev", "libclang-dev", "clang", "pkg-config
 /// What running them needs.
 pub const RUN: &[&str] = &["apache2"];
 /// What the tests need beyond that: a C compiler for the C test plugin,
-/// python3 for the Autobahn wrapper, curl-free HTTP checks are in Rust.
-pub const TEST: &[&str] = &["gcc", "libc6-dev", "python3"];
+/// python3 for the Autobahn wrapper, a Redis server for the channels'
+/// broker and Chromium for the example pages (HTTP checks are in Rust).
+pub const TEST: &[&str] = &["gcc", "libc6-dev", "python3", "redis-server", "chromium"];
 
 fn installed(package: &str) -> bool {
     Command::new("dpkg-query")
