@@ -75,7 +75,7 @@ const FUNCTIONS: &[&str] = &[
     "apr_os_sock_get",
     "apr_dynamic_fn_retrieve",
     "apr_optional_hook_add",
-    "apr_pool_userdata_(get|setn)",
+    "apr_pool_userdata_(get|set)",
     "apr_palloc",
     "apr_pcalloc",
     "apr_pmemdup",

@@ -47,9 +47,11 @@ pub fn process_counters(server: Server<'_>, key: &'static CStr, len: usize) -> O
         words: words.as_ptr(),
         len,
     }));
-    // SAFETY: the process pool is live; the key is static and the data
-    // leaked, so both outlive the pool (setn keeps the key pointer).
-    unsafe { sys::apr_pool_userdata_setn((region as *mut Region).cast(), key.as_ptr(), None, pool) };
+    // SAFETY: the process pool is live and the data leaked, so it outlives
+    // the pool. `set` (not `setn`) copies the key into the pool: the key may
+    // live in this module's image, which a restart unmaps, while the pool
+    // and its table of keys live on.
+    unsafe { sys::apr_pool_userdata_set((region as *mut Region).cast(), key.as_ptr(), None, pool) };
     Some(words)
 }
 

@@ -24,7 +24,7 @@ fn server_fields() -> Vec<(&'static str, usize, usize)> {
     fields!(WebSocketServer: size, version, state, request, header_get, header_set,
         protocol_count, protocol_index, protocol_set, send, close, close_with, uri_path,
         query_string, remote_ip, remote_port, user, auth_type, env_get, cookie_get, is_tls,
-        http_version)
+        http_version, subscribe, unsubscribe, publish)
 }
 
 fn plugin_fields() -> Vec<(&'static str, usize, usize)> {
@@ -58,9 +58,12 @@ fn fields_are_packed_in_declaration_order() {
         ("WebSocketServer.cookie_get", 8 + 17 * p, p),
         ("WebSocketServer.is_tls", 8 + 18 * p, p),
         ("WebSocketServer.http_version", 8 + 19 * p, p),
+        ("WebSocketServer.subscribe", 8 + 20 * p, p),
+        ("WebSocketServer.unsubscribe", 8 + 21 * p, p),
+        ("WebSocketServer.publish", 8 + 22 * p, p),
     ];
     assert_eq!(server_fields(), expect_server);
-    assert_eq!(size_of::<WebSocketServer>(), 8 + 20 * p);
+    assert_eq!(size_of::<WebSocketServer>(), 8 + 23 * p);
     assert_eq!(ORIGINAL_SERVER_SIZE, 8 + 9 * p);
     let expect_plugin = [
         ("WebSocketPlugin.size", 0, 4),

@@ -91,6 +91,9 @@ int main(void)
     FIELD(WebSocketServer, cookie_get);
     FIELD(WebSocketServer, is_tls);
     FIELD(WebSocketServer, http_version);
+    FIELD(WebSocketServer, subscribe);
+    FIELD(WebSocketServer, unsubscribe);
+    FIELD(WebSocketServer, publish);
 
     SIZE(WebSocketPlugin);
     FIELD(WebSocketPlugin, size);
