@@ -35,6 +35,7 @@ use serde_json::{json, Value};
 
 mod baseline;
 mod c_module;
+mod fanout;
 
 use crate::stage::Stage;
 use crate::util::{cargo, check_args, flag, option, run, target_dir};
@@ -323,8 +324,35 @@ pub fn cmd_bench(args: &[String]) -> Result<(), String> {
     check_args(
         args,
         &["--quick"],
-        &["--seconds", "--cases", "--servers", "--c-module", "--baseline"],
+        &[
+            "--seconds",
+            "--cases",
+            "--servers",
+            "--c-module",
+            "--baseline",
+            "--fanout",
+        ],
     )?;
+    if let Some(n) = option(args, "--fanout")? {
+        let n: usize = n
+            .parse()
+            .ok()
+            .filter(|n| *n > 0)
+            .ok_or_else(|| format!("--fanout must be a number of subscribers, not '{n}'"))?;
+        let stage = crate::stage::build(true)?;
+        run(cargo()
+            .args(["build", "--release", "-p", "bench-load-client"])
+            .arg("--quiet"))?;
+        let seconds = option(args, "--seconds")?
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(5);
+        return fanout::run(
+            &stage,
+            &target_dir().join("release/bench-load-client"),
+            n,
+            seconds,
+        );
+    }
     let quick = flag(args, "--quick");
     let seconds: f64 = match option(args, "--seconds")? {
         Some(s) => s

@@ -43,6 +43,9 @@ commands:
                                     with ours (servers default to ours,baseline), then a table of
                                     working tree, baseline and ratio per case; --c-module DIR: the C
                                     module from a checkout or its built .so files
+  bench --fanout N [--seconds S]    channels: N subscribers, one publisher; publishes/s and the delay
+                                    to the last subscriber (p50/p99), embedded bus and Redis
+                                    (redis-server); JSON in target/bench/fanout.json
   fuzz [--seconds N] [--target NAME]
                                     build the websocket-proto fuzz targets on stable and run each
                                     for N seconds (default 60; `test` runs them for 45 s each)

@@ -22,6 +22,7 @@ use tokio::net::TcpStream;
 use tokio::task::JoinHandle;
 
 pub mod conn;
+pub mod fanout;
 pub mod payload;
 pub mod procfs;
 pub mod wire;

@@ -3,6 +3,7 @@
 
 use std::time::Duration;
 
+use bench_load_client::fanout::FanoutOptions;
 use bench_load_client::payload::Content;
 use bench_load_client::{run, Options};
 
@@ -11,7 +12,59 @@ usage: bench-load-client --addr 127.0.0.1:PORT [--path /echo] [--raw]
            [--size BYTES] [--conns N] [--inflight N] [--content binary|text|compressible]
            [--deflate] [--warmup SECONDS] [--seconds SECONDS] [--server-pgid PGID]...
            [--idle]
+       bench-load-client fanout --subscribers N --sub-addr 127.0.0.1:PORT
+           [--pub-addr 127.0.0.1:PORT] [--path /ch] [--rate PER_SECOND] [--seconds SECONDS]
+           [--window N]
 ";
+
+fn parse_fanout(args: &[String]) -> Result<FanoutOptions, String> {
+    let mut o = FanoutOptions {
+        subscribers: 1000,
+        sub_addr: ([127, 0, 0, 1], 80).into(),
+        pub_addr: ([127, 0, 0, 1], 80).into(),
+        path: "/ch".into(),
+        rate: 100,
+        duration: Duration::from_secs(5),
+        window: 4,
+    };
+    let mut pub_addr = None;
+    let mut it = args.iter();
+    while let Some(a) = it.next() {
+        let v = it.next().ok_or_else(|| format!("{a} needs a value\n{USAGE}"))?;
+        let addr = || {
+            v.parse::<std::net::SocketAddr>()
+                .map_err(|_| format!("{a}: not an address: {v}"))
+        };
+        let int = || v.parse::<u64>().map_err(|_| format!("{a}: not a count: {v}"));
+        match a.as_str() {
+            "--subscribers" => o.subscribers = int()? as usize,
+            "--sub-addr" => o.sub_addr = addr()?,
+            "--pub-addr" => pub_addr = Some(addr()?),
+            "--path" => o.path = v.clone(),
+            "--rate" => o.rate = int()? as u32,
+            "--seconds" => o.duration = Duration::from_secs(int()?),
+            "--window" => o.window = int()?.max(1),
+            other => return Err(format!("unexpected argument '{other}'\n{USAGE}")),
+        }
+    }
+    o.pub_addr = pub_addr.unwrap_or(o.sub_addr);
+    Ok(o)
+}
+
+/// Thousands of connections need more descriptors than the usual soft limit.
+fn raise_descriptor_limit() {
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit and setrlimit read and write the local struct only.
+    unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) == 0 && limit.rlim_cur < limit.rlim_max {
+            limit.rlim_cur = limit.rlim_max;
+            libc::setrlimit(libc::RLIMIT_NOFILE, &limit);
+        }
+    }
+}
 
 fn parse(args: &[String]) -> Result<Options, String> {
     let mut o = Options::default();
@@ -60,7 +113,12 @@ fn parse(args: &[String]) -> Result<Options, String> {
 
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    let result = parse(&args).and_then(|o| run(&o));
+    raise_descriptor_limit();
+    let result = if args.first().map(String::as_str) == Some("fanout") {
+        parse_fanout(&args[1..]).and_then(|o| bench_load_client::fanout::run(&o))
+    } else {
+        parse(&args).and_then(|o| run(&o))
+    };
     match result {
         Ok(report) => println!("{report}"),
         Err(e) => {
