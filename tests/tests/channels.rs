@@ -176,6 +176,36 @@ fn fan_out_over_event_children() {
     fan_out(Mpm::Event, 3);
 }
 
+/// A graceful restart keeps the channels: the new generation maps the same
+/// ring, its subscribers get publishes from HTTP and from each other, and
+/// the old generation's subscriber ends without a crash.
+#[test]
+fn channels_survive_graceful_restart() {
+    let mut server = server("channels-graceful", Mpm::Event);
+    let (mut old, _) = subscriber(&server, "room");
+    assert_eq!(
+        post(&server, "/publish/room", "text/plain", b"before").status,
+        204
+    );
+    assert_eq!(next_text(&mut old), "before");
+    server
+        .graceful()
+        .unwrap_or_else(|e| panic!("graceful restart failed: {e}"));
+    assert!(server.is_running(), "httpd exited:\n{}", server.logs());
+    let (mut a, _) = subscriber(&server, "room");
+    let (mut b, _) = subscriber(&server, "room");
+    assert_eq!(post(&server, "/publish/room", "text/plain", b"after").status, 204);
+    a.send(Message::text("pub:room:from a new child")).unwrap();
+    for c in [&mut a, &mut b] {
+        assert_eq!(next_text(c), "after");
+        assert_eq!(next_text(c), "from a new child");
+    }
+    drop(old);
+    close_client(a);
+    close_client(b);
+    finish(server);
+}
+
 #[test]
 fn bad_input() {
     let server = server("channels-bad-input", Mpm::Event);
