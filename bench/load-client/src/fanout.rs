@@ -2,10 +2,11 @@
 //! C test plugin's `sub:`/`pub:` commands. Subscribers may be on another
 //! server than the publisher (across a broker). Two measurements:
 //!
-//! - delay: publishes at a fixed rate; for each, the time from its send to
-//!   its arrival at the last of the N subscribers (p50/p99);
 //! - throughput: the publisher keeps a few publishes in flight (a publish
-//!   is done when all N got it) and counts completions per second.
+//!   is done when all N got it) and counts completions per second;
+//! - delay: then publishes at a fixed rate below that; for each, the time
+//!   from its send to its arrival at the last of the N subscribers
+//!   (p50/p99).
 
 use std::cell::RefCell;
 use std::net::SocketAddr;
@@ -26,8 +27,9 @@ pub struct FanoutOptions {
     pub sub_addr: SocketAddr,
     pub pub_addr: SocketAddr,
     pub path: String,
-    /// Publishes per second during the delay measurement.
-    pub rate: u32,
+    /// Publishes per second during the delay measurement; by default a
+    /// fifth of the measured throughput, at most 50.
+    pub rate: Option<u32>,
     pub duration: Duration,
     /// Publishes in flight during the throughput measurement.
     pub window: u64,
@@ -187,9 +189,32 @@ async fn run_async(opts: FanoutOptions) -> Result<serde_json::Value, String> {
             return Err("publishes never reached every subscriber".into());
         }
     }
-    // Delay at a fixed rate.
+    // Throughput with a window of publishes in flight.
+    let before = tally.borrow().complete;
+    let t0 = Instant::now();
+    let end = t0 + opts.duration;
+    while Instant::now() < end {
+        let done = tally.borrow().complete;
+        if (seq as u64) < done + opts.window {
+            send(&mut publisher, &tally, seq).await?;
+            seq += 1;
+        } else {
+            tokio::time::sleep(Duration::from_micros(200)).await;
+        }
+    }
+    let completed = tally.borrow().complete - before;
+    let per_second = completed as f64 / t0.elapsed().as_secs_f64();
+    // Delay at a fixed rate, well below what the system just sustained, so
+    // that it measures one publish's way to everyone and not a queue.
+    let rate = opts
+        .rate
+        .unwrap_or_else(|| (per_second / 5.0).clamp(1.0, 50.0) as u32);
+    let drained_by = Instant::now() + Duration::from_secs(10);
+    while tally.borrow().complete < seq as u64 && Instant::now() < drained_by {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
     let first = seq;
-    let interval = Duration::from_secs_f64(1.0 / f64::from(opts.rate.max(1)));
+    let interval = Duration::from_secs_f64(1.0 / f64::from(rate.max(1)));
     let end = Instant::now() + opts.duration;
     let mut next = Instant::now();
     while Instant::now() < end {
@@ -215,28 +240,13 @@ async fn run_async(opts: FanoutOptions) -> Result<serde_json::Value, String> {
         (d, incomplete)
     };
     delays.sort_by(f64::total_cmp);
-    // Throughput with a window of publishes in flight.
-    let before = tally.borrow().complete;
-    let t0 = Instant::now();
-    let end = t0 + opts.duration;
-    while Instant::now() < end {
-        let done = tally.borrow().complete;
-        if (seq as u64) < done + opts.window {
-            send(&mut publisher, &tally, seq).await?;
-            seq += 1;
-        } else {
-            tokio::time::sleep(Duration::from_micros(200)).await;
-        }
-    }
-    let completed = tally.borrow().complete - before;
-    let per_second = completed as f64 / t0.elapsed().as_secs_f64();
     for r in readers {
         r.abort();
     }
     Ok(json!({
         "subscribers": opts.subscribers,
         "subscribe_seconds": subscribed_in.as_secs_f64(),
-        "rate": opts.rate,
+        "rate": rate,
         "delay_samples": delays.len(),
         "incomplete": incomplete,
         "delay_p50_ms": percentile_ms(&delays, 0.50),

@@ -23,7 +23,7 @@ fn parse_fanout(args: &[String]) -> Result<FanoutOptions, String> {
         sub_addr: ([127, 0, 0, 1], 80).into(),
         pub_addr: ([127, 0, 0, 1], 80).into(),
         path: "/ch".into(),
-        rate: 100,
+        rate: None,
         duration: Duration::from_secs(5),
         window: 4,
     };
@@ -41,7 +41,7 @@ fn parse_fanout(args: &[String]) -> Result<FanoutOptions, String> {
             "--sub-addr" => o.sub_addr = addr()?,
             "--pub-addr" => pub_addr = Some(addr()?),
             "--path" => o.path = v.clone(),
-            "--rate" => o.rate = int()? as u32,
+            "--rate" => o.rate = Some(int()? as u32),
             "--seconds" => o.duration = Duration::from_secs(int()?),
             "--window" => o.window = int()?.max(1),
             other => return Err(format!("unexpected argument '{other}'\n{USAGE}")),

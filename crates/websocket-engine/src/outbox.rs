@@ -144,9 +144,9 @@ impl Outbox {
             return false;
         }
         if !from_session {
-            if let Some(w) = &q.waker {
-                w.wake();
-            }
+            let waker = q.waker.clone();
+            drop(q);
+            wake(waker);
         }
         true
     }
@@ -262,10 +262,18 @@ impl Outbox {
         } else {
             Offered::Unsupported
         };
-        if let Some(w) = &q.waker {
-            w.wake();
-        }
+        let waker = q.waker.clone();
+        drop(q);
+        wake(waker);
         offered
+    }
+}
+
+/// Wakes a session after its queue's lock is released: woken at once, it
+/// takes that lock first, and would otherwise find it held and sleep again.
+fn wake(waker: Option<Waker>) {
+    if let Some(w) = waker {
+        w.wake();
     }
 }
 
