@@ -14,10 +14,12 @@ use std::process::Command;
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
+pub use certs::{test_certs, Certs, CLIENT_DN};
 pub use httpd_runner::{Mpm, RunningServer, ServerConfig};
 pub use tungstenite;
 
 pub mod browser;
+pub mod certs;
 
 use tungstenite::client::IntoClientRequest;
 use tungstenite::handshake::client::{Request, Response};

@@ -24,19 +24,36 @@ struct Redis {
 
 impl Redis {
     fn start(port: u16, dir: &Path) -> Redis {
+        Redis::start_with(port, dir, &["--port".into(), port.to_string()])
+    }
+
+    /// TLS only, on `port`, with the test CA's server certificate.
+    fn start_tls(port: u16, dir: &Path) -> Redis {
+        let certs = test_certs();
+        let path = |p: &Path| p.to_string_lossy().into_owned();
+        let args = [
+            "--port".into(),
+            "0".into(),
+            "--tls-port".into(),
+            port.to_string(),
+            "--tls-cert-file".into(),
+            path(&certs.cert),
+            "--tls-key-file".into(),
+            path(&certs.key),
+            "--tls-ca-cert-file".into(),
+            path(&certs.ca),
+            "--tls-auth-clients".into(),
+            "no".into(),
+        ];
+        Redis::start_with(port, dir, &args)
+    }
+
+    fn start_with(port: u16, dir: &Path, listen: &[String]) -> Redis {
         std::fs::create_dir_all(dir).unwrap();
         let log = std::fs::File::create(dir.join("redis.log")).unwrap();
         let child = Command::new(REDIS)
-            .args([
-                "--port",
-                &port.to_string(),
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-            ])
+            .args(listen)
+            .args(["--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
             .arg("--dir")
             .arg(dir)
             .stdout(log.try_clone().unwrap())
@@ -91,12 +108,16 @@ fn free_port() -> u16 {
 }
 
 fn server(name: &str, redis_port: u16) -> RunningServer {
+    start(broker_config(name, &format!("redis://127.0.0.1:{redis_port}")))
+}
+
+fn broker_config(name: &str, url: &str) -> ServerConfig {
     let config = format!(
-        "WebSocketBroker redis://127.0.0.1:{redis_port}\n{}\
+        "WebSocketBroker {url}\n{}\
          <Location /publish>\n    SetHandler websocket-publish\n</Location>\n",
         plugin_location("/ch", c_plugin(), "test_plugin_init", ""),
     );
-    start_server(name, Mpm::Event, &config)
+    server_config(name, Mpm::Event, &config)
 }
 
 fn ask(client: &mut Client, command: &str) -> String {
@@ -128,6 +149,25 @@ fn assert_nothing_more(client: &mut Client) {
     assert!(answer.parse::<u32>().is_ok(), "an extra message: {answer}");
 }
 
+/// The subscription to Redis is made when the first connection subscribes;
+/// waits until publishes on `a` reach `on_b` before relying on it.
+fn wait_until_crossing(a: &RunningServer, on_a: &mut Client, b: &RunningServer, on_b: &mut Client) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        publish(a, "ready?");
+        assert_eq!(next_text(on_a), "ready?");
+        on_b.get_mut()
+            .set_read_timeout(Some(Duration::from_millis(300)))
+            .unwrap();
+        let crossed = matches!(on_b.read(), Ok(Message::Text(t)) if t.as_str() == "ready?");
+        on_b.get_mut().set_read_timeout(Some(IO_TIMEOUT)).unwrap();
+        if crossed {
+            return;
+        }
+        assert!(Instant::now() < deadline, "nothing crossed Redis:\n{}", b.logs());
+    }
+}
+
 #[test]
 fn publishes_cross_servers_through_redis_and_survive_its_restart() {
     if !redis_available() {
@@ -139,23 +179,7 @@ fn publishes_cross_servers_through_redis_and_survive_its_restart() {
     let b = server("channels-redis-b", port);
     let mut on_a = subscriber(&a);
     let mut on_b = subscriber(&b);
-    // The subscription to Redis is made when the first connection
-    // subscribes; give it a moment before relying on it.
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        publish(&a, "ready?");
-        assert_eq!(next_text(&mut on_a), "ready?");
-        // B's subscriber is known once something crosses.
-        on_b.get_mut()
-            .set_read_timeout(Some(Duration::from_millis(300)))
-            .unwrap();
-        let crossed = matches!(on_b.read(), Ok(Message::Text(t)) if t.as_str() == "ready?");
-        on_b.get_mut().set_read_timeout(Some(IO_TIMEOUT)).unwrap();
-        if crossed {
-            break;
-        }
-        assert!(Instant::now() < deadline, "nothing crossed Redis:\n{}", b.logs());
-    }
+    wait_until_crossing(&a, &mut on_a, &b, &mut on_b);
 
     // Each way, once each: A's own publish does not come back from Redis.
     publish(&a, "from A");
@@ -203,4 +227,47 @@ fn publishes_cross_servers_through_redis_and_survive_its_restart() {
     close_client(on_b);
     finish(a);
     finish(b);
+}
+
+/// `rediss://`: the broker speaks TLS to a redis-server that listens only
+/// with TLS, trusting the CA that `SSL_CERT_FILE` names (as an operator
+/// would set it in /etc/apache2/envvars) besides the system's. A server
+/// that does not trust the certificate says why in its log and still
+/// serves its own subscribers.
+#[test]
+fn publishes_cross_servers_through_redis_over_tls() {
+    if !redis_available() {
+        return;
+    }
+    let port = free_port();
+    let _redis = Redis::start_tls(port, &httpd_runner::scratch_dir("it-channels-rediss-data"));
+    let url = format!("rediss://127.0.0.1:{port}");
+    let ca = &test_certs().ca;
+    let a = start(broker_config("channels-rediss-a", &url).env("SSL_CERT_FILE", ca));
+    let b = start(broker_config("channels-rediss-b", &url).env("SSL_CERT_FILE", ca));
+    let untrusting = start(broker_config("channels-rediss-untrusting", &url));
+    let mut on_a = subscriber(&a);
+    let mut on_b = subscriber(&b);
+    let mut on_untrusting = subscriber(&untrusting);
+    wait_until_crossing(&a, &mut on_a, &b, &mut on_b);
+
+    on_b.send(Message::text("pub:news:over TLS")).unwrap();
+    assert_eq!(next_text(&mut on_b), "over TLS");
+    assert_eq!(next_text(&mut on_a), "over TLS");
+    publish(&untrusting, "kept at home");
+    assert_eq!(next_text(&mut on_untrusting), "kept at home");
+    let log = wait_for_log(&untrusting, "is unreachable", Duration::from_secs(10));
+    assert!(
+        log.to_ascii_lowercase().contains("certificate"),
+        "the outage line does not say the certificate is the problem:\n{log}"
+    );
+    assert_nothing_more(&mut on_a);
+    assert_nothing_more(&mut on_b);
+    assert_nothing_more(&mut on_untrusting);
+    for c in [on_a, on_b, on_untrusting] {
+        close_client(c);
+    }
+    finish(a);
+    finish(b);
+    finish(untrusting);
 }

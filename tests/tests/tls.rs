@@ -4,14 +4,12 @@
 //! mod_ssl's brigades). Every message must arrive intact, no child may crash
 //! and the error log must stay clean. Also the origin policy behind TLS.
 //!
-//! The certificates (a test CA and a server certificate for IP 127.0.0.1)
-//! are made with the `openssl` command (apache2-dev depends on it) at test
-//! time; the client verifies the server against that CA with rustls.
+//! The certificates are the test CA's (`integration_tests::certs`); the
+//! client verifies the server against that CA with rustls.
 
 use std::collections::HashMap;
 use std::net::TcpStream;
-use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::path::PathBuf;
 use std::sync::{Arc, Barrier, OnceLock};
 use std::thread;
 use std::time::{Duration, Instant};
@@ -37,145 +35,9 @@ const LARGE: usize = 1 << 20;
 type TlsStream = StreamOwned<ClientConnection, TcpStream>;
 type TlsClient = WebSocket<TlsStream>;
 
-struct Certs {
-    ca: PathBuf,
-    cert: PathBuf,
-    key: PathBuf,
-    /// A client certificate by the same CA, with a non-ASCII subject.
-    client_cert: PathBuf,
-    client_key: PathBuf,
-}
-
-/// The client certificate's subject, as mod_ssl's SSL_CLIENT_S_DN gives it.
-const CLIENT_DN: &str = "CN=Zoë Client,O=Example WebSockets";
-
-fn openssl(dir: &Path, args: &[&str]) {
-    let out = Command::new("openssl")
-        .args(args)
-        .current_dir(dir)
-        .output()
-        .unwrap_or_else(|e| panic!("cannot run openssl (Debian: apt-get install openssl): {e}"));
-    assert!(
-        out.status.success(),
-        "openssl {args:?} failed:\n{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
-/// A key and a certificate `<name>.key`/`<name>.pem` for `subject` (UTF-8),
-/// signed by the test CA in `dir` with the extensions `ext`.
-fn issue(dir: &Path, name: &str, subject: &str, ext: &str, serial: &str) {
-    let (key, csr, ext_file, pem) = (
-        format!("{name}.key"),
-        format!("{name}.csr"),
-        format!("{name}.ext"),
-        format!("{name}.pem"),
-    );
-    openssl(
-        dir,
-        &[
-            "req",
-            "-utf8",
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:prime256v1",
-            "-nodes",
-            "-keyout",
-            &key,
-            "-out",
-            &csr,
-            "-subj",
-            subject,
-        ],
-    );
-    std::fs::write(dir.join(&ext_file), ext).unwrap();
-    openssl(
-        dir,
-        &[
-            "x509",
-            "-req",
-            "-in",
-            &csr,
-            "-CA",
-            "ca.pem",
-            "-CAkey",
-            "ca.key",
-            "-set_serial",
-            serial,
-            "-days",
-            "2",
-            "-extfile",
-            &ext_file,
-            "-out",
-            &pem,
-        ],
-    );
-}
-
-/// A throwaway CA with a server and a client certificate signed by it, once
-/// per process.
-/// The key stays private to the user running the tests: Apache reads it in
-/// its parent process, before dropping privileges.
-fn certs() -> &'static Certs {
-    static CERTS: OnceLock<Certs> = OnceLock::new();
-    CERTS.get_or_init(|| {
-        let dir = httpd_runner::scratch_dir("tls-certs");
-        std::fs::create_dir_all(&dir).unwrap();
-        let ec = [
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:prime256v1",
-            "-nodes",
-        ];
-        let mut ca_args = vec!["req", "-x509"];
-        ca_args.extend(ec);
-        ca_args.extend([
-            "-keyout",
-            "ca.key",
-            "-out",
-            "ca.pem",
-            "-days",
-            "2",
-            "-subj",
-            "/CN=mod_websocket test CA",
-            "-addext",
-            "basicConstraints=critical,CA:TRUE",
-            "-addext",
-            "keyUsage=critical,keyCertSign,cRLSign",
-        ]);
-        openssl(&dir, &ca_args);
-        issue(
-            &dir,
-            "server",
-            "/CN=127.0.0.1",
-            "subjectAltName=IP:127.0.0.1\nbasicConstraints=critical,CA:FALSE\n\
-             keyUsage=critical,digitalSignature\nextendedKeyUsage=serverAuth\n",
-            "2",
-        );
-        issue(
-            &dir,
-            "client",
-            "/O=Example WebSockets/CN=Zoë Client",
-            "basicConstraints=critical,CA:FALSE\nkeyUsage=critical,digitalSignature\n\
-             extendedKeyUsage=clientAuth\n",
-            "3",
-        );
-        Certs {
-            ca: dir.join("ca.pem"),
-            cert: dir.join("server.pem"),
-            key: dir.join("server.key"),
-            client_cert: dir.join("client.pem"),
-            client_key: dir.join("client.key"),
-        }
-    })
-}
-
 fn client_config_builder() -> rustls::ConfigBuilder<ClientConfig, rustls::client::WantsClientCert> {
     let mut roots = RootCertStore::empty();
-    let ca = CertificateDer::from_pem_file(&certs().ca).expect("read the test CA");
+    let ca = CertificateDer::from_pem_file(&test_certs().ca).expect("read the test CA");
     roots.add(ca).expect("add the test CA");
     ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
         .with_safe_default_protocol_versions()
@@ -195,9 +57,9 @@ fn client_config_with_cert() -> Arc<ClientConfig> {
     static CONFIG: OnceLock<Arc<ClientConfig>> = OnceLock::new();
     CONFIG
         .get_or_init(|| {
-            let cert =
-                CertificateDer::from_pem_file(&certs().client_cert).expect("read the client certificate");
-            let key = PrivateKeyDer::from_pem_file(&certs().client_key).expect("read the client key");
+            let cert = CertificateDer::from_pem_file(&test_certs().client_cert)
+                .expect("read the client certificate");
+            let key = PrivateKeyDer::from_pem_file(&test_certs().client_key).expect("read the client key");
             Arc::new(
                 client_config_builder()
                     .with_client_auth_cert(vec![cert], key)
@@ -221,7 +83,7 @@ fn server(name: &str, mpm: Mpm) -> RunningServer {
             (*m, p)
         })
         .collect();
-    let certs = certs();
+    let certs = test_certs();
     let root = httpd_runner::scratch_dir(&format!("it-{name}-{mpm}"));
     // Client certificates are asked for in the TLS handshake (TLS 1.3 has no
     // renegotiation for a per-location request), optional so the soak's

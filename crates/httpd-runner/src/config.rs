@@ -67,6 +67,8 @@ pub struct ServerConfig {
     pub(crate) identity: Identity,
     pub(crate) install: Option<Install>,
     pub(crate) startup_timeout: Duration,
+    /// Environment variables for httpd (and so its children), beyond ours.
+    pub(crate) env: Vec<(String, std::ffi::OsString)>,
 }
 
 impl ServerConfig {
@@ -89,6 +91,7 @@ impl ServerConfig {
             identity: Identity::Auto,
             install: None,
             startup_timeout: Duration::from_secs(10),
+            env: Vec::new(),
         }
     }
 
@@ -145,6 +148,13 @@ impl ServerConfig {
     /// Uses this binary and modules directory instead of discovering them.
     pub fn install(mut self, install: Install) -> ServerConfig {
         self.install = Some(install);
+        self
+    }
+
+    /// Sets an environment variable for httpd and its children (as
+    /// Debian's `/etc/apache2/envvars` would), e.g. `SSL_CERT_FILE`.
+    pub fn env(mut self, name: &str, value: impl Into<std::ffi::OsString>) -> ServerConfig {
+        self.env.push((name.to_string(), value.into()));
         self
     }
 

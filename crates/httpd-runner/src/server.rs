@@ -82,7 +82,8 @@ impl ServerConfig {
         cmd.arg("-f")
             .arg(&conf)
             .arg("-DFOREGROUND")
-            .current_dir(&self.root);
+            .current_dir(&self.root)
+            .envs(self.env.iter().map(|(k, v)| (k, v)));
         #[cfg(unix)]
         let signals = {
             use std::os::unix::process::CommandExt;
@@ -132,6 +133,7 @@ impl ServerConfig {
             .arg(conf)
             .arg("-DFOREGROUND")
             .current_dir(&self.root)
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::null())
             .stdout(stderr.try_clone()?)
             .stderr(stderr);
@@ -297,6 +299,7 @@ impl RunningServer {
             .arg("-f")
             .arg(self.config.config_path())
             .args(["-k", "graceful"])
+            .envs(self.config.env.iter().map(|(k, v)| (k, v)))
             .output()?;
         if !out.status.success() {
             return Err(Error::ConfigTest(format!(

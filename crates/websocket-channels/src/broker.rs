@@ -336,11 +336,13 @@ fn publisher(config: &BrokerConfig, health: &Health, stop: &AtomicBool, queue: &
                 }
                 Err(e) => {
                     health.failed("connect", &e);
-                    // Everything queued meanwhile is dropped: at most once.
+                    // What is queued now and during the pause is dropped:
+                    // at most once, and never late.
                     while queue.try_recv().is_ok() {}
                     if !pause(stop, backoff.next()) {
                         return;
                     }
+                    while queue.try_recv().is_ok() {}
                     continue;
                 }
             }
