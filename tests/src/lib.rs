@@ -20,6 +20,7 @@ pub use tungstenite;
 
 pub mod browser;
 pub mod certs;
+pub mod rfc8441;
 
 use tungstenite::client::IntoClientRequest;
 use tungstenite::handshake::client::{Request, Response};

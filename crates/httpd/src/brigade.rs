@@ -1,5 +1,6 @@
 //! Bucket brigades: how data moves through Apache's filter chains.
 
+use std::cell::Cell;
 use std::os::raw::c_char;
 
 use crate::sys;
@@ -53,7 +54,25 @@ impl Brigade {
         out: &mut Vec<u8>,
     ) -> ReadOutcome {
         // SAFETY: forwarded contract.
-        unsafe { self.read(filters, max, sys::APR_NONBLOCK_READ, out) }
+        unsafe { self.read(filters, max, sys::APR_NONBLOCK_READ, out, &Cell::new(false)) }
+    }
+
+    /// As [`Brigade::read_nonblocking`], but while `skip_eos` is set the
+    /// first EOS bucket is passed over (and `skip_eos` cleared): mod_http2
+    /// puts one at the head of an upgraded stream's input to end the
+    /// request's body, and the stream goes on after it.
+    ///
+    /// # Safety
+    /// As for [`Brigade::read_nonblocking`].
+    pub unsafe fn read_nonblocking_past_eos(
+        &self,
+        filters: *mut sys::ap_filter_t,
+        max: usize,
+        out: &mut Vec<u8>,
+        skip_eos: &Cell<bool>,
+    ) -> ReadOutcome {
+        // SAFETY: forwarded contract.
+        unsafe { self.read(filters, max, sys::APR_NONBLOCK_READ, out, skip_eos) }
     }
 
     /// Reads up to `max` bytes, waiting (up to the connection's timeout)
@@ -68,7 +87,7 @@ impl Brigade {
         out: &mut Vec<u8>,
     ) -> ReadOutcome {
         // SAFETY: forwarded contract.
-        unsafe { self.read(filters, max, sys::APR_BLOCK_READ, out) }
+        unsafe { self.read(filters, max, sys::APR_BLOCK_READ, out, &Cell::new(false)) }
     }
 
     unsafe fn read(
@@ -77,6 +96,7 @@ impl Brigade {
         max: usize,
         block: sys::apr_read_type_e,
         out: &mut Vec<u8>,
+        skip_eos: &Cell<bool>,
     ) -> ReadOutcome {
         self.cleanup();
         // SAFETY: live filter chain and brigade (contract).
@@ -104,6 +124,10 @@ impl Brigade {
             let mut b = sys::APR_BRIGADE_FIRST(self.raw);
             while b != sentinel {
                 if sys::APR_BUCKET_IS_EOS(b) {
+                    if skip_eos.replace(false) {
+                        b = sys::APR_BUCKET_NEXT(b);
+                        continue;
+                    }
                     eos = true;
                     break;
                 }

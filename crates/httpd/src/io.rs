@@ -64,6 +64,9 @@ pub struct ConnIo<'c> {
     filters_pass_on: bool,
     /// Bytes written (or handed to the output filters) so far.
     pub bytes_out: Cell<u64>,
+    /// An HTTP/2 stream's input still starts with the EOS that ended the
+    /// upgraded request (see [`Brigade::read_nonblocking_past_eos`]).
+    upgrade_eos: Cell<bool>,
 }
 
 impl<'c> ConnIo<'c> {
@@ -100,6 +103,7 @@ impl<'c> ConnIo<'c> {
             socket,
             read_socket: Cell::new(false),
             bytes_out: Cell::new(0),
+            upgrade_eos: Cell::new(!primary),
         }
     }
 
@@ -133,8 +137,12 @@ impl<'c> ConnIo<'c> {
             // SAFETY: this thread owns the connection's filters (Conn).
             _ => (
                 unsafe {
-                    self.bb_in
-                        .read_nonblocking(self.conn.input_filters().head(), max, out)
+                    self.bb_in.read_nonblocking_past_eos(
+                        self.conn.input_filters().head(),
+                        max,
+                        out,
+                        &self.upgrade_eos,
+                    )
                 },
                 max.min(CORE_READ_SIZE),
             ),
