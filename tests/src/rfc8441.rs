@@ -63,7 +63,12 @@ impl H2Connection {
                 .await
                 .map_err(|e| format!("connect {addr}: {e}"))?;
             tcp.set_nodelay(true).map_err(|e| e.to_string())?;
-            let (send, connection) = h2::client::handshake(tcp)
+            // Browser-sized windows: with the default 64 KiB for the whole
+            // connection, one stream's unread data would stall the others.
+            let (send, connection) = h2::client::Builder::new()
+                .initial_window_size(4 << 20)
+                .initial_connection_window_size(16 << 20)
+                .handshake(tcp)
                 .await
                 .map_err(|e| format!("HTTP/2 handshake with {addr}: {e}"))?;
             tokio::spawn(async move {
@@ -149,7 +154,7 @@ impl H2Stream {
         self.send.send_reset(h2::Reason::CANCEL);
         // Let the connection task send it.
         self.rt
-            .block_on(tokio::time::sleep(Duration::from_millis(20)));
+            .block_on(async { tokio::time::sleep(Duration::from_millis(20)).await });
     }
 }
 
@@ -220,6 +225,10 @@ pub fn h2_websocket(conn: &mut H2Connection, path: &str, headers: &[(&str, &str)
     let answer = conn
         .websocket(path, headers)
         .unwrap_or_else(|e| panic!("extended CONNECT to {path}: {e}"));
-    assert_eq!(answer.status, 200, "extended CONNECT to {path}: {:?}", answer.headers);
+    assert_eq!(
+        answer.status, 200,
+        "extended CONNECT to {path}: {:?}",
+        answer.headers
+    );
     WebSocket::from_raw_socket(answer.stream.expect("a stream"), Role::Client, None)
 }

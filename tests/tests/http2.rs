@@ -1,13 +1,24 @@
 //! WebSockets over HTTP/2 (RFC 8441): mod_http2 with `H2WebSockets on`
 //! turns an extended CONNECT into a request that our handler serves on a
-//! secondary connection. Cleartext HTTP/2 with prior knowledge (h2c).
+//! secondary connection, whose input comes through mod_http2's filters and
+//! whose poll descriptor is a pipe. Cleartext HTTP/2 with prior knowledge
+//! (h2c), under the event and worker MPMs: echo, sends from plugin threads,
+//! the handshake's refusals, limits, the closing handshake, and streams
+//! that end without one (reset, or the whole TCP connection dropped).
+
+use std::time::{Duration, Instant};
 
 use integration_tests::rfc8441::{h2_websocket, H2Client, H2Connection};
+use integration_tests::tungstenite::protocol::frame::coding::CloseCode;
 use integration_tests::tungstenite::Message;
 use integration_tests::*;
 
+/// One child, so that the test plugin's count of live connections covers
+/// every stream.
+const ONE_CHILD: &str = "StartServers 1\nServerLimit 2\nThreadsPerChild 25\nMaxRequestWorkers 25\n";
+
 fn h2_server(name: &str, mpm: Mpm, locations: &str) -> RunningServer {
-    let config = format!("Protocols h2c http/1.1\nH2WebSockets on\n{locations}");
+    let config = format!("Protocols h2c http/1.1\nH2WebSockets on\n{ONE_CHILD}{locations}");
     start(with_system_modules(server_config(name, mpm, &config), &["http2"]))
 }
 
@@ -21,24 +32,201 @@ fn next(client: &mut H2Client) -> Message {
     }
 }
 
-fn echo(mpm: Mpm) {
-    let server = h2_server(&format!("h2-echo-{mpm}"), mpm, &echo_location("/echo", ""));
-    let mut conn = H2Connection::open(server.addr()).unwrap();
-    assert!(conn.offers_websockets(), "no SETTINGS_ENABLE_CONNECT_PROTOCOL");
-    let mut ws = h2_websocket(&mut conn, "/echo", &[]);
+fn next_text(client: &mut H2Client) -> String {
+    match next(client) {
+        Message::Text(t) => t.as_str().to_owned(),
+        other => panic!("expected a text message, got {other:?}"),
+    }
+}
+
+fn ask(client: &mut H2Client, command: &str) -> String {
+    client.send(Message::text(command)).unwrap();
+    next_text(client)
+}
+
+/// The close code of the server's close frame.
+fn close_code(client: &mut H2Client) -> Option<CloseCode> {
+    match next(client) {
+        Message::Close(frame) => frame.map(|f| f.code),
+        other => panic!("expected a close frame, got {other:?}"),
+    }
+}
+
+fn open(server: &RunningServer) -> H2Connection {
+    let conn = H2Connection::open(server.addr()).unwrap();
+    assert!(
+        conn.offers_websockets(),
+        "the server's SETTINGS lack SETTINGS_ENABLE_CONNECT_PROTOCOL"
+    );
+    conn
+}
+
+fn echo_and_more(mpm: Mpm) {
+    let locations = format!(
+        "{}{}{}",
+        echo_location("/echo", ""),
+        echo_location("/small", "    MaxMessageSize 1K"),
+        dumb_increment_location("/inc"),
+    );
+    let server = h2_server(&format!("h2-{mpm}"), mpm, &locations);
+    let mut conn = open(&server);
+
+    // Echo, small and large, on two streams of one connection at once.
+    let mut a = h2_websocket(&mut conn, "/echo", &[]);
+    let mut b = h2_websocket(&mut conn, "/echo", &[]);
     for m in [
         Message::text("hello over HTTP/2"),
-        Message::binary(vec![7u8; 100_000]),
+        Message::binary(vec![7u8; 300_000]),
+        Message::text("é".repeat(50_000)),
     ] {
-        ws.send(m.clone()).unwrap();
-        assert_eq!(next(&mut ws), m);
+        a.send(m.clone()).unwrap();
+        b.send(m.clone()).unwrap();
+        assert_eq!(next(&mut a), m);
+        assert_eq!(next(&mut b), m);
     }
-    ws.close(None).unwrap();
-    assert!(matches!(next(&mut ws), Message::Close(_)));
+
+    // A plugin thread's sends reach an h2 stream (dumb-increment ticks
+    // every 50 ms), and the subprotocol is negotiated.
+    let answer = conn
+        .websocket("/inc", &[("sec-websocket-protocol", "dumb-increment-protocol")])
+        .unwrap();
+    assert_eq!(answer.status, 200);
+    assert_eq!(
+        answer
+            .headers
+            .get("sec-websocket-protocol")
+            .and_then(|v| v.to_str().ok()),
+        Some("dumb-increment-protocol")
+    );
+    let mut inc = integration_tests::tungstenite::WebSocket::from_raw_socket(
+        answer.stream.unwrap(),
+        integration_tests::tungstenite::protocol::Role::Client,
+        None,
+    );
+    let mut previous: u64 = next_text(&mut inc).trim().parse().unwrap();
+    for _ in 0..5 {
+        let n: u64 = next_text(&mut inc).trim().parse().unwrap();
+        assert_eq!(n, previous + 1);
+        previous = n;
+    }
+
+    // MaxMessageSize: 1009.
+    let mut small = h2_websocket(&mut conn, "/small", &[]);
+    small.send(Message::binary(vec![1u8; 2048])).unwrap();
+    assert_eq!(close_code(&mut small), Some(CloseCode::Size));
+
+    // Refusals: a foreign Origin (403), an unknown version (400 naming 13),
+    // and the subprotocol dumb-increment requires (403).
+    let foreign = conn
+        .websocket("/echo", &[("origin", "http://evil.example")])
+        .unwrap();
+    assert_eq!(foreign.status, 403, "{:?}", foreign.headers);
+    let same = conn
+        .websocket("/echo", &[("origin", &format!("http://{}", server.addr()))])
+        .unwrap();
+    assert_eq!(same.status, 200, "{:?}", same.headers);
+    same.stream.unwrap().reset();
+    let version = conn
+        .websocket("/echo", &[("sec-websocket-version", "12")])
+        .unwrap();
+    assert!(
+        version.status == 400 || version.status == 426,
+        "version 12: {}",
+        version.status
+    );
+    let no_protocol = conn.websocket("/inc", &[]).unwrap();
+    assert_eq!(no_protocol.status, 403);
+
+    // The closing handshake, both ways.
+    a.close(None).unwrap();
+    assert!(matches!(next(&mut a), Message::Close(_)));
+    inc.close(None).unwrap();
+    assert!(matches!(next(&mut inc), Message::Close(_)));
+    b.send(Message::text("still here")).unwrap();
+    assert_eq!(next_text(&mut b), "still here");
+    b.close(None).unwrap();
+    assert!(matches!(next(&mut b), Message::Close(_)));
+    drop(conn);
     finish(server);
 }
 
 #[test]
-fn echo_under_event() {
-    echo(Mpm::Event);
+fn echo_increment_and_refusals_under_event() {
+    echo_and_more(Mpm::Event);
+}
+
+#[test]
+fn echo_increment_and_refusals_under_worker() {
+    echo_and_more(Mpm::Worker);
+}
+
+/// Waits until the child has `expected` live connections (the one asking
+/// included): each ended stream ran its on_disconnect, and none twice.
+fn wait_for_live(client: &mut H2Client, expected: u64, what: &str) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let live: u64 = ask(client, "live").parse().unwrap();
+        if live == expected {
+            return;
+        }
+        assert!(
+            live > expected,
+            "{what}: {live} live, fewer than {expected}: an on_disconnect ran twice"
+        );
+        assert!(
+            Instant::now() < deadline,
+            "{what}: still {live} live connections, expected {expected}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn streams_that_end_without_a_close(mpm: Mpm) {
+    let locations = plugin_location("/ch", c_plugin(), "test_plugin_init", "");
+    let server = h2_server(&format!("h2-ends-{mpm}"), mpm, &locations);
+    let mut watcher_conn = open(&server);
+    let mut watcher = h2_websocket(&mut watcher_conn, "/ch", &[]);
+    wait_for_live(&mut watcher, 1, "at the start");
+
+    // Streams reset by the client.
+    let mut conn = open(&server);
+    let mut streams: Vec<H2Client> = (0..3).map(|_| h2_websocket(&mut conn, "/ch", &[])).collect();
+    for s in &mut streams {
+        assert_eq!(ask(s, "hello"), "hello");
+    }
+    wait_for_live(&mut watcher, 4, "three more streams");
+    for s in &mut streams {
+        s.get_mut().reset();
+    }
+    wait_for_live(&mut watcher, 1, "after three stream resets");
+    drop(streams);
+
+    // A whole HTTP/2 connection dropped, with streams open.
+    let mut conn2 = open(&server);
+    let streams: Vec<H2Client> = (0..3)
+        .map(|_| {
+            let mut s = h2_websocket(&mut conn2, "/ch", &[]);
+            assert_eq!(ask(&mut s, "hi"), "hi");
+            s
+        })
+        .collect();
+    wait_for_live(&mut watcher, 4, "three streams on another connection");
+    drop(streams);
+    drop(conn2);
+    drop(conn);
+    wait_for_live(&mut watcher, 1, "after their TCP connection was dropped");
+
+    watcher.close(None).unwrap();
+    assert!(matches!(next(&mut watcher), Message::Close(_)));
+    finish(server);
+}
+
+#[test]
+fn resets_and_drops_under_event() {
+    streams_that_end_without_a_close(Mpm::Event);
+}
+
+#[test]
+fn resets_and_drops_under_worker() {
+    streams_that_end_without_a_close(Mpm::Worker);
 }

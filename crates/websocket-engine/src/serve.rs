@@ -262,11 +262,17 @@ pub fn serve(ep: Endpoint<'_>) -> c_int {
     ];
     counters.add(Counter::Accepted, 1);
     open_as.iter().flatten().for_each(|&c| counters.add(c, 1));
+    let transport = match (client.proto_num >= 2000, client.is_tls) {
+        (true, true) => "an HTTP/2 stream (h2, TLS)",
+        (true, false) => "an HTTP/2 stream (h2c)",
+        (false, true) => "HTTP/1.1 with TLS",
+        (false, false) => "HTTP/1.1",
+    };
     rlog!(
         r,
         mi,
         APLOG_DEBUG,
-        "{} open for {uri} (plugin {} {})",
+        "{} open for {uri} over {transport} (plugin {} {})",
         ep.description,
         plugin.library,
         plugin.init
