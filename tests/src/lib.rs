@@ -568,6 +568,43 @@ impl Frame {
     }
 }
 
+/// Reads the next frame the server sends on `stream` (a socket, or an
+/// HTTP/2 stream), keeping what follows it in `buf`.
+pub fn read_server_frame(stream: &mut impl Read, buf: &mut Vec<u8>) -> io::Result<Frame> {
+    loop {
+        let parsed = FrameHeader::parse(buf)
+            .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, format!("server frame: {e:?}")))?;
+        if let Some((h, len)) = parsed {
+            let total = len as u64 + h.payload_len;
+            if buf.len() as u64 >= total {
+                let mut payload = buf[len..total as usize].to_vec();
+                buf.drain(..total as usize);
+                if let Some(key) = h.mask {
+                    for (i, b) in payload.iter_mut().enumerate() {
+                        *b ^= key[i % 4];
+                    }
+                }
+                return Ok(Frame {
+                    fin: h.fin,
+                    rsv: h.rsv,
+                    opcode: h.opcode,
+                    masked: h.mask.is_some(),
+                    payload,
+                });
+            }
+        }
+        let mut chunk = [0u8; 65536];
+        let n = stream.read(&mut chunk)?;
+        if n == 0 {
+            return Err(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                "the server closed the connection",
+            ));
+        }
+        buf.extend_from_slice(&chunk[..n]);
+    }
+}
+
 /// A WebSocket client that writes frames by hand and reads the server's
 /// frames one by one.
 #[derive(Debug)]
@@ -632,45 +669,9 @@ impl RawClient {
         self.send_frame(Opcode::Close, true, &close_payload(code, reason));
     }
 
-    fn fill(&mut self) -> io::Result<()> {
-        let mut chunk = [0u8; 65536];
-        let n = self.stream.read(&mut chunk)?;
-        if n == 0 {
-            return Err(io::Error::new(
-                io::ErrorKind::UnexpectedEof,
-                "the server closed the connection",
-            ));
-        }
-        self.buf.extend_from_slice(&chunk[..n]);
-        Ok(())
-    }
-
     /// Reads the next frame the server sends.
     pub fn read_frame(&mut self) -> io::Result<Frame> {
-        loop {
-            let parsed = FrameHeader::parse(&self.buf)
-                .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, format!("server frame: {e:?}")))?;
-            if let Some((h, len)) = parsed {
-                let total = len as u64 + h.payload_len;
-                if self.buf.len() as u64 >= total {
-                    let mut payload = self.buf[len..total as usize].to_vec();
-                    self.buf.drain(..total as usize);
-                    if let Some(key) = h.mask {
-                        for (i, b) in payload.iter_mut().enumerate() {
-                            *b ^= key[i % 4];
-                        }
-                    }
-                    return Ok(Frame {
-                        fin: h.fin,
-                        rsv: h.rsv,
-                        opcode: h.opcode,
-                        masked: h.mask.is_some(),
-                        payload,
-                    });
-                }
-            }
-            self.fill()?;
-        }
+        read_server_frame(&mut self.stream, &mut self.buf)
     }
 
     /// Reads the next frame, failing the test on I/O errors.

@@ -12,6 +12,9 @@ use integration_tests::rfc8441::{h2_websocket, H2Client, H2Connection};
 use integration_tests::tungstenite::protocol::frame::coding::CloseCode;
 use integration_tests::tungstenite::Message;
 use integration_tests::*;
+use websocket_proto::deflate::{negotiate, DeflateConfig, Deflater, Inflater, Negotiated};
+use websocket_proto::handshake::parse_extensions;
+use websocket_proto::Opcode;
 
 /// One child, so that the test plugin's count of live connections covers
 /// every stream.
@@ -229,4 +232,70 @@ fn resets_and_drops_under_event() {
 #[test]
 fn resets_and_drops_under_worker() {
     streams_that_end_without_a_close(Mpm::Worker);
+}
+
+const DEFLATE_OFFER: &str = "permessage-deflate; client_no_context_takeover; server_no_context_takeover";
+
+fn client_deflate() -> Negotiated {
+    let offers = parse_extensions(DEFLATE_OFFER).unwrap();
+    negotiate(&offers, &DeflateConfig::default())
+        .unwrap()
+        .expect("our own offer negotiates")
+}
+
+/// permessage-deflate over an h2 stream: negotiated in the CONNECT's
+/// headers, compressed messages both ways.
+fn compression(mpm: Mpm) {
+    let server = h2_server(&format!("h2-deflate-{mpm}"), mpm, &echo_location("/echo", ""));
+    let mut conn = open(&server);
+    let answer = conn
+        .websocket("/echo", &[("sec-websocket-extensions", DEFLATE_OFFER)])
+        .unwrap();
+    assert_eq!(answer.status, 200);
+    let accepted = answer
+        .headers
+        .get("sec-websocket-extensions")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_owned();
+    assert!(accepted.starts_with("permessage-deflate"), "{accepted:?}");
+    let mut stream = answer.stream.unwrap();
+    let mut buf = Vec::new();
+    for round in 0..3 {
+        let text = format!("round {round}: ").repeat(2000);
+        let mut body = Vec::new();
+        Deflater::new(&client_deflate(), 6).compress(text.as_bytes(), &mut body);
+        std::io::Write::write_all(&mut stream, &client_frame(Opcode::Text as u8, true, 0x40, &body)).unwrap();
+        let frame = read_server_frame(&mut stream, &mut buf).unwrap();
+        assert_eq!(frame.opcode, Opcode::Text as u8, "{frame:?}");
+        assert_eq!(frame.rsv, 0x40, "the echo of a 20 KB text is compressed");
+        assert!(
+            frame.payload.len() < text.len() / 10,
+            "{} bytes",
+            frame.payload.len()
+        );
+        let mut inflated = Vec::new();
+        Inflater::new(&client_deflate())
+            .inflate(&frame.payload, 1 << 20, &mut inflated)
+            .unwrap();
+        assert_eq!(String::from_utf8(inflated).unwrap(), text);
+    }
+    std::io::Write::write_all(
+        &mut stream,
+        &client_frame(Opcode::Close as u8, true, 0, &close_payload(1000, "")),
+    )
+    .unwrap();
+    let frame = read_server_frame(&mut stream, &mut buf).unwrap();
+    assert_eq!(frame.close_code(), Some(1000));
+    finish(server);
+}
+
+#[test]
+fn compression_under_event() {
+    compression(Mpm::Event);
+}
+
+#[test]
+fn compression_under_worker() {
+    compression(Mpm::Worker);
 }
