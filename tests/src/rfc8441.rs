@@ -1,5 +1,5 @@
 //! An RFC 8441 WebSocket client: extended CONNECT on an HTTP/2 connection
-//! (cleartext with prior knowledge), built on the `h2` crate, with
+//! (cleartext with prior knowledge, or TLS with ALPN), built on the `h2` crate, with
 //! tungstenite doing the WebSocket framing over the stream. It blocks, as
 //! the other helpers do: a one-thread tokio runtime drives the HTTP/2
 //! connection in the background, and the stream's `Read`/`Write` wait on it.
@@ -7,6 +7,7 @@
 use std::future::poll_fn;
 use std::io::{self, Read, Write};
 use std::net::SocketAddr;
+use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -14,7 +15,12 @@ use bytes::{Buf, Bytes};
 use h2::client::SendRequest;
 use h2::{RecvStream, SendStream};
 use http::{HeaderMap, Method, Request};
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::runtime::Runtime;
+use tokio_rustls::rustls::pki_types::pem::PemObject;
+use tokio_rustls::rustls::pki_types::{CertificateDer, ServerName};
+use tokio_rustls::rustls::{ClientConfig, RootCertStore};
+use tokio_rustls::TlsConnector;
 use tungstenite::protocol::Role;
 use tungstenite::WebSocket;
 
@@ -53,6 +59,27 @@ impl H2Connection {
     /// Connects with prior knowledge (h2c) and waits for the server's
     /// SETTINGS.
     pub fn open(addr: SocketAddr) -> Result<H2Connection, String> {
+        H2Connection::open_with(addr, None)
+    }
+
+    /// Connects with TLS, offering only "h2" by ALPN, trusting the PEM CA
+    /// certificate at `ca`.
+    pub fn open_tls(addr: SocketAddr, ca: &Path) -> Result<H2Connection, String> {
+        let ca = CertificateDer::from_pem_file(ca).map_err(|e| format!("{}: {e}", ca.display()))?;
+        let mut roots = RootCertStore::empty();
+        roots.add(ca).map_err(|e| e.to_string())?;
+        let mut config = ClientConfig::builder_with_provider(Arc::new(
+            tokio_rustls::rustls::crypto::ring::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .map_err(|e| e.to_string())?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+        config.alpn_protocols = vec![b"h2".to_vec()];
+        H2Connection::open_with(addr, Some(Arc::new(config)))
+    }
+
+    fn open_with(addr: SocketAddr, tls: Option<Arc<ClientConfig>>) -> Result<H2Connection, String> {
         let rt = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(1)
             .enable_all()
@@ -63,29 +90,20 @@ impl H2Connection {
                 .await
                 .map_err(|e| format!("connect {addr}: {e}"))?;
             tcp.set_nodelay(true).map_err(|e| e.to_string())?;
-            // Browser-sized windows: with the default 64 KiB for the whole
-            // connection, one stream's unread data would stall the others.
-            let (send, connection) = h2::client::Builder::new()
-                .initial_window_size(4 << 20)
-                .initial_connection_window_size(16 << 20)
-                .handshake(tcp)
-                .await
-                .map_err(|e| format!("HTTP/2 handshake with {addr}: {e}"))?;
-            tokio::spawn(async move {
-                let _ = connection.await;
-            });
-            let mut send = send
-                .ready()
-                .await
-                .map_err(|e| format!("HTTP/2 connection to {addr}: {e}"))?;
-            // SETTINGS_ENABLE_CONNECT_PROTOCOL arrives in the server's first
-            // SETTINGS frame, which the connection task reads meanwhile.
-            let deadline = Instant::now() + Duration::from_secs(5);
-            while !send.is_extended_connect_protocol_enabled() && Instant::now() < deadline {
-                tokio::time::sleep(Duration::from_millis(5)).await;
-                send = send.ready().await.map_err(|e| e.to_string())?;
+            match tls {
+                None => handshake(tcp, addr).await,
+                Some(config) => {
+                    let name = ServerName::IpAddress(addr.ip().into());
+                    let tls = TlsConnector::from(config)
+                        .connect(name, tcp)
+                        .await
+                        .map_err(|e| format!("TLS handshake with {addr}: {e}"))?;
+                    if tls.get_ref().1.alpn_protocol() != Some(b"h2") {
+                        return Err(format!("{addr} did not choose h2 by ALPN"));
+                    }
+                    handshake(tls, addr).await
+                }
             }
-            Ok::<_, String>(send)
         })?;
         Ok(H2Connection {
             rt: Arc::new(rt),
@@ -145,6 +163,37 @@ impl H2Connection {
             stream,
         })
     }
+}
+
+/// The HTTP/2 handshake on `io`; the connection is driven by a task of the
+/// runtime. Returns once the server's SETTINGS have been read.
+async fn handshake<T>(io: T, addr: SocketAddr) -> Result<SendRequest<Bytes>, String>
+where
+    T: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    // Browser-sized windows: with the default 64 KiB for the whole
+    // connection, one stream's unread data would stall the others.
+    let (send, connection) = h2::client::Builder::new()
+        .initial_window_size(4 << 20)
+        .initial_connection_window_size(16 << 20)
+        .handshake(io)
+        .await
+        .map_err(|e| format!("HTTP/2 handshake with {addr}: {e}"))?;
+    tokio::spawn(async move {
+        let _ = connection.await;
+    });
+    let mut send = send
+        .ready()
+        .await
+        .map_err(|e| format!("HTTP/2 connection to {addr}: {e}"))?;
+    // SETTINGS_ENABLE_CONNECT_PROTOCOL arrives in the server's first
+    // SETTINGS frame, which the connection task reads meanwhile.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !send.is_extended_connect_protocol_enabled() && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+        send = send.ready().await.map_err(|e| e.to_string())?;
+    }
+    Ok(send)
 }
 
 impl H2Stream {

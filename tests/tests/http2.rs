@@ -20,9 +20,54 @@ use websocket_proto::Opcode;
 /// every stream.
 const ONE_CHILD: &str = "StartServers 1\nServerLimit 2\nThreadsPerChild 25\nMaxRequestWorkers 25\n";
 
-fn h2_server(name: &str, mpm: Mpm, locations: &str) -> RunningServer {
-    let config = format!("Protocols h2c http/1.1\nH2WebSockets on\n{ONE_CHILD}{locations}");
-    start(with_system_modules(server_config(name, mpm, &config), &["http2"]))
+/// How the tests reach mod_http2.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Wire {
+    /// Cleartext with prior knowledge.
+    H2c,
+    /// TLS, "h2" by ALPN.
+    H2,
+}
+
+/// A server with mod_http2 and `H2WebSockets on`, over `wire`.
+struct H2Server {
+    server: RunningServer,
+    wire: Wire,
+}
+
+fn h2_server(name: &str, mpm: Mpm, wire: Wire, locations: &str) -> H2Server {
+    let (protocols, modules, tls) = match wire {
+        Wire::H2c => ("h2c", &["http2"][..], String::new()),
+        Wire::H2 => {
+            let certs = test_certs();
+            let root = httpd_runner::scratch_dir(&format!("it-{name}-{mpm}"));
+            (
+                "h2",
+                &["http2", "ssl", "socache_shmcb"][..],
+                format!(
+                    "SSLEngine on\nSSLCertificateFile \"{}\"\nSSLCertificateKeyFile \"{}\"\n\
+                     SSLSessionCache \"shmcb:{}(512000)\"\n",
+                    certs.cert.display(),
+                    certs.key.display(),
+                    root.join("run/ssl_scache").display()
+                ),
+            )
+        }
+    };
+    let config = format!("Protocols {protocols} http/1.1\nH2WebSockets on\n{tls}{ONE_CHILD}{locations}");
+    let server = start(with_system_modules(server_config(name, mpm, &config), modules));
+    H2Server { server, wire }
+}
+
+impl H2Server {
+    fn origin(&self) -> String {
+        let scheme = if self.wire == Wire::H2 { "https" } else { "http" };
+        format!("{scheme}://{}", self.server.addr())
+    }
+
+    fn finish(self) {
+        finish(self.server);
+    }
 }
 
 fn next(client: &mut H2Client) -> Message {
@@ -55,8 +100,13 @@ fn close_code(client: &mut H2Client) -> Option<CloseCode> {
     }
 }
 
-fn open(server: &RunningServer) -> H2Connection {
-    let conn = H2Connection::open(server.addr()).unwrap();
+fn open(server: &H2Server) -> H2Connection {
+    let addr = server.server.addr();
+    let conn = match server.wire {
+        Wire::H2c => H2Connection::open(addr),
+        Wire::H2 => H2Connection::open_tls(addr, &test_certs().ca),
+    }
+    .unwrap();
     assert!(
         conn.offers_websockets(),
         "the server's SETTINGS lack SETTINGS_ENABLE_CONNECT_PROTOCOL"
@@ -64,14 +114,14 @@ fn open(server: &RunningServer) -> H2Connection {
     conn
 }
 
-fn echo_and_more(mpm: Mpm) {
+fn echo_and_more(mpm: Mpm, wire: Wire) {
     let locations = format!(
         "{}{}{}",
         echo_location("/echo", ""),
         echo_location("/small", "    MaxMessageSize 1K"),
         dumb_increment_location("/inc"),
     );
-    let server = h2_server(&format!("h2-{mpm}"), mpm, &locations);
+    let server = h2_server(&format!("h2-{wire:?}-{mpm}"), mpm, wire, &locations);
     let mut conn = open(&server);
 
     // Echo, small and large, on two streams of one connection at once.
@@ -124,9 +174,7 @@ fn echo_and_more(mpm: Mpm) {
         .websocket("/echo", &[("origin", "http://evil.example")])
         .unwrap();
     assert_eq!(foreign.status, 403, "{:?}", foreign.headers);
-    let same = conn
-        .websocket("/echo", &[("origin", &format!("http://{}", server.addr()))])
-        .unwrap();
+    let same = conn.websocket("/echo", &[("origin", &server.origin())]).unwrap();
     assert_eq!(same.status, 200, "{:?}", same.headers);
     same.stream.unwrap().reset();
     let version = conn
@@ -150,17 +198,7 @@ fn echo_and_more(mpm: Mpm) {
     b.close(None).unwrap();
     assert!(matches!(next(&mut b), Message::Close(_)));
     drop(conn);
-    finish(server);
-}
-
-#[test]
-fn echo_increment_and_refusals_under_event() {
-    echo_and_more(Mpm::Event);
-}
-
-#[test]
-fn echo_increment_and_refusals_under_worker() {
-    echo_and_more(Mpm::Worker);
+    server.finish();
 }
 
 /// Waits until the child has `expected` live connections (the one asking
@@ -184,9 +222,9 @@ fn wait_for_live(client: &mut H2Client, expected: u64, what: &str) {
     }
 }
 
-fn streams_that_end_without_a_close(mpm: Mpm) {
+fn streams_that_end_without_a_close(mpm: Mpm, wire: Wire) {
     let locations = plugin_location("/ch", c_plugin(), "test_plugin_init", "");
-    let server = h2_server(&format!("h2-ends-{mpm}"), mpm, &locations);
+    let server = h2_server(&format!("h2-ends-{wire:?}-{mpm}"), mpm, wire, &locations);
     let mut watcher_conn = open(&server);
     let mut watcher = h2_websocket(&mut watcher_conn, "/ch", &[]);
     wait_for_live(&mut watcher, 1, "at the start");
@@ -221,17 +259,7 @@ fn streams_that_end_without_a_close(mpm: Mpm) {
 
     watcher.close(None).unwrap();
     assert!(matches!(next(&mut watcher), Message::Close(_)));
-    finish(server);
-}
-
-#[test]
-fn resets_and_drops_under_event() {
-    streams_that_end_without_a_close(Mpm::Event);
-}
-
-#[test]
-fn resets_and_drops_under_worker() {
-    streams_that_end_without_a_close(Mpm::Worker);
+    server.finish();
 }
 
 const DEFLATE_OFFER: &str = "permessage-deflate; client_no_context_takeover; server_no_context_takeover";
@@ -245,8 +273,13 @@ fn client_deflate() -> Negotiated {
 
 /// permessage-deflate over an h2 stream: negotiated in the CONNECT's
 /// headers, compressed messages both ways.
-fn compression(mpm: Mpm) {
-    let server = h2_server(&format!("h2-deflate-{mpm}"), mpm, &echo_location("/echo", ""));
+fn compression(mpm: Mpm, wire: Wire) {
+    let server = h2_server(
+        &format!("h2-deflate-{wire:?}-{mpm}"),
+        mpm,
+        wire,
+        &echo_location("/echo", ""),
+    );
     let mut conn = open(&server);
     let answer = conn
         .websocket("/echo", &[("sec-websocket-extensions", DEFLATE_OFFER)])
@@ -287,15 +320,65 @@ fn compression(mpm: Mpm) {
     .unwrap();
     let frame = read_server_frame(&mut stream, &mut buf).unwrap();
     assert_eq!(frame.close_code(), Some(1000));
-    finish(server);
+    server.finish();
 }
 
 #[test]
-fn compression_under_event() {
-    compression(Mpm::Event);
+fn echo_increment_and_refusals_h2c_event() {
+    echo_and_more(Mpm::Event, Wire::H2c);
 }
 
 #[test]
-fn compression_under_worker() {
-    compression(Mpm::Worker);
+fn echo_increment_and_refusals_h2_event() {
+    echo_and_more(Mpm::Event, Wire::H2);
+}
+
+#[test]
+fn echo_increment_and_refusals_h2c_worker() {
+    echo_and_more(Mpm::Worker, Wire::H2c);
+}
+
+#[test]
+fn echo_increment_and_refusals_h2_worker() {
+    echo_and_more(Mpm::Worker, Wire::H2);
+}
+
+#[test]
+fn resets_and_drops_h2c_event() {
+    streams_that_end_without_a_close(Mpm::Event, Wire::H2c);
+}
+
+#[test]
+fn resets_and_drops_h2_event() {
+    streams_that_end_without_a_close(Mpm::Event, Wire::H2);
+}
+
+#[test]
+fn resets_and_drops_h2c_worker() {
+    streams_that_end_without_a_close(Mpm::Worker, Wire::H2c);
+}
+
+#[test]
+fn resets_and_drops_h2_worker() {
+    streams_that_end_without_a_close(Mpm::Worker, Wire::H2);
+}
+
+#[test]
+fn compression_h2c_event() {
+    compression(Mpm::Event, Wire::H2c);
+}
+
+#[test]
+fn compression_h2_event() {
+    compression(Mpm::Event, Wire::H2);
+}
+
+#[test]
+fn compression_h2c_worker() {
+    compression(Mpm::Worker, Wire::H2c);
+}
+
+#[test]
+fn compression_h2_worker() {
+    compression(Mpm::Worker, Wire::H2);
 }
