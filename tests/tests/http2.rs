@@ -18,7 +18,8 @@ use websocket_proto::Opcode;
 
 /// One child, so that the test plugin's count of live connections covers
 /// every stream.
-const ONE_CHILD: &str = "StartServers 1\nServerLimit 2\nThreadsPerChild 25\nMaxRequestWorkers 25\n";
+const ONE_CHILD: &str =
+    "StartServers 1\nServerLimit 2\nThreadsPerChild 25\nMaxRequestWorkers 25\nMinSpareThreads 1\nMaxSpareThreads 25\n";
 
 /// How the tests reach mod_http2.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -323,6 +324,97 @@ fn compression(mpm: Mpm, wire: Wire) {
     server.finish();
 }
 
+/// Apache's `Timeout` does not cut an idle h2 WebSocket; the idle timeout
+/// and server pings work; `WebSocketMaxConnections` counts h2 streams; a
+/// graceful restart leaves the server serving h2 WebSockets, and a stop
+/// closes an open one with 1001.
+fn timers_limits_and_restarts(mpm: Mpm, wire: Wire) {
+    let locations = format!(
+        "Timeout 1\n{}{}{}{}",
+        echo_location("/echo", ""),
+        echo_location("/idle", "    WebSocketIdleTimeout 1"),
+        echo_location("/ping", "    WebSocketPingInterval 1"),
+        echo_location("/limited", "    WebSocketMaxConnections 2"),
+    );
+    let mut server = h2_server(&format!("h2-timers-{wire:?}-{mpm}"), mpm, wire, &locations);
+    let mut conn = open(&server);
+
+    let mut quiet = h2_websocket(&mut conn, "/echo", &[]);
+    std::thread::sleep(Duration::from_millis(2500));
+    assert_eq!(
+        ask(&mut quiet, "after 2.5 s of silence"),
+        "after 2.5 s of silence"
+    );
+
+    let mut idle = h2_websocket(&mut conn, "/idle", &[]);
+    let started = Instant::now();
+    assert_eq!(close_code(&mut idle), Some(CloseCode::Away));
+    // tungstenite answers the close with the next flush.
+    idle.flush().ok();
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        started.elapsed()
+    );
+
+    let mut pinged = h2_websocket(&mut conn, "/ping", &[]);
+    loop {
+        match pinged.read() {
+            Ok(Message::Ping(_)) => break,
+            Ok(other) => panic!("expected a ping, got {other:?}"),
+            Err(e) => panic!("no ping: {e}"),
+        }
+    }
+    // tungstenite queued the pong: send it now, then stay quiet past
+    // another interval, answering the next pings as they come.
+    pinged.flush().unwrap();
+    let quiet_until = Instant::now() + Duration::from_millis(2500);
+    pinged.get_mut().timeout = Duration::from_millis(100);
+    while Instant::now() < quiet_until {
+        match pinged.read() {
+            Ok(Message::Ping(_)) => pinged.flush().unwrap(),
+            Ok(other) => panic!("expected only pings, got {other:?}"),
+            Err(integration_tests::tungstenite::Error::Io(e))
+                if e.kind() == std::io::ErrorKind::WouldBlock => {}
+            Err(e) => panic!("while answering pings: {e}"),
+        }
+    }
+    pinged.get_mut().timeout = IO_TIMEOUT;
+    assert_eq!(ask(&mut pinged, "still here"), "still here");
+
+    // Only `quiet` and `pinged` are open: the limit of 2 is reached.
+    let refused = conn.websocket("/limited", &[]).unwrap();
+    assert_eq!(refused.status, 503, "{:?}", refused.headers);
+    pinged.close(None).unwrap();
+    assert!(matches!(next(&mut pinged), Message::Close(_)));
+    std::thread::sleep(Duration::from_millis(200));
+    let mut limited = h2_websocket(&mut conn, "/limited", &[]);
+    assert_eq!(ask(&mut limited, "one of two"), "one of two");
+    limited.close(None).unwrap();
+    assert!(matches!(next(&mut limited), Message::Close(_)));
+
+    // Graceful restart with `quiet` open: the new generation serves h2
+    // WebSockets; the old stream either goes on or is closed with 1001.
+    server
+        .server
+        .graceful()
+        .unwrap_or_else(|e| panic!("graceful restart failed: {e}"));
+    let mut fresh_conn = open(&server);
+    let mut fresh = h2_websocket(&mut fresh_conn, "/echo", &[]);
+    assert_eq!(ask(&mut fresh, "after the restart"), "after the restart");
+    quiet.send(Message::text("old stream")).ok();
+    match quiet.read() {
+        Ok(Message::Text(t)) => assert_eq!(t.as_str(), "old stream"),
+        Ok(Message::Close(f)) => assert_eq!(f.map(|f| f.code), Some(CloseCode::Away)),
+        other => panic!("old stream after a graceful restart: {other:?}"),
+    }
+
+    // A stop closes the open stream with 1001.
+    let stopping = std::thread::spawn(move || server.finish());
+    assert_eq!(close_code(&mut fresh), Some(CloseCode::Away));
+    stopping.join().unwrap();
+}
+
 #[test]
 fn echo_increment_and_refusals_h2c_event() {
     echo_and_more(Mpm::Event, Wire::H2c);
@@ -381,4 +473,24 @@ fn compression_h2c_worker() {
 #[test]
 fn compression_h2_worker() {
     compression(Mpm::Worker, Wire::H2);
+}
+
+#[test]
+fn timers_limits_and_restarts_h2c_event() {
+    timers_limits_and_restarts(Mpm::Event, Wire::H2c);
+}
+
+#[test]
+fn timers_limits_and_restarts_h2_event() {
+    timers_limits_and_restarts(Mpm::Event, Wire::H2);
+}
+
+#[test]
+fn timers_limits_and_restarts_h2c_worker() {
+    timers_limits_and_restarts(Mpm::Worker, Wire::H2c);
+}
+
+#[test]
+fn timers_limits_and_restarts_h2_worker() {
+    timers_limits_and_restarts(Mpm::Worker, Wire::H2);
 }
