@@ -415,6 +415,49 @@ fn timers_limits_and_restarts(mpm: Mpm, wire: Wire) {
     stopping.join().unwrap();
 }
 
+/// mod_websocket_draft76 beside mod_websocket: an RFC 6455 stream still
+/// goes to mod_websocket, and a draft-76 handshake (its two keys in the
+/// CONNECT's headers) is refused with 400, since the drafts cannot work
+/// over HTTP/2.
+#[test]
+fn draft76_refuses_h2_and_leaves_rfc6455_alone() {
+    let legacy = stage().dir.join("modules/mod_websocket_draft76.so");
+    assert!(
+        legacy.is_file(),
+        "{} is missing; run `cargo xtask build`",
+        legacy.display()
+    );
+    let config = format!(
+        "Protocols h2c http/1.1\nH2WebSockets on\n{ONE_CHILD}{}",
+        echo_location("/echo", "")
+    );
+    let config = with_system_modules(server_config("h2-draft76", Mpm::Event, &config), &["http2"])
+        .load_module("websocket_draft76_module", legacy)
+        .log_level("warn websocket:debug websocket_draft76:debug");
+    let server = H2Server {
+        server: start(config),
+        wire: Wire::H2c,
+    };
+    let mut conn = open(&server);
+    let mut ws = h2_websocket(&mut conn, "/echo", &[]);
+    assert_eq!(ask(&mut ws, "RFC 6455 over h2"), "RFC 6455 over h2");
+    let draft = conn
+        .websocket(
+            "/echo",
+            &[
+                ("sec-websocket-key1", "4 @1  46546xW%0l 1 5"),
+                ("sec-websocket-key2", "12998 5 Y3 1  .P00"),
+                ("origin", &server.origin()),
+            ],
+        )
+        .unwrap();
+    assert_eq!(draft.status, 400, "{:?}", draft.headers);
+    wait_for_log(&server.server, "not over HTTP/1.1", Duration::from_secs(5));
+    ws.close(None).unwrap();
+    assert!(matches!(next(&mut ws), Message::Close(_)));
+    server.finish();
+}
+
 #[test]
 fn echo_increment_and_refusals_h2c_event() {
     echo_and_more(Mpm::Event, Wire::H2c);

@@ -67,7 +67,10 @@ impl LegacyRequest {
         if req.method != "GET" {
             return Err(LegacyError::MethodNotAllowed);
         }
-        if req.http_version < (1, 1) {
+        // Exactly HTTP/1.1: the drafts' handshake sends bytes after the
+        // headers and answers with bytes after the 101, which neither
+        // HTTP/1.0 nor an HTTP/2 stream (RFC 8441 is RFC 6455 only) carries.
+        if req.http_version != (1, 1) {
             return Err(LegacyError::HttpVersion);
         }
         if !headers
@@ -216,7 +219,9 @@ impl fmt::Display for LegacyError {
         f.write_str(match self {
             LegacyError::NotUpgrade => "not a WebSocket request (no \"Upgrade: WebSocket\")",
             LegacyError::MethodNotAllowed => "WebSocket upgrade with a method other than GET",
-            LegacyError::HttpVersion => "WebSocket upgrade over HTTP/1.0 or older",
+            LegacyError::HttpVersion => {
+                "draft-75/76 WebSocket upgrade not over HTTP/1.1 (the drafts work only there; over HTTP/2 only RFC 6455 does)"
+            }
             LegacyError::MissingConnectionUpgrade => "WebSocket upgrade without \"Connection: Upgrade\"",
             LegacyError::MissingHost => "WebSocket upgrade without a Host header",
             LegacyError::BadHost => "WebSocket upgrade with a malformed Host header",
@@ -697,6 +702,7 @@ mod tests {
                 405,
             ),
             (validate_with("GET", (1, 0), &h), LegacyError::HttpVersion, 400),
+            (validate_with("GET", (2, 0), &h), LegacyError::HttpVersion, 400),
             (
                 validate(&without(&h, "Connection")),
                 LegacyError::MissingConnectionUpgrade,
