@@ -63,6 +63,11 @@ fn devtools_http(port: u16, method: &str, path: &str) -> String {
 
 impl Browser {
     pub fn start(name: &str) -> Browser {
+        Browser::start_with(name, &[])
+    }
+
+    /// As [`Browser::start`], with more command-line switches.
+    pub fn start_with(name: &str, switches: &[&str]) -> Browser {
         let profile = httpd_runner::scratch_dir(&format!("chromium-{name}"));
         let _ = std::fs::remove_dir_all(&profile);
         std::fs::create_dir_all(&profile).unwrap();
@@ -80,6 +85,7 @@ impl Browser {
                 "--remote-debugging-port=0",
                 "--remote-allow-origins=*",
             ])
+            .args(switches)
             .arg(format!("--user-data-dir={}", profile.display()))
             .arg("about:blank")
             .stdin(Stdio::null())

@@ -1,7 +1,9 @@
 //! The example pages in a real browser (headless Chromium): the echo
 //! client, the dumb-increment counter, and the chat page with clients in
 //! two rooms, against the configuration `cargo xtask demo` serves (the
-//! staged plugins and pages, `/publish` for local clients).
+//! staged plugins and pages, `/publish` for local clients); and the echo
+//! and counter pages over `wss://` on HTTP/2, as `cargo xtask demo --h2`
+//! serves them.
 
 use std::time::Duration;
 
@@ -11,6 +13,11 @@ use integration_tests::*;
 const WAIT: Duration = Duration::from_secs(20);
 
 fn server(name: &str) -> RunningServer {
+    start(demo_config(name, ""))
+}
+
+/// The demo's locations and pages, with `more` configuration.
+fn demo_config(name: &str, more: &str) -> ServerConfig {
     let stage = stage();
     let chat = stage.dir.join("modules/mod_websocket_chat.so");
     let config = [
@@ -19,6 +26,7 @@ fn server(name: &str) -> RunningServer {
         plugin_location("/chat", &chat, "chat_init", ""),
         "<Location /publish>\n    SetHandler websocket-publish\n    Require ip 127.0.0.1 ::1\n</Location>\n"
             .to_owned(),
+        more.to_owned(),
     ]
     .concat();
     let config = with_system_modules(server_config(name, Mpm::Event, &config), &["authz_host"]);
@@ -28,7 +36,7 @@ fn server(name: &str) -> RunningServer {
         std::fs::copy(stage.dir.join("htdocs").join(page), docroot.join(page))
             .unwrap_or_else(|e| panic!("{page} is not staged: {e}"));
     }
-    start(config)
+    config
 }
 
 fn click(page: &mut Page, id: &str) {
@@ -143,5 +151,69 @@ fn chat_page_in_two_rooms() {
     assert_eq!(log_lines(&mut bob), ["ann: hi alpha", "from curl"]);
     assert_eq!(log_lines(&mut cy), ["cy: hi beta"]);
     drop(browser);
+    finish(server);
+}
+
+/// `cargo xtask demo --h2`'s setup: TLS, `Protocols h2 http/1.1`,
+/// `H2WebSockets on`. Chromium loads the pages over HTTP/2 and opens its
+/// WebSockets on that connection; the access log shows them as HTTP/2.0.
+#[test]
+fn echo_and_dumb_increment_pages_over_http2() {
+    if !browser::available() {
+        return;
+    }
+    let certs = test_certs();
+    let name = "browser-h2";
+    let root = httpd_runner::scratch_dir(&format!("it-{name}-event"));
+    let tls = format!(
+        // Chromium opens a WebSocket on an HTTP/2 connection it already
+        // has to the origin, else on a new HTTP/1.1 one; attaching to a tab
+        // can take longer than the default 5 s keep-alive.
+        "Protocols h2 http/1.1\nH2WebSockets on\nKeepAliveTimeout 60\nSSLEngine on\n\
+         SSLCertificateFile \"{}\"\nSSLCertificateKeyFile \"{}\"\n\
+         SSLSessionCache \"shmcb:{}(512000)\"\n",
+        certs.cert.display(),
+        certs.key.display(),
+        root.join("run/ssl_scache").display()
+    );
+    let config = with_system_modules(demo_config(name, &tls), &["http2", "ssl", "socache_shmcb"])
+        .log_level("warn websocket:debug");
+    let server = start(config);
+    // The test CA is not in Chromium's store.
+    let browser = Browser::start_with("h2", &["--ignore-certificate-errors"]);
+    let base = format!("https://{}", server.addr());
+
+    let mut echo = browser.open(&format!("{base}/client.html"));
+    click(&mut echo, "connect");
+    echo.wait_for(
+        "document.getElementById('status').textContent === 'connected'",
+        WAIT,
+    );
+    set_value(&mut echo, "message", "héllo over HTTP/2");
+    click(&mut echo, "send");
+    echo.wait_for(
+        "document.getElementById('log').textContent.includes('< héllo over HTTP/2')",
+        WAIT,
+    );
+    let mut inc = browser.open(&format!("{base}/increment.html"));
+    inc.wait_for(
+        "Number(document.getElementById('counter').textContent) >= 5",
+        WAIT,
+    );
+    click(&mut echo, "disconnect");
+    click(&mut inc, "disconnect");
+    echo.wait_for(
+        "document.getElementById('status').textContent === 'disconnected'",
+        WAIT,
+    );
+    drop(browser);
+    let access = std::fs::read_to_string(server.config().root().join("logs/access.log")).unwrap();
+    for path in ["/echo", "/dumb-increment"] {
+        assert!(
+            // Our 101, which mod_http2 sent on as the stream's 200.
+            access.contains(&format!("\"GET {path} HTTP/2.0\" 101")),
+            "{path} was not a WebSocket over HTTP/2:\n{access}"
+        );
+    }
     finish(server);
 }
