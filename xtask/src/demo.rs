@@ -1,14 +1,15 @@
 //! `cargo xtask demo`: Apache in the foreground with the module, the echo and
 //! dumb-increment plugins, and their browser pages. SIGINT, SIGTERM or
 //! SIGHUP to the demo (a terminal's Ctrl-C, or `kill` of this process
-//! alone) stops Apache before the demo exits.
+//! alone) stops Apache before the demo exits. `--h2` serves it all over
+//! TLS with HTTP/2 and `H2WebSockets on`, with a certificate made for it.
 
 use std::fs;
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 
 use crate::stage::{build, parse_mpm, stage_dir, Stage, DEMO_PAGES, PAGES};
-use crate::util::{check_args, flag, is_root, option, target_dir};
+use crate::util::{check_args, flag, is_root, option, run, target_dir};
 
 /// Where the demo keeps its server root and pages when run as root: Apache's
 /// workers then run as www-data, which often cannot read the checkout
@@ -17,7 +18,8 @@ use crate::util::{check_args, flag, is_root, option, target_dir};
 const ROOT_DEMO_DIR: &str = "/run/mod_websocket-demo";
 
 pub fn cmd_demo(args: &[String]) -> Result<(), String> {
-    check_args(args, &["--release", "--no-build"], &["--port", "--mpm"])?;
+    check_args(args, &["--release", "--no-build", "--h2"], &["--port", "--mpm"])?;
+    let h2 = flag(args, "--h2");
     let port: u16 = match option(args, "--port")? {
         Some(p) => p
             .parse()
@@ -25,11 +27,12 @@ pub fn cmd_demo(args: &[String]) -> Result<(), String> {
         None => 8080,
     };
     let mpm = parse_mpm(option(args, "--mpm")?)?;
+    let extra: &[&str] = if h2 { H2_PACKAGES } else { &[] };
     let stage = if flag(args, "--no-build") {
-        crate::deps::ensure(&[crate::deps::RUN])?;
+        crate::deps::ensure(&[crate::deps::RUN, extra])?;
         built_stage()?
     } else {
-        crate::deps::ensure(&[crate::deps::BUILD, crate::deps::RUN])?;
+        crate::deps::ensure(&[crate::deps::BUILD, crate::deps::RUN, extra])?;
         build(flag(args, "--release"))?
     };
     // Before anything is printed: Apache would only say so after the URLs.
@@ -40,18 +43,34 @@ pub fn cmd_demo(args: &[String]) -> Result<(), String> {
         ));
     }
     let (root, docroot) = demo_dirs(&stage)?;
-    let config = demo_config(&stage, &root, &docroot, mpm, port);
+    let tls = if h2 { Some(demo_certificate(&root)?) } else { None };
+    let config = demo_config(&stage, &root, &docroot, mpm, port, tls.as_ref());
     if let Err(out) = config.clone().configtest() {
         return Err(format!("Apache refuses the demo's configuration:\n{out}"));
     }
-    println!("mod_websocket demo ({mpm} MPM), Ctrl-C to stop:");
-    println!("  http://127.0.0.1:{port}/                 index of the examples");
-    println!("  http://127.0.0.1:{port}/client.html      echo client  -> ws://127.0.0.1:{port}/echo");
+    let (http, ws, curl) = if h2 {
+        ("https", "wss", "curl -k")
+    } else {
+        ("http", "ws", "curl")
+    };
+    let over = if h2 { ", HTTP/2 with TLS" } else { "" };
+    println!("mod_websocket demo ({mpm} MPM{over}), Ctrl-C to stop:");
+    println!("  {http}://127.0.0.1:{port}/                 index of the examples");
+    println!("  {http}://127.0.0.1:{port}/client.html      echo client  -> {ws}://127.0.0.1:{port}/echo");
     println!(
-        "  http://127.0.0.1:{port}/increment.html   counter      -> ws://127.0.0.1:{port}/dumb-increment"
+        "  {http}://127.0.0.1:{port}/increment.html   counter      -> {ws}://127.0.0.1:{port}/dumb-increment"
     );
-    println!("  http://127.0.0.1:{port}/chat.html        chat rooms   -> ws://127.0.0.1:{port}/chat/<room>");
-    println!("  curl -d hello http://127.0.0.1:{port}/publish/lobby   publishes to the room 'lobby'");
+    println!(
+        "  {http}://127.0.0.1:{port}/chat.html        chat rooms   -> {ws}://127.0.0.1:{port}/chat/<room>"
+    );
+    println!("  {curl} -d hello {http}://127.0.0.1:{port}/publish/lobby   publishes to the room 'lobby'");
+    if let Some(tls) = &tls {
+        println!(
+            "  The certificate ({}) is self-signed: accept it in the browser once. WebSockets opened\n  \
+             from these pages go over the page's HTTP/2 connection (the access log shows HTTP/2.0).",
+            tls.cert.display()
+        );
+    }
     let run = config.foreground().map_err(|e| e.to_string())?;
     if let Some(signal) = run.signal {
         eprintln!(
@@ -93,13 +112,68 @@ fn signal_name(signal: i32) -> String {
     }
 }
 
-/// The demo's server: the stage's module and examples, the pages in `docroot`.
+/// What `--h2` needs beyond Apache: the command that makes the certificate.
+const H2_PACKAGES: &[&str] = &["openssl"];
+
+/// The demo's TLS certificate and key.
+struct DemoTls {
+    cert: PathBuf,
+    key: PathBuf,
+}
+
+/// A self-signed certificate for 127.0.0.1 and localhost under `root`,
+/// made once (kept while it exists).
+fn demo_certificate(root: &Path) -> Result<DemoTls, String> {
+    let dir = root.join("tls");
+    fs::create_dir_all(&dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+    let tls = DemoTls {
+        cert: dir.join("demo-cert.pem"),
+        key: dir.join("demo-key.pem"),
+    };
+    if tls.cert.is_file() && tls.key.is_file() {
+        return Ok(tls);
+    }
+    run(std::process::Command::new("openssl")
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+        ])
+        .args(["-nodes", "-days", "30", "-subj", "/CN=mod_websocket demo"])
+        .args(["-addext", "subjectAltName=IP:127.0.0.1,IP:::1,DNS:localhost"])
+        .arg("-keyout")
+        .arg(&tls.key)
+        .arg("-out")
+        .arg(&tls.cert))?;
+    Ok(tls)
+}
+
+/// `--h2`: TLS, HTTP/2 and its WebSockets. A long keep-alive, since
+/// browsers open WebSockets over HTTP/2 only on a connection they already
+/// have (the page's), and the echo page connects when asked.
+fn h2_config(root: &Path, tls: &DemoTls) -> String {
+    format!(
+        "Protocols h2 http/1.1\nH2WebSockets on\nKeepAliveTimeout 60\n\
+         SSLEngine on\nSSLCertificateFile \"{}\"\nSSLCertificateKeyFile \"{}\"\n\
+         SSLSessionCache \"shmcb:{}(512000)\"\n",
+        tls.cert.display(),
+        tls.key.display(),
+        root.join("run/ssl_scache").display()
+    )
+}
+
+/// The demo's server: the stage's module and examples, the pages in
+/// `docroot`; over TLS and HTTP/2 with `tls`.
 fn demo_config(
     stage: &Stage,
     root: &Path,
     docroot: &Path,
     mpm: httpd_runner::Mpm,
     port: u16,
+    tls: Option<&DemoTls>,
 ) -> httpd_runner::ServerConfig {
     let mut config = stage
         .server(root, mpm)
@@ -108,13 +182,21 @@ fn demo_config(
         .log_level("warn websocket:info");
     // mod_status's page with its WebSockets section, and the Prometheus
     // endpoint, for this machine only.
+    let h2_modules: &[&str] = if tls.is_some() {
+        &["http2", "ssl", "socache_shmcb"]
+    } else {
+        &[]
+    };
     if let Ok(install) = httpd_runner::Install::discover() {
-        for name in ["status", "authz_host"] {
+        for name in ["status", "authz_host"].iter().chain(h2_modules) {
             let path = install.module_path(name);
             if path.is_file() {
                 config = config.load_module(&format!("{name}_module"), path);
             }
         }
+    }
+    if let Some(tls) = tls {
+        config = config.extra_config(&h2_config(root, tls));
     }
     config.extra_config(MONITORING)
 }
@@ -209,6 +291,7 @@ mod tests {
             &docroot,
             httpd_runner::Mpm::Event,
             8123,
+            None,
         );
         let text = fs::read_to_string(config.write_config().unwrap()).unwrap();
         assert_eq!(text.matches("DirectoryIndex").count(), 1, "{text}");
@@ -231,5 +314,52 @@ mod tests {
             text.contains("<Location /publish>\n    SetHandler websocket-publish"),
             "{text}"
         );
+        assert!(!text.contains("H2WebSockets"), "{text}");
+    }
+
+    /// `--h2`: the certificate is made, and the configuration serves TLS,
+    /// HTTP/2 and its WebSockets, and passes Apache's own check.
+    #[test]
+    fn h2_demo_configuration() {
+        if httpd_runner::Install::discover().is_err()
+            || std::process::Command::new("openssl")
+                .arg("version")
+                .output()
+                .is_err()
+        {
+            eprintln!("no Apache or openssl here; skipped");
+            return;
+        }
+        let tmp = tempfile::tempdir().unwrap();
+        let root = tmp.path().join("root");
+        let tls = demo_certificate(&root).unwrap();
+        assert!(fs::read_to_string(&tls.cert)
+            .unwrap()
+            .contains("BEGIN CERTIFICATE"));
+        let stage = Stage {
+            dir: tmp.path().join("stage"),
+        };
+        let mut config = demo_config(
+            &stage,
+            &root,
+            &tmp.path().join("htdocs"),
+            httpd_runner::Mpm::Event,
+            8124,
+            Some(&tls),
+        );
+        let text = fs::read_to_string(config.write_config().unwrap()).unwrap();
+        for line in [
+            "Protocols h2 http/1.1",
+            "H2WebSockets on",
+            "SSLEngine on",
+            "http2_module",
+            "ssl_module",
+        ] {
+            assert!(text.contains(line), "{line}: {text}");
+        }
+        // Made once: a second call keeps it.
+        let before = fs::read(&tls.cert).unwrap();
+        demo_certificate(&root).unwrap();
+        assert_eq!(fs::read(&tls.cert).unwrap(), before);
     }
 }

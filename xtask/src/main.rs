@@ -18,11 +18,12 @@ usage: cargo xtask <command> [options]
 
 commands:
   build [--release]                 build the modules and plugins and stage them in target/apache/
-  demo [--port N] [--mpm event|worker|prefork] [--release] [--no-build]
+  demo [--port N] [--mpm event|worker|prefork] [--h2] [--release] [--no-build]
                                     build, then run Apache in the foreground on 127.0.0.1 with
                                     /echo, /dumb-increment and the example pages; SIGINT, SIGTERM or
                                     SIGHUP to the demo stops Apache too (--no-build: use the stage
-                                    in WEBSOCKET_STAGE_DIR or target/apache/ as it is)
+                                    in WEBSOCKET_STAGE_DIR or target/apache/ as it is; --h2: TLS
+                                    with a self-signed certificate, HTTP/2 and H2WebSockets on)
   tidy                              checks on the tree itself: no raw Apache/APR calls outside
                                     crates/httpd and crates/httpd-sys, a `//!` doc atop every Rust
                                     file, no path in README*.md or docs/*.md that does not exist
