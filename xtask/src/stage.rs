@@ -44,6 +44,7 @@ pub const PAGES: &[&str] = &["index.html", "client.html", "increment.html"];
 /// Pages staged for the demo only, as their plugins are not packaged.
 pub const DEMO_PAGES: &[&str] = &["chat.html"];
 
+#[derive(Clone)]
 pub struct Stage {
     pub dir: PathBuf,
 }

@@ -44,6 +44,15 @@ pub fn cmd_test(args: &[String]) -> Result<(), String> {
         return Ok(());
     };
     let mut failures = Vec::new();
+    // The full suite over HTTP/2 too, through the relay, beside the event
+    // MPM's full run: both are mostly the Python client's CPU, and on two
+    // cores they overlap well.
+    run(cargo().args(["build", "--release", "-p", "h2-relay"]))?;
+    let over_h2 = {
+        let stage = stage.clone();
+        let autobahn = autobahn.clone();
+        std::thread::spawn(move || run_autobahn_h2(&stage, &autobahn))
+    };
     for mpm in Mpm::ALL {
         // The full suite (517 cases, compression included, ~6 minutes because
         // the Python client is slow at deflate) under the event MPM; the
@@ -58,6 +67,14 @@ pub fn cmd_test(args: &[String]) -> Result<(), String> {
             eprintln!("xtask: Autobahn under {mpm}: {e}");
             failures.push(format!("{mpm}: {e}"));
         }
+    }
+    match over_h2.join() {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => {
+            eprintln!("xtask: Autobahn over HTTP/2: {e}");
+            failures.push(format!("HTTP/2: {e}"));
+        }
+        Err(_) => failures.push("HTTP/2: the run panicked".into()),
     }
     crate::package::install_test(&stage)?;
     crate::fuzz::run(crate::fuzz::TARGETS, 45)?;
@@ -163,6 +180,77 @@ fn run_autobahn(stage: &crate::stage::Stage, dir: &Path, mpm: Mpm, cases: &str) 
         ));
     }
     check_summary(&report.join("summary.json"))?;
+    if let Some(line) = log
+        .lines()
+        .find(|l| l.contains("AH00052") || l.contains("Segmentation fault"))
+    {
+        return Err(format!("a child crashed during the run: {line}"));
+    }
+    Ok(())
+}
+
+/// All 517 cases over HTTP/2: Apache (event MPM) with mod_http2 and
+/// `H2WebSockets on`, wstest through `h2-relay`, which carries each of its
+/// connections as an RFC 8441 stream. The access log must show the
+/// WebSockets as HTTP/2.0, so that a relay that fell back to anything
+/// else could not pass.
+fn run_autobahn_h2(stage: &crate::stage::Stage, dir: &Path) -> Result<(), String> {
+    let install = httpd_runner::Install::discover().map_err(|e| e.to_string())?;
+    let root = target_dir().join("autobahn-server-event-h2");
+    let server = stage
+        .server(&root, Mpm::Event)
+        .load_module("http2_module", install.module_path("http2"))
+        .extra_config("Protocols h2c http/1.1\nH2WebSockets on\n")
+        .log_level("warn")
+        .start()
+        .map_err(|e| format!("cannot start Apache: {e}"))?;
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map_err(|e| e.to_string())?
+        .port();
+    let relay_log = std::fs::File::create(root.join("h2-relay.log")).map_err(|e| e.to_string())?;
+    let mut relay = Command::new(target_dir().join("release/h2-relay"))
+        .args(["--listen", &format!("127.0.0.1:{port}")])
+        .args(["--upstream", &server.addr().to_string()])
+        .stderr(relay_log)
+        .spawn()
+        .map_err(|e| format!("cannot start h2-relay: {e}"))?;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        if std::time::Instant::now() > deadline {
+            let _ = relay.kill();
+            return Err("h2-relay did not listen".into());
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let report = target_dir().join("autobahn").join("event-h2");
+    let status = Command::new("bash")
+        .arg(dir.join("run.sh"))
+        .arg(format!("ws://127.0.0.1:{port}/echo"))
+        .arg(&report)
+        .arg("*")
+        .env("AB_AGENT", "mod_websocket-event-h2")
+        .status();
+    let _ = relay.kill();
+    let _ = relay.wait();
+    let status = status.map_err(|e| format!("cannot run run.sh: {e}"))?;
+    let log = server.error_log();
+    let access = std::fs::read_to_string(root.join("logs/access.log")).unwrap_or_default();
+    drop(server);
+    if !status.success() {
+        return Err(format!(
+            "run.sh reported failures ({status}); report in {}",
+            report.display()
+        ));
+    }
+    check_summary(&report.join("summary.json"))?;
+    let over_h2 = access.matches("\"GET /echo HTTP/2.0\" 101").count();
+    if over_h2 < 517 {
+        return Err(format!(
+            "only {over_h2} of the suite's WebSockets were HTTP/2 streams (see {})",
+            root.join("logs/access.log").display()
+        ));
+    }
     if let Some(line) = log
         .lines()
         .find(|l| l.contains("AH00052") || l.contains("Segmentation fault"))
