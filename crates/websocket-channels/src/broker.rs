@@ -10,7 +10,8 @@
 //! already reached every local subscriber through the ring.
 //!
 //! While Redis is unreachable, both threads retry with a growing delay
-//! (0.1 s to 5 s); publishes meanwhile are dropped, and so are those a
+//! (0.1 s to 5 s; the publishing one with the first publish after it);
+//! publishes meanwhile are dropped, and so are those a
 //! broken connection took without answering: delivery is at most once. The
 //! outage is logged once per process when it starts and once when it ends.
 //!
@@ -322,6 +323,11 @@ fn connect(config: &BrokerConfig) -> redis::RedisResult<redis::Connection> {
 fn publisher(config: &BrokerConfig, health: &Health, stop: &AtomicBool, queue: &Receiver<Outgoing>) {
     let mut conn: Option<(redis::Connection, Instant)> = None;
     let mut backoff = Backoff::new();
+    // While Redis is down, the next connection attempt is not before this.
+    // Publishes that come sooner are dropped at once, so nothing published
+    // during an outage is delivered late once Redis is back (at most once),
+    // and the first publish after the delay tries again at once.
+    let mut retry_at = Instant::now();
     loop {
         let item = match queue.recv_timeout(TICK) {
             Ok(item) => item,
@@ -329,6 +335,9 @@ fn publisher(config: &BrokerConfig, health: &Health, stop: &AtomicBool, queue: &
             Err(_) => return,
         };
         if conn.is_none() {
+            if Instant::now() < retry_at {
+                continue;
+            }
             match connect(config) {
                 Ok(c) => {
                     backoff = Backoff::new();
@@ -336,13 +345,7 @@ fn publisher(config: &BrokerConfig, health: &Health, stop: &AtomicBool, queue: &
                 }
                 Err(e) => {
                     health.failed("connect", &e);
-                    // What is queued now and during the pause is dropped:
-                    // at most once, and never late.
-                    while queue.try_recv().is_ok() {}
-                    if !pause(stop, backoff.next()) {
-                        return;
-                    }
-                    while queue.try_recv().is_ok() {}
+                    retry_at = Instant::now() + backoff.next();
                     continue;
                 }
             }
@@ -350,17 +353,18 @@ fn publisher(config: &BrokerConfig, health: &Health, stop: &AtomicBool, queue: &
         let Some((c, last)) = conn.as_mut() else {
             continue;
         };
-        if last.elapsed() > STALE {
-            if let Err(e) = redis::cmd("PING").query::<String>(c) {
-                health.failed("ping", &e);
-                conn = None;
-                // The message was not sent: try it on a new connection.
-                match connect(config) {
-                    Ok(c) => conn = Some((c, Instant::now())),
-                    Err(e) => {
-                        health.failed("connect", &e);
-                        continue;
-                    }
+        // The message was not sent on a connection that fails its PING: try
+        // it on a new one. A connection that died in an outage the
+        // subscribing thread already saw end is no new outage: only a
+        // failed reconnection is.
+        if last.elapsed() > STALE && redis::cmd("PING").query::<String>(c).is_err() {
+            conn = None;
+            match connect(config) {
+                Ok(c) => conn = Some((c, Instant::now())),
+                Err(e) => {
+                    health.failed("connect", &e);
+                    retry_at = Instant::now() + backoff.next();
+                    continue;
                 }
             }
         }
