@@ -48,17 +48,29 @@ enum Server {
     Standalone,
     ModEcho,
     CModule,
+    /// Ours over HTTP/2 (h2c, `H2WebSockets on`), the client's connections
+    /// carried as RFC 8441 streams by `h2-relay`.
+    OursH2,
+    /// The C module the same way.
+    CModuleH2,
 }
 
 impl Server {
-    const ALL: [Server; 6] = [
+    const ALL: [Server; 8] = [
         Server::Ours,
         Server::Baseline,
+        Server::OursH2,
         Server::CModule,
+        Server::CModuleH2,
         Server::Proxy,
         Server::Standalone,
         Server::ModEcho,
     ];
+
+    /// Served by the C module (which needs `--c-module`).
+    fn is_c_module(self) -> bool {
+        matches!(self, Server::CModule | Server::CModuleH2)
+    }
 
     fn id(self) -> &'static str {
         match self {
@@ -68,6 +80,8 @@ impl Server {
             Server::Standalone => "standalone",
             Server::ModEcho => "mod_echo",
             Server::CModule => "c_module",
+            Server::OursH2 => "ours_h2",
+            Server::CModuleH2 => "c_module_h2",
         }
     }
 
@@ -79,6 +93,8 @@ impl Server {
             Server::Standalone => "tokio-tungstenite alone",
             Server::ModEcho => "Apache mod_echo (raw bytes)",
             Server::CModule => "C apache-websocket module + its echo plugin",
+            Server::OursH2 => "mod_websocket over HTTP/2 (h2c; the client through h2-relay)",
+            Server::CModuleH2 => "the C module over HTTP/2 (h2c; the client through h2-relay)",
         }
     }
 
@@ -91,6 +107,8 @@ impl Server {
             Server::Standalone => "standalone",
             Server::ModEcho => "mod_echo",
             Server::CModule => "C module",
+            Server::OursH2 => "mod_websocket over h2",
+            Server::CModuleH2 => "C module over h2",
         }
     }
 }
@@ -135,8 +153,17 @@ struct Case {
 /// A location of our server with zlib's default level instead of ours.
 const LEVEL6_PATH: &str = "/echo-level6";
 
-/// Every server that can run the case (the C module only with `--c-module`).
-const ALL_SERVERS: &[Server] = &Server::ALL;
+/// Every server that can run the case over HTTP/1.1 (the C module only
+/// with `--c-module`).
+const ALL_SERVERS: &[Server] = &[
+    Server::Ours,
+    Server::CModule,
+    Server::Proxy,
+    Server::Standalone,
+    Server::ModEcho,
+];
+/// The load cases that also run over HTTP/2.
+const ALL_AND_H2: &[Server] = &Server::ALL;
 /// WebSocket servers (text with UTF-8 checking means nothing to mod_echo).
 const WS_SERVERS: &[Server] = &[Server::Ours, Server::CModule, Server::Proxy, Server::Standalone];
 
@@ -152,7 +179,7 @@ const CASES: &[Case] = &[
         deflate: false,
         same_core: false,
         path: None,
-        servers: ALL_SERVERS,
+        servers: ALL_AND_H2,
         c_module: Some(CFigures {
             cpu_us: Some(6.9),
             mib_s: None,
@@ -171,7 +198,7 @@ const CASES: &[Case] = &[
         deflate: false,
         same_core: false,
         path: None,
-        servers: ALL_SERVERS,
+        servers: ALL_AND_H2,
         c_module: Some(CFigures {
             cpu_us: Some(13.4),
             mib_s: None,
@@ -190,7 +217,7 @@ const CASES: &[Case] = &[
         deflate: false,
         same_core: false,
         path: None,
-        servers: ALL_SERVERS,
+        servers: ALL_AND_H2,
         c_module: Some(CFigures {
             cpu_us: Some(2359.0),
             mib_s: Some(423.0),
@@ -385,7 +412,7 @@ pub fn cmd_bench(args: &[String]) -> Result<(), String> {
         None if baseline_rev.is_some() => vec![Server::Ours, Server::Baseline],
         None => Server::ALL
             .into_iter()
-            .filter(|s| *s != Server::CModule || c_module_dir.is_some())
+            .filter(|s| !s.is_c_module() || c_module_dir.is_some())
             .filter(|s| *s != Server::Baseline)
             .collect(),
         Some(list) => list
@@ -396,7 +423,8 @@ pub fn cmd_bench(args: &[String]) -> Result<(), String> {
                     .find(|s| s.id() == id.trim())
                     .ok_or_else(|| {
                         format!(
-                            "unknown server '{id}' (ours, baseline, c_module, proxy, standalone, mod_echo)"
+                            "unknown server '{id}' (ours, baseline, ours_h2, c_module, c_module_h2, proxy, \
+                             standalone, mod_echo)"
                         )
                     })
             })
@@ -408,7 +436,7 @@ pub fn cmd_bench(args: &[String]) -> Result<(), String> {
     if servers.contains(&Server::Baseline) && baseline_rev.is_none() {
         return Err("the baseline server needs --baseline REV (a commit, branch or tag)".into());
     }
-    if servers.contains(&Server::CModule) && c_module_dir.is_none() {
+    if servers.iter().any(|s| s.is_c_module()) && c_module_dir.is_none() {
         return Err(
             "the c_module server needs --c-module DIR (a checkout of the C apache-websocket \
                     module, or a directory with its built mod_websocket.so and mod_websocket_echo.so)"
@@ -417,7 +445,7 @@ pub fn cmd_bench(args: &[String]) -> Result<(), String> {
     }
 
     crate::deps::ensure(&[crate::deps::BUILD, crate::deps::RUN])?;
-    let c_module = match (&c_module_dir, servers.contains(&Server::CModule)) {
+    let c_module = match (&c_module_dir, servers.iter().any(|s| s.is_c_module())) {
         (Some(dir), true) => Some(c_module::locate_or_build(dir)?),
         _ => None,
     };
@@ -437,6 +465,8 @@ pub fn cmd_bench(args: &[String]) -> Result<(), String> {
             "bench-load-client",
             "-p",
             "bench-echo-server",
+            "-p",
+            "h2-relay",
         ])
         .arg("--quiet"))?;
     let bin = target_dir().join("release");
@@ -502,7 +532,13 @@ pub fn cmd_bench(args: &[String]) -> Result<(), String> {
                 );
                 let _ = std::io::stderr().flush();
                 fleet.repin()?;
-                let report = run_client(&client, &fleet, case, server, pinning, warmup, seconds)?;
+                let report = match run_client(&client, &fleet, case, server, pinning, warmup, seconds) {
+                    Ok(r) => r,
+                    // The C module may not serve WebSockets over HTTP/2 at
+                    // all: that is a result to report, not a broken run.
+                    Err(e) if server == Server::CModuleH2 => json!({ "error": e }),
+                    Err(e) => return Err(e),
+                };
                 eprintln!("{}", progress_summary(case, &report));
                 outcome.runs.push(report);
             }
@@ -542,8 +578,57 @@ struct Fleet {
     proxy: Option<RunningServer>,
     mod_echo: Option<RunningServer>,
     c_module: Option<RunningServer>,
+    ours_h2: Option<(RunningServer, Relay)>,
+    c_module_h2: Option<(RunningServer, Relay)>,
     standalone: Option<Standalone>,
     pinning: bool,
+}
+
+/// An `h2-relay` in front of an HTTP/2 server: part of the client (pinned
+/// with it), not of the server whose CPU is measured.
+struct Relay {
+    child: Child,
+    addr: String,
+}
+
+impl Drop for Relay {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// What makes a server of ours or the C module's serve WebSockets over
+/// cleartext HTTP/2.
+const H2C: &str = "Protocols h2c http/1.1\nH2WebSockets on\n";
+
+fn start_relay(bin: &Path, upstream: &RunningServer, pinning: bool) -> Result<Relay, String> {
+    let addr = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map_err(|e| e.to_string())?
+        .to_string();
+    let relay = bin.join("h2-relay");
+    let mut cmd = if pinning {
+        let mut c = Command::new("taskset");
+        c.args(["-c", "1"]).arg(&relay);
+        c
+    } else {
+        Command::new(&relay)
+    };
+    let child = cmd
+        .args(["--listen", &addr, "--upstream", &upstream.addr().to_string()])
+        .stderr(Stdio::null())
+        .spawn()
+        .map_err(|e| format!("cannot start {}: {e}", relay.display()))?;
+    let relay = Relay { child, addr };
+    let deadline = Instant::now() + std::time::Duration::from_secs(10);
+    while std::net::TcpStream::connect(&relay.addr).is_err() {
+        if Instant::now() > deadline {
+            return Err("h2-relay did not listen".into());
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    Ok(relay)
 }
 
 struct Standalone {
@@ -575,6 +660,8 @@ impl Fleet {
             proxy: None,
             mod_echo: None,
             c_module: None,
+            ours_h2: None,
+            c_module_h2: None,
             standalone: None,
             pinning,
         };
@@ -584,6 +671,14 @@ impl Fleet {
         if needed(Server::Ours) {
             let config = ours_config(stage, &root.join("ours"));
             fleet.ours = Some(start_apache(config, "mod_websocket")?);
+        }
+        if needed(Server::OursH2) {
+            let config = ours_config(stage, &root.join("ours_h2"))
+                .load_module("http2_module", install.module_path("http2"))
+                .extra_config(H2C);
+            let server = start_apache(config, "mod_websocket over HTTP/2")?;
+            let relay = start_relay(bin, &server, pinning)?;
+            fleet.ours_h2 = Some((server, relay));
         }
         if let (true, Some(b)) = (needed(Server::Baseline), baseline) {
             let config = ours_config(b, &root.join("baseline"));
@@ -602,6 +697,21 @@ impl Fleet {
                     c.echo_plugin.display()
                 ));
             fleet.c_module = Some(start_apache(config, "the C apache-websocket module")?);
+        }
+        if let (true, Some(c)) = (needed(Server::CModuleH2), c_module) {
+            let config = ServerConfig::new(root.join("c_module_h2"))
+                .mpm(Mpm::Event)
+                .load_module("websocket_module", &c.module)
+                .load_module("http2_module", install.module_path("http2"))
+                .log_level("warn")
+                .extra_config(&format!(
+                    "{H2C}<Location /echo>\n    SetHandler websocket-handler\n    \
+                     WebSocketHandler \"{}\" echo_init\n</Location>\n",
+                    c.echo_plugin.display()
+                ));
+            let server = start_apache(config, "the C module over HTTP/2")?;
+            let relay = start_relay(bin, &server, pinning)?;
+            fleet.c_module_h2 = Some((server, relay));
         }
         if needed(Server::ModEcho) {
             let config = ServerConfig::new(root.join("mod_echo"))
@@ -664,6 +774,12 @@ impl Fleet {
         ]
         .into_iter()
         .flatten()
+        .chain(
+            [&self.ours_h2, &self.c_module_h2]
+                .into_iter()
+                .flatten()
+                .map(|(s, _)| s),
+        )
         .map(RunningServer::pid)
         .chain(self.standalone.as_ref().map(|s| s.child.id()))
         .collect()
@@ -701,6 +817,15 @@ impl Fleet {
             Server::Standalone => {
                 let (addr, pid) = standalone.expect("server started");
                 (addr, "/echo", vec![pid])
+            }
+            Server::OursH2 | Server::CModuleH2 => {
+                let h2 = if server == Server::OursH2 {
+                    &self.ours_h2
+                } else {
+                    &self.c_module_h2
+                };
+                let (apache, relay) = h2.as_ref().expect("server started");
+                (relay.addr.clone(), "/echo", vec![apache.pid()])
             }
         }
     }
@@ -843,6 +968,9 @@ fn num(v: &Value, key: &str) -> Option<f64> {
 }
 
 fn progress_summary(case: &Case, r: &Value) -> String {
+    if let Some(e) = r.get("error").and_then(Value::as_str) {
+        return format!("failed: {e}");
+    }
     if case.kind == Kind::Idle {
         return format!(
             "{:.1} KiB per connection",
@@ -1140,6 +1268,21 @@ fn targets(results: &[Outcome]) -> Vec<String> {
                 "{}: the C module needs {:.1}× our server CPU per message",
                 case.label,
                 c / ours
+            ));
+        }
+        if let (Some(ours), Some(h2)) = (cpu(Server::Ours), cpu(Server::OursH2)) {
+            lines.push(format!(
+                "{} over HTTP/2: server CPU ≤ 1.5× ours over HTTP/1.1: {:.2}× ({})",
+                case.label,
+                h2 / ours,
+                verdict(h2 <= 1.5 * ours)
+            ));
+        }
+        if let (Some(h2), Some(c)) = (cpu(Server::OursH2), cpu(Server::CModuleH2)) {
+            lines.push(format!(
+                "{} over HTTP/2: the C module needs {:.1}× our server CPU per message",
+                case.label,
+                c / h2
             ));
         }
     }

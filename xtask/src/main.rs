@@ -38,9 +38,11 @@ commands:
                                     pinned CPUs; median of 3 runs x N s (default 10; --quick: 1 x 2 s);
                                     table on stdout, JSON in target/bench/results.json
                                     (cases: 16b,4k,1m,1m-text,latency,deflate,deflate-l6,
-                                    idle,idle-deflate; servers: ours,baseline,c_module,proxy,
-                                    standalone,mod_echo). --baseline REV: also build git revision
-                                    REV into target/bench/baseline-<commit>/ and run it alternately
+                                    idle,idle-deflate; servers: ours,baseline,ours_h2,c_module,
+                                    c_module_h2,proxy,standalone,mod_echo; the _h2 ones serve
+                                    16b,4k,1m over HTTP/2 through h2-relay). --baseline REV:
+                                    also build git revision REV into
+                                    target/bench/baseline-<commit>/ and run it alternately
                                     with ours (servers default to ours,baseline), then a table of
                                     working tree, baseline and ratio per case; --c-module DIR: the C
                                     module from a checkout or its built .so files
