@@ -54,6 +54,26 @@ fn log_lines(page: &mut Page) -> Vec<String> {
         .unwrap_or_default()
 }
 
+/// The echo page at `url`, connected, with `text` sent and echoed.
+fn echo_page(browser: &Browser, url: &str, text: &str) -> Page {
+    let mut echo = browser.open(url);
+    click(&mut echo, "connect");
+    echo.wait_for(
+        "document.getElementById('status').textContent === 'connected'",
+        WAIT,
+    );
+    set_value(&mut echo, "message", text);
+    click(&mut echo, "send");
+    echo.wait_for(
+        &format!(
+            "document.getElementById('log').textContent.includes({:?})",
+            format!("< {text}")
+        ),
+        WAIT,
+    );
+    echo
+}
+
 #[test]
 fn echo_and_dumb_increment_pages() {
     if !browser::available() {
@@ -62,18 +82,7 @@ fn echo_and_dumb_increment_pages() {
     let server = server("browser-examples");
     let browser = Browser::start("examples");
 
-    let mut echo = browser.open(&server.url("/client.html"));
-    click(&mut echo, "connect");
-    echo.wait_for(
-        "document.getElementById('status').textContent === 'connected'",
-        WAIT,
-    );
-    set_value(&mut echo, "message", "héllo from Chromium");
-    click(&mut echo, "send");
-    echo.wait_for(
-        "document.getElementById('log').textContent.includes('< héllo from Chromium')",
-        WAIT,
-    );
+    let mut echo = echo_page(&browser, &server.url("/client.html"), "héllo from Chromium");
 
     let mut inc = browser.open(&server.url("/increment.html"));
     click(&mut inc, "connect");
@@ -183,18 +192,7 @@ fn echo_and_dumb_increment_pages_over_http2() {
     let browser = Browser::start_with("h2", &["--ignore-certificate-errors"]);
     let base = format!("https://{}", server.addr());
 
-    let mut echo = browser.open(&format!("{base}/client.html"));
-    click(&mut echo, "connect");
-    echo.wait_for(
-        "document.getElementById('status').textContent === 'connected'",
-        WAIT,
-    );
-    set_value(&mut echo, "message", "héllo over HTTP/2");
-    click(&mut echo, "send");
-    echo.wait_for(
-        "document.getElementById('log').textContent.includes('< héllo over HTTP/2')",
-        WAIT,
-    );
+    let mut echo = echo_page(&browser, &format!("{base}/client.html"), "héllo over HTTP/2");
     let mut inc = browser.open(&format!("{base}/increment.html"));
     inc.wait_for(
         "Number(document.getElementById('counter').textContent) >= 5",
