@@ -171,12 +171,15 @@ impl Brigade {
         parts: &[&[u8]],
     ) -> Result<(), sys::apr_status_t> {
         // SAFETY: forwarded contract.
-        unsafe { self.pass(filters, parts, false) }
+        unsafe { self.pass(filters, parts, false, usize::MAX) }
     }
 
     /// [`Brigade::pass_parts`] followed by a FLUSH: the core output filter
     /// writes everything before returning, waiting for the socket (up to
-    /// the server's `Timeout`) when it is full.
+    /// the server's `Timeout`) when it is full. No bucket holds more than
+    /// `max_bucket` bytes: a filter that copies what it keeps (mod_http2's
+    /// beam does) then copies pieces its allocator can reuse, not one
+    /// fresh mapping the size of the whole write.
     ///
     /// # Safety
     /// As for [`Brigade::pass_parts`].
@@ -184,9 +187,10 @@ impl Brigade {
         &self,
         filters: *mut sys::ap_filter_t,
         parts: &[&[u8]],
+        max_bucket: usize,
     ) -> Result<(), sys::apr_status_t> {
         // SAFETY: forwarded contract.
-        unsafe { self.pass(filters, parts, true) }
+        unsafe { self.pass(filters, parts, true, max_bucket) }
     }
 
     /// # Safety
@@ -196,6 +200,7 @@ impl Brigade {
         filters: *mut sys::ap_filter_t,
         parts: &[&[u8]],
         flush: bool,
+        max_bucket: usize,
     ) -> Result<(), sys::apr_status_t> {
         self.cleanup();
         // SAFETY: live brigade and allocator; transient buckets point at
@@ -203,12 +208,14 @@ impl Brigade {
         // keeps them longer sets them aside (copies) by contract.
         let rv = unsafe {
             for data in parts.iter().filter(|d| !d.is_empty()) {
-                let b = sys::apr_bucket_transient_create(
-                    data.as_ptr().cast(),
-                    data.len() as sys::apr_size_t,
-                    self.alloc,
-                );
-                sys::APR_BRIGADE_INSERT_TAIL(self.raw, b);
+                for piece in data.chunks(max_bucket) {
+                    let b = sys::apr_bucket_transient_create(
+                        piece.as_ptr().cast(),
+                        piece.len() as sys::apr_size_t,
+                        self.alloc,
+                    );
+                    sys::APR_BRIGADE_INSERT_TAIL(self.raw, b);
+                }
             }
             if flush {
                 sys::APR_BRIGADE_INSERT_TAIL(self.raw, sys::apr_bucket_flush_create(self.alloc));

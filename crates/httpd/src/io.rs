@@ -196,7 +196,7 @@ impl<'c> ConnIo<'c> {
             // SAFETY: this thread owns the connection's filters (Conn).
             unsafe {
                 self.bb_out
-                    .pass_parts_and_flush(self.conn.output_filters().head(), parts)
+                    .pass_parts_and_flush(self.conn.output_filters().head(), parts, FLUSHED_BUCKET_MAX)
             }?;
             self.bytes_out.set(self.bytes_out.get() + total as u64);
             return Ok(total);
@@ -247,3 +247,12 @@ impl<'c> ConnIo<'c> {
 /// overhead, so that it sets aside what the socket does not take instead of
 /// blocking.
 pub const FILTER_WRITE_MAX: usize = 60 * 1024;
+
+/// The largest bucket a flushed write through the filters is cut into.
+/// mod_http2's output filter copies each transient bucket whole into its
+/// bucket beam, and its primary connection copies each again on the way
+/// out: a large message in one bucket costs allocations big enough to be
+/// fresh mappings (APR's allocator maps and unmaps them) at every copy,
+/// while pieces no larger than what a stream's beam holds at once
+/// (`H2StreamMaxMemSize`, 64 KiB by default) come from free lists.
+const FLUSHED_BUCKET_MAX: usize = 64 * 1024;
