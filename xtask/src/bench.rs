@@ -48,18 +48,21 @@ enum Server {
     Standalone,
     ModEcho,
     CModule,
-    /// Ours over HTTP/2 (h2c, `H2WebSockets on`), the client's connections
-    /// carried as RFC 8441 streams by `h2-relay`.
+    /// Ours over HTTP/2 (h2c, `H2WebSockets on`), each of the load client's
+    /// connections an RFC 8441 stream (`--h2`).
     OursH2,
+    /// The baseline's module the same way (with `--baseline`).
+    BaselineH2,
     /// The C module the same way.
     CModuleH2,
 }
 
 impl Server {
-    const ALL: [Server; 8] = [
+    const ALL: [Server; 9] = [
         Server::Ours,
         Server::Baseline,
         Server::OursH2,
+        Server::BaselineH2,
         Server::CModule,
         Server::CModuleH2,
         Server::Proxy,
@@ -72,6 +75,20 @@ impl Server {
         matches!(self, Server::CModule | Server::CModuleH2)
     }
 
+    /// Served by the baseline's module (which needs `--baseline`).
+    fn is_baseline(self) -> bool {
+        matches!(self, Server::Baseline | Server::BaselineH2)
+    }
+
+    /// The baseline's counterpart of this server, run right after it.
+    fn baseline(self) -> Option<Server> {
+        match self {
+            Server::Ours => Some(Server::Baseline),
+            Server::OursH2 => Some(Server::BaselineH2),
+            _ => None,
+        }
+    }
+
     fn id(self) -> &'static str {
         match self {
             Server::Ours => "ours",
@@ -81,6 +98,7 @@ impl Server {
             Server::ModEcho => "mod_echo",
             Server::CModule => "c_module",
             Server::OursH2 => "ours_h2",
+            Server::BaselineH2 => "baseline_h2",
             Server::CModuleH2 => "c_module_h2",
         }
     }
@@ -93,8 +111,11 @@ impl Server {
             Server::Standalone => "tokio-tungstenite alone",
             Server::ModEcho => "Apache mod_echo (raw bytes)",
             Server::CModule => "C apache-websocket module + its echo plugin",
-            Server::OursH2 => "mod_websocket over HTTP/2 (h2c; the client through h2-relay)",
-            Server::CModuleH2 => "the C module over HTTP/2 (h2c; the client through h2-relay)",
+            Server::OursH2 => "mod_websocket over HTTP/2 (h2c, RFC 8441 streams)",
+            Server::BaselineH2 => {
+                "mod_websocket at the baseline revision over HTTP/2 (h2c, RFC 8441 streams)"
+            }
+            Server::CModuleH2 => "the C module over HTTP/2 (h2c, RFC 8441 streams)",
         }
     }
 
@@ -108,6 +129,7 @@ impl Server {
             Server::ModEcho => "mod_echo",
             Server::CModule => "C module",
             Server::OursH2 => "mod_websocket over h2",
+            Server::BaselineH2 => "baseline over h2",
             Server::CModuleH2 => "C module over h2",
         }
     }
@@ -333,14 +355,8 @@ impl Case {
     fn servers(&self) -> Vec<Server> {
         self.servers
             .iter()
-            .filter(|&&s| s != Server::Baseline)
-            .flat_map(|&s| {
-                if s == Server::Ours {
-                    vec![Server::Ours, Server::Baseline]
-                } else {
-                    vec![s]
-                }
-            })
+            .filter(|s| !s.is_baseline())
+            .flat_map(|&s| std::iter::once(s).chain(s.baseline()))
             .collect()
     }
 }
@@ -423,8 +439,8 @@ pub fn cmd_bench(args: &[String]) -> Result<(), String> {
                     .find(|s| s.id() == id.trim())
                     .ok_or_else(|| {
                         format!(
-                            "unknown server '{id}' (ours, baseline, ours_h2, c_module, c_module_h2, proxy, \
-                             standalone, mod_echo)"
+                            "unknown server '{id}' (ours, baseline, ours_h2, baseline_h2, c_module, \
+                             c_module_h2, proxy, standalone, mod_echo)"
                         )
                     })
             })
@@ -433,8 +449,11 @@ pub fn cmd_bench(args: &[String]) -> Result<(), String> {
     if baseline_rev.is_some() && !servers.contains(&Server::Baseline) {
         servers.push(Server::Baseline);
     }
-    if servers.contains(&Server::Baseline) && baseline_rev.is_none() {
-        return Err("the baseline server needs --baseline REV (a commit, branch or tag)".into());
+    if baseline_rev.is_some() && servers.contains(&Server::OursH2) && !servers.contains(&Server::BaselineH2) {
+        servers.push(Server::BaselineH2);
+    }
+    if servers.iter().any(|s| s.is_baseline()) && baseline_rev.is_none() {
+        return Err("the baseline servers need --baseline REV (a commit, branch or tag)".into());
     }
     if servers.iter().any(|s| s.is_c_module()) && c_module_dir.is_none() {
         return Err(
@@ -452,7 +471,7 @@ pub fn cmd_bench(args: &[String]) -> Result<(), String> {
     let stage = crate::stage::build(true)?;
     // After ours: a baseline that fails to build says so once ours is known good.
     let baseline = match baseline_rev {
-        Some(rev) if cases.iter().any(|c| c.servers().contains(&Server::Baseline)) => {
+        Some(rev) if cases.iter().any(|c| c.servers().iter().any(|s| s.is_baseline())) => {
             Some(baseline::prepare(rev)?)
         }
         _ => None,
@@ -465,8 +484,6 @@ pub fn cmd_bench(args: &[String]) -> Result<(), String> {
             "bench-load-client",
             "-p",
             "bench-echo-server",
-            "-p",
-            "h2-relay",
         ])
         .arg("--quiet"))?;
     let bin = target_dir().join("release");
@@ -578,58 +595,16 @@ struct Fleet {
     proxy: Option<RunningServer>,
     mod_echo: Option<RunningServer>,
     c_module: Option<RunningServer>,
-    ours_h2: Option<(RunningServer, Relay)>,
-    c_module_h2: Option<(RunningServer, Relay)>,
+    ours_h2: Option<RunningServer>,
+    baseline_h2: Option<RunningServer>,
+    c_module_h2: Option<RunningServer>,
     standalone: Option<Standalone>,
     pinning: bool,
-}
-
-/// An `h2-relay` in front of an HTTP/2 server: part of the client (pinned
-/// with it), not of the server whose CPU is measured.
-struct Relay {
-    child: Child,
-    addr: String,
-}
-
-impl Drop for Relay {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 /// What makes a server of ours or the C module's serve WebSockets over
 /// cleartext HTTP/2.
 const H2C: &str = "Protocols h2c http/1.1\nH2WebSockets on\n";
-
-fn start_relay(bin: &Path, upstream: &RunningServer, pinning: bool) -> Result<Relay, String> {
-    let addr = std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map_err(|e| e.to_string())?
-        .to_string();
-    let relay = bin.join("h2-relay");
-    let mut cmd = if pinning {
-        let mut c = Command::new("taskset");
-        c.args(["-c", "1"]).arg(&relay);
-        c
-    } else {
-        Command::new(&relay)
-    };
-    let child = cmd
-        .args(["--listen", &addr, "--upstream", &upstream.addr().to_string()])
-        .stderr(Stdio::null())
-        .spawn()
-        .map_err(|e| format!("cannot start {}: {e}", relay.display()))?;
-    let relay = Relay { child, addr };
-    let deadline = Instant::now() + std::time::Duration::from_secs(10);
-    while std::net::TcpStream::connect(&relay.addr).is_err() {
-        if Instant::now() > deadline {
-            return Err("h2-relay did not listen".into());
-        }
-        std::thread::sleep(std::time::Duration::from_millis(20));
-    }
-    Ok(relay)
-}
 
 struct Standalone {
     child: Child,
@@ -661,6 +636,7 @@ impl Fleet {
             mod_echo: None,
             c_module: None,
             ours_h2: None,
+            baseline_h2: None,
             c_module_h2: None,
             standalone: None,
             pinning,
@@ -676,13 +652,17 @@ impl Fleet {
             let config = ours_config(stage, &root.join("ours_h2"))
                 .load_module("http2_module", install.module_path("http2"))
                 .extra_config(H2C);
-            let server = start_apache(config, "mod_websocket over HTTP/2")?;
-            let relay = start_relay(bin, &server, pinning)?;
-            fleet.ours_h2 = Some((server, relay));
+            fleet.ours_h2 = Some(start_apache(config, "mod_websocket over HTTP/2")?);
         }
         if let (true, Some(b)) = (needed(Server::Baseline), baseline) {
             let config = ours_config(b, &root.join("baseline"));
             fleet.baseline = Some(start_apache(config, "the baseline's mod_websocket")?);
+        }
+        if let (true, Some(b)) = (needed(Server::BaselineH2), baseline) {
+            let config = ours_config(b, &root.join("baseline_h2"))
+                .load_module("http2_module", install.module_path("http2"))
+                .extra_config(H2C);
+            fleet.baseline_h2 = Some(start_apache(config, "the baseline's mod_websocket over HTTP/2")?);
         }
         if let (true, Some(c)) = (needed(Server::CModule), c_module) {
             // Same MPM settings and location as ours; the C module's
@@ -709,9 +689,7 @@ impl Fleet {
                      WebSocketHandler \"{}\" echo_init\n</Location>\n",
                     c.echo_plugin.display()
                 ));
-            let server = start_apache(config, "the C module over HTTP/2")?;
-            let relay = start_relay(bin, &server, pinning)?;
-            fleet.c_module_h2 = Some((server, relay));
+            fleet.c_module_h2 = Some(start_apache(config, "the C module over HTTP/2")?);
         }
         if needed(Server::ModEcho) {
             let config = ServerConfig::new(root.join("mod_echo"))
@@ -771,15 +749,12 @@ impl Fleet {
             &self.proxy,
             &self.mod_echo,
             &self.c_module,
+            &self.ours_h2,
+            &self.baseline_h2,
+            &self.c_module_h2,
         ]
         .into_iter()
         .flatten()
-        .chain(
-            [&self.ours_h2, &self.c_module_h2]
-                .into_iter()
-                .flatten()
-                .map(|(s, _)| s),
-        )
         .map(RunningServer::pid)
         .chain(self.standalone.as_ref().map(|s| s.child.id()))
         .collect()
@@ -818,14 +793,14 @@ impl Fleet {
                 let (addr, pid) = standalone.expect("server started");
                 (addr, "/echo", vec![pid])
             }
-            Server::OursH2 | Server::CModuleH2 => {
-                let h2 = if server == Server::OursH2 {
-                    &self.ours_h2
-                } else {
-                    &self.c_module_h2
+            Server::OursH2 | Server::BaselineH2 | Server::CModuleH2 => {
+                let h2 = match server {
+                    Server::OursH2 => &self.ours_h2,
+                    Server::BaselineH2 => &self.baseline_h2,
+                    _ => &self.c_module_h2,
                 };
-                let (apache, relay) = h2.as_ref().expect("server started");
-                (relay.addr.clone(), "/echo", vec![apache.pid()])
+                let (addr, pid) = apache(h2);
+                (addr, "/echo", vec![pid])
             }
         }
     }
@@ -936,6 +911,9 @@ fn run_client(
         ]);
     if server == Server::ModEcho {
         cmd.arg("--raw");
+    }
+    if matches!(server, Server::OursH2 | Server::BaselineH2 | Server::CModuleH2) {
+        cmd.arg("--h2");
     }
     if case.deflate {
         cmd.arg("--deflate");
@@ -1149,16 +1127,43 @@ const LOAD_MEASURES: &[(&str, &str)] = &[
 ];
 const IDLE_MEASURES: &[(&str, &str)] = &[("rss_kib_per_conn", "resident KiB per connection")];
 
-/// (case, measure key, measure label, working tree, baseline) for every
-/// case both ran.
-type Comparison<'a> = (&'a Case, &'static str, &'static str, Option<f64>, Option<f64>);
+/// One measure of one case that the working tree and the baseline both ran
+/// on the same transport.
+struct Comparison<'a> {
+    case: &'a Case,
+    /// The working tree's server: `Ours` (HTTP/1.1) or `OursH2`.
+    server: Server,
+    key: &'static str,
+    label: &'static str,
+    ours: Option<f64>,
+    base: Option<f64>,
+}
+
+impl Comparison<'_> {
+    fn case_label(&self) -> String {
+        match self.server {
+            Server::OursH2 => format!("{}, over HTTP/2", self.case.label),
+            _ => self.case.label.to_owned(),
+        }
+    }
+
+    fn transport(&self) -> &'static str {
+        match self.server {
+            Server::OursH2 => "h2",
+            _ => "http/1.1",
+        }
+    }
+}
 
 fn comparisons(results: &[Outcome]) -> Vec<Comparison<'_>> {
     let mut rows = Vec::new();
-    for ours in results.iter().filter(|o| o.server == Server::Ours) {
+    for ours in results {
+        let Some(counterpart) = ours.server.baseline() else {
+            continue;
+        };
         let Some(base) = results
             .iter()
-            .find(|o| o.server == Server::Baseline && o.case.id == ours.case.id)
+            .find(|o| o.server == counterpart && o.case.id == ours.case.id)
         else {
             continue;
         };
@@ -1167,7 +1172,14 @@ fn comparisons(results: &[Outcome]) -> Vec<Comparison<'_>> {
             Kind::Idle => IDLE_MEASURES,
         };
         for &(key, label) in measures {
-            rows.push((&ours.case, key, label, ours.median(key), base.median(key)));
+            rows.push(Comparison {
+                case: &ours.case,
+                server: ours.server,
+                key,
+                label,
+                ours: ours.median(key),
+                base: base.median(key),
+            });
         }
     }
     rows
@@ -1188,14 +1200,15 @@ fn render_baseline(results: &[Outcome], b: &baseline::Baseline) -> String {
         t,
         "| case | measure | working tree | baseline | ratio |\n|---|---|---:|---:|---:|"
     );
-    for (case, _, label, ours, base) in comparisons(results) {
+    for c in comparisons(results) {
         let _ = writeln!(
             t,
-            "| {} | {label} | {} | {} | {} |",
-            case.label,
-            fmt_num(ours),
-            fmt_num(base),
-            ratio(ours, base)
+            "| {} | {} | {} | {} | {} |",
+            c.case_label(),
+            c.label,
+            fmt_num(c.ours),
+            fmt_num(c.base),
+            ratio(c.ours, c.base)
         );
     }
     t
@@ -1204,13 +1217,14 @@ fn render_baseline(results: &[Outcome], b: &baseline::Baseline) -> String {
 fn baseline_json(results: &[Outcome], b: &baseline::Baseline) -> Value {
     let rows: Vec<Value> = comparisons(results)
         .into_iter()
-        .map(|(case, key, _, ours, base)| {
+        .map(|c| {
             json!({
-                "case": case.id,
-                "measure": key,
-                "working_tree": ours,
-                "baseline": base,
-                "ratio": match (ours, base) {
+                "case": c.case.id,
+                "transport": c.transport(),
+                "measure": c.key,
+                "working_tree": c.ours,
+                "baseline": c.base,
+                "ratio": match (c.ours, c.base) {
                     (Some(o), Some(b)) if b > 0.0 => json!(o / b),
                     _ => Value::Null,
                 },
@@ -1447,10 +1461,15 @@ mod tests {
                     case.id
                 );
             }
-            if let Some(i) = servers.iter().position(|&s| s == Server::Ours) {
-                assert_eq!(servers.get(i + 1), Some(&Server::Baseline), "{}", case.id);
-            } else {
-                assert!(!servers.contains(&Server::Baseline), "{}", case.id);
+            for (ours, base) in [
+                (Server::Ours, Server::Baseline),
+                (Server::OursH2, Server::BaselineH2),
+            ] {
+                if let Some(i) = servers.iter().position(|&s| s == ours) {
+                    assert_eq!(servers.get(i + 1), Some(&base), "{}", case.id);
+                } else {
+                    assert!(!servers.contains(&base), "{}", case.id);
+                }
             }
         }
     }
@@ -1469,9 +1488,9 @@ mod tests {
         let rows = comparisons(&results);
         // 16b only (4k has no baseline), one row per load measure.
         assert_eq!(rows.len(), LOAD_MEASURES.len());
-        let (case, key, _, ours, base) = rows[0];
-        assert_eq!((case.id, key), ("16b", "server_cpu_us_per_msg"));
-        assert_eq!((ours, base), (Some(2.0), Some(4.0)));
+        let first = &rows[0];
+        assert_eq!((first.case.id, first.key), ("16b", "server_cpu_us_per_msg"));
+        assert_eq!((first.ours, first.base), (Some(2.0), Some(4.0)));
         let b = baseline::Baseline {
             rev: "HEAD~1".into(),
             commit: "0123456789abcdef0123456789abcdef01234567".into(),

@@ -12,9 +12,9 @@ use std::rc::Rc;
 use std::time::Instant;
 
 use flate2::{Decompress, FlushDecompress};
-use tokio::io::{AsyncWriteExt, Interest};
-use tokio::net::TcpStream;
+use tokio::io::Interest;
 
+use crate::link::Link;
 use crate::payload::{tag, MASK_KEY, TAG_LEN};
 use crate::wire::{
     client_header, parse_server_header, OP_BINARY, OP_CLOSE, OP_CONTINUATION, OP_PING, OP_PONG, OP_TEXT,
@@ -130,8 +130,8 @@ impl OutQueue {
         }
     }
 
-    /// Writes as much as the socket takes; false if it took nothing.
-    fn write_some(&mut self, stream: &TcpStream) -> io::Result<bool> {
+    /// Writes as much as the link takes; false if it took nothing.
+    fn write_some(&mut self, link: &mut Link) -> io::Result<bool> {
         let mut slices = [IoSlice::new(&[]); 64];
         let mut n = 0;
         for (i, c) in self.chunks.iter().enumerate().take(slices.len()) {
@@ -139,7 +139,7 @@ impl OutQueue {
             slices[i] = IoSlice::new(if i == 0 { &b[self.front_pos..] } else { b });
             n = i + 1;
         }
-        let mut written = match stream.try_write_vectored(&slices[..n]) {
+        let mut written = match link.try_write_vectored(&slices[..n]) {
             Ok(w) => w,
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(false),
             Err(e) => return Err(e),
@@ -173,7 +173,7 @@ enum RxState {
 /// One connection of the run.
 pub struct Conn {
     id: usize,
-    stream: TcpStream,
+    stream: Link,
     work: Rc<Workload>,
     phase: Rc<Cell<Phase>>,
     /// Messages this connection may still start (None: unlimited).
@@ -208,7 +208,7 @@ impl Conn {
     #[allow(clippy::too_many_arguments)]
     pub fn new(
         id: usize,
-        stream: TcpStream,
+        stream: Link,
         leftover: Vec<u8>,
         work: Rc<Workload>,
         phase: Rc<Cell<Phase>>,
@@ -326,7 +326,7 @@ impl Conn {
             if !self.out.is_empty() {
                 progress |= self
                     .out
-                    .write_some(&self.stream)
+                    .write_some(&mut self.stream)
                     .map_err(|e| self.err(format!("write: {e}")))?;
             }
             match self.stream.try_read(&mut self.buf[self.end..]) {

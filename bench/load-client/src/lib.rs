@@ -8,6 +8,9 @@
 //! MiB/s, round-trip p50/p99 and the server's CPU time per message, read
 //! from /proc for every process in the server's process groups over exactly
 //! the measured window. `--raw` speaks plain bytes (for Apache's mod_echo).
+//! `--h2` opens each connection as an RFC 8441 stream (extended CONNECT) on
+//! an h2c connection of its own, prior knowledge, as a browser does over
+//! HTTP/2 (see [`link`]).
 //!
 //! It runs on one thread (a tokio current-thread runtime): pinned to a core
 //! of its own, it costs far less per message than any of the servers.
@@ -23,12 +26,14 @@ use tokio::task::JoinHandle;
 
 pub mod conn;
 pub mod fanout;
+pub mod link;
 pub mod payload;
 pub mod procfs;
 pub mod wire;
 pub mod words;
 
 use conn::{Conn, ConnStats, Phase, Variant, Workload};
+use link::Link;
 use payload::{Content, MASK_KEY, TAG_LEN};
 
 /// Precompressed messages the deflate case cycles through.
@@ -41,6 +46,8 @@ pub struct Options {
     pub path: String,
     /// Plain bytes instead of WebSocket frames (mod_echo).
     pub raw: bool,
+    /// WebSockets over HTTP/2 (RFC 8441, h2c with prior knowledge).
+    pub h2: bool,
     pub size: usize,
     pub conns: usize,
     pub inflight: usize,
@@ -62,6 +69,7 @@ impl Default for Options {
             addr: ([127, 0, 0, 1], 80).into(),
             path: "/echo".into(),
             raw: false,
+            h2: false,
             size: 16,
             conns: 1,
             inflight: 1,
@@ -87,6 +95,9 @@ pub fn run(opts: &Options) -> Result<serde_json::Value, String> {
     }
     if opts.deflate && opts.raw {
         return Err("--deflate needs WebSocket framing".into());
+    }
+    if opts.h2 && opts.raw {
+        return Err("--h2 carries WebSockets, not raw bytes".into());
     }
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -149,7 +160,22 @@ fn workload(opts: &Options, inflight: usize) -> Workload {
 }
 
 /// Connects (and shakes hands) connection `i`.
-async fn connect(opts: &Options, i: usize) -> Result<(TcpStream, Vec<u8>), String> {
+async fn connect(opts: &Options, i: usize) -> Result<(Link, Vec<u8>), String> {
+    if opts.h2 {
+        let answer = link::connect_h2(opts.addr, &opts.path, opts.deflate)
+            .await
+            .map_err(|e| format!("connection {i}: {e}"))?;
+        let deflate = answer
+            .extensions
+            .as_deref()
+            .is_some_and(|e| e.trim_start().starts_with("permessage-deflate"));
+        if opts.deflate && !deflate {
+            return Err(format!(
+                "connection {i}: the server did not accept permessage-deflate"
+            ));
+        }
+        return Ok((Link::H2(answer.link), Vec::new()));
+    }
     let mut stream = TcpStream::connect(opts.addr)
         .await
         .map_err(|e| format!("connection {i}: cannot connect to {}: {e}", opts.addr))?;
@@ -157,7 +183,7 @@ async fn connect(opts: &Options, i: usize) -> Result<(TcpStream, Vec<u8>), Strin
         .set_nodelay(true)
         .map_err(|e| format!("connection {i}: TCP_NODELAY: {e}"))?;
     if opts.raw {
-        return Ok((stream, Vec::new()));
+        return Ok((Link::Tcp(stream), Vec::new()));
     }
     let host = opts.addr.to_string();
     let now = std::time::SystemTime::now()
@@ -172,7 +198,7 @@ async fn connect(opts: &Options, i: usize) -> Result<(TcpStream, Vec<u8>), Strin
             "connection {i}: the server did not accept permessage-deflate"
         ));
     }
-    Ok((stream, leftover))
+    Ok((Link::Tcp(stream), leftover))
 }
 
 type Task = JoinHandle<Result<(ConnStats, Option<Conn>), String>>;

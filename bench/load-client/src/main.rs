@@ -8,7 +8,7 @@ use bench_load_client::payload::Content;
 use bench_load_client::{run, Options};
 
 const USAGE: &str = "\
-usage: bench-load-client --addr 127.0.0.1:PORT [--path /echo] [--raw]
+usage: bench-load-client --addr 127.0.0.1:PORT [--path /echo] [--raw | --h2]
            [--size BYTES] [--conns N] [--inflight N] [--content binary|text|compressible]
            [--deflate] [--warmup SECONDS] [--seconds SECONDS] [--server-pgid PGID]...
            [--idle]
@@ -80,6 +80,7 @@ fn parse(args: &[String]) -> Result<Options, String> {
             }
             "--path" => o.path = value()?.clone(),
             "--raw" => o.raw = true,
+            "--h2" => o.h2 = true,
             "--size" => o.size = int(value()?)?,
             "--conns" => o.conns = int(value()?)?,
             "--inflight" => o.inflight = int(value()?)?,
