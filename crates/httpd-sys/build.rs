@@ -8,7 +8,7 @@ use bindgen::callbacks::{IntKind, ParseCallbacks};
 /// Functions the modules call, by exact name or small family.
 const FUNCTIONS: &[&str] = &[
     // Hooks a module registers.
-    "ap_hook_(handler|quick_handler|pre_config|check_config|post_config|child_init|pre_connection|process_connection|fixups|insert_filter|insert_error_filter|post_read_request|translate_name|log_transaction)",
+    "ap_hook_(handler|quick_handler|pre_config|check_config|post_config|child_init|child_stopping|pre_connection|process_connection|fixups|insert_filter|insert_error_filter|post_read_request|translate_name|log_transaction)",
     // Module configuration.
     "ap_get_module_config",
     "ap_set_module_config",

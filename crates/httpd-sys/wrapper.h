@@ -12,6 +12,7 @@
 #include <util_filter.h>
 #include <util_cfgtree.h>
 #include <ap_mpm.h>
+#include <mpm_common.h>
 #include <scoreboard.h>
 
 #include <apr_buckets.h>

@@ -243,6 +243,12 @@ impl Write for H2Stream {
         let room = self.rt.block_on(async {
             tokio::time::timeout(timeout, async {
                 loop {
+                    // poll_capacity reports only capacity that grew since
+                    // it last did; what is assigned already is capacity().
+                    let assigned = send.capacity();
+                    if assigned > 0 {
+                        return Some(Ok(assigned));
+                    }
                     match poll_fn(|cx| send.poll_capacity(cx)).await {
                         Some(Ok(0)) => continue,
                         other => return other,

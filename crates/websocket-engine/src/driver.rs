@@ -3,16 +3,22 @@
 //!
 //! The thread driver steps the session on the handler's worker thread and,
 //! between steps, sleeps in a pollset on the connection's descriptor that
-//! other threads' sends wake. It asks the MPM once a second whether the
-//! server is stopping (nothing wakes a thread blocked in our pollset when
-//! it does).
+//! other threads' sends wake. A stopping child wakes every pollset of this
+//! process through the MPM's `child_stopping` hook (event and worker call
+//! it at once), so that the 1001 goes out while the connection is still
+//! served (mod_http2, for one, may close the client's connection a
+//! `Timeout` after it saw the stop); the driver also asks the MPM once a
+//! second, for the MPMs that call the hook only as the child exits.
 
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Mutex, PoisonError};
 use std::time::Duration;
 
 use httpd::brigade::ReadOutcome;
 use httpd::io::ConnIo;
 use httpd::log::apr_error;
-use httpd::poll::{Interest, Pollset};
+use httpd::poll::{Interest, Pollset, Waker};
 use httpd::sys;
 
 use crate::metrics::{Counter, Location};
@@ -25,6 +31,42 @@ const STOP_CHECK: Duration = Duration::from_secs(1);
 /// Polls wake a little after a deadline, so that it has passed when the
 /// session looks (the clock is coarse).
 const DEADLINE_SLACK: Duration = Duration::from_millis(1);
+
+/// Set once this child has been told to stop.
+static STOP_SIGNALLED: AtomicBool = AtomicBool::new(false);
+
+/// The pollsets of this process's running thread drivers.
+static DRIVERS: Mutex<Option<HashMap<u64, Waker>>> = Mutex::new(None);
+static NEXT_DRIVER: AtomicU64 = AtomicU64::new(0);
+
+/// A driver's entry in [`DRIVERS`], removed when dropped.
+struct Registered(u64);
+
+impl Registered {
+    fn new(waker: Waker) -> Registered {
+        let id = NEXT_DRIVER.fetch_add(1, Ordering::Relaxed);
+        let mut drivers = DRIVERS.lock().unwrap_or_else(PoisonError::into_inner);
+        drivers.get_or_insert_with(HashMap::new).insert(id, waker);
+        Registered(id)
+    }
+}
+
+impl Drop for Registered {
+    fn drop(&mut self) {
+        let mut drivers = DRIVERS.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(d) = drivers.as_mut() {
+            d.remove(&self.0);
+        }
+    }
+}
+
+/// The `child_stopping` hook: every running session of this process learns
+/// at once that the server is stopping.
+pub fn child_stopping(_graceful: bool) {
+    STOP_SIGNALLED.store(true, Ordering::Release);
+    let drivers = DRIVERS.lock().unwrap_or_else(PoisonError::into_inner);
+    drivers.iter().flat_map(HashMap::values).for_each(Waker::wake);
+}
 
 /// A session's transport inside Apache.
 pub struct ApacheTransport<'c> {
@@ -120,10 +162,13 @@ pub fn run_on_thread<T, A, L>(
     A: Application,
     L: Log,
 {
+    let _registered = Registered::new(pollset.waker());
     let mut stop_checked = Moment::now();
     loop {
         let now = Moment::now();
-        if now >= stop_checked + STOP_CHECK {
+        if STOP_SIGNALLED.load(Ordering::Acquire) {
+            session.server_stopping(now.time());
+        } else if now >= stop_checked + STOP_CHECK {
             stop_checked = now;
             if httpd::mpm::is_stopping() {
                 session.server_stopping(now.time());

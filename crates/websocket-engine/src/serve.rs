@@ -135,6 +135,7 @@ pub fn serves_metrics(source_name: &CStr) -> bool {
 pub fn register_hooks(hooks: &httpd::module::Hooks<'_>, source_name: &CStr) {
     httpd::request::register_allow_get(hooks);
     httpd::child::at_exit(hooks, crate::channels::stop);
+    httpd::child::on_stopping(hooks, crate::driver::child_stopping);
     if source_name == c"mod_websocket.c" {
         httpd::status::register(crate::metrics::status_page);
     }
