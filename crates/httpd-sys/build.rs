@@ -8,7 +8,7 @@ use bindgen::callbacks::{IntKind, ParseCallbacks};
 /// Functions the modules call, by exact name or small family.
 const FUNCTIONS: &[&str] = &[
     // Hooks a module registers.
-    "ap_hook_(handler|quick_handler|pre_config|check_config|post_config|child_init|child_stopping|pre_connection|process_connection|fixups|insert_filter|insert_error_filter|post_read_request|translate_name|log_transaction)",
+    "ap_hook_(handler|quick_handler|pre_config|check_config|post_config|child_init|child_stopping|pre_connection|process_connection|pre_close_connection|suspend_connection|resume_connection|fixups|insert_filter|insert_error_filter|post_read_request|translate_name|log_transaction)",
     // Module configuration.
     "ap_get_module_config",
     "ap_set_module_config",
@@ -72,6 +72,8 @@ const FUNCTIONS: &[&str] = &[
     "apr_allocator_.*",
     "apr_table_.*",
     "apr_socket_(timeout|opt)_(set|get)",
+    "apr_socket_shutdown",
+    "ap_create_request_config",
     "apr_os_sock_get",
     "apr_dynamic_fn_retrieve",
     "apr_optional_hook_add",
@@ -105,6 +107,10 @@ const TYPES: &[&str] = &[
     "ap_filter_type",
     "ap_input_mode_t",
     "ap_conn_keepalive_e",
+    "conn_state_t",
+    "conn_state_e",
+    "conn_sense_e",
+    "apr_shutdown_how_e",
     "apr_bucket",
     "apr_bucket_brigade",
     "apr_bucket_type_t",

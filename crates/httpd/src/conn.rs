@@ -61,6 +61,124 @@ impl<'r> Request<'r> {
         unsafe { Conn::from_raw(self.rec().connection) }.expect("a request has a connection")
     }
 
+    /// A copy of this request in the memory of its connection, for a
+    /// connection that outlives its handshake's request (a parked
+    /// WebSocket): what plugins read of a request (headers, environment,
+    /// notes, URI, user, client address) is copied; what only lives with
+    /// the request is left out (its per-directory configuration becomes
+    /// the server's defaults, the per-request one an empty one, bodies and
+    /// method lists none); its filters are the connection's. The response
+    /// headers stay this request's until [`Request::finish_copy`].
+    pub fn copy_into_connection(&self) -> ConnRequest<'r> {
+        let r = self.raw.as_ptr();
+        // SAFETY: a live request and its connection, on this thread. Every
+        // pointer the copy keeps points at the connection's pool, the
+        // server's configuration, the connection itself, or static data,
+        // except headers_out, which finish_copy replaces before the
+        // request ends.
+        unsafe {
+            let c = (*r).connection;
+            let p = (*c).pool;
+            let copy = sys::apr_palloc(p, std::mem::size_of::<sys::request_rec>()).cast::<sys::request_rec>();
+            std::ptr::copy_nonoverlapping(r, copy, 1);
+            let q = &mut *copy;
+            let dup = |s: *const std::os::raw::c_char| -> *mut std::os::raw::c_char {
+                if s.is_null() {
+                    std::ptr::null_mut()
+                } else {
+                    sys::apr_pstrdup(p, s)
+                }
+            };
+            let table = |t: *mut sys::apr_table_t| {
+                if t.is_null() {
+                    sys::apr_table_make(p, 0)
+                } else {
+                    sys::apr_table_copy(p, t)
+                }
+            };
+            q.pool = p;
+            q.next = std::ptr::null_mut();
+            q.prev = std::ptr::null_mut();
+            q.main = std::ptr::null_mut();
+            q.the_request = dup(q.the_request);
+            q.protocol = dup(q.protocol);
+            q.hostname = dup(q.hostname);
+            q.status_line = dup(q.status_line);
+            q.method = dup(q.method);
+            q.allowed_xmethods = std::ptr::null_mut();
+            q.allowed_methods = std::ptr::null_mut();
+            q.range = dup(q.range);
+            q.kept_body = std::ptr::null_mut();
+            q.body_table = std::ptr::null_mut();
+            q.headers_in = table(q.headers_in);
+            q.err_headers_out = table(q.err_headers_out);
+            q.subprocess_env = table(q.subprocess_env);
+            q.notes = table(q.notes);
+            q.trailers_in = table(q.trailers_in);
+            q.trailers_out = table(q.trailers_out);
+            q.content_type = dup(q.content_type);
+            q.handler = dup(q.handler);
+            q.content_encoding = dup(q.content_encoding);
+            q.content_languages = std::ptr::null_mut();
+            q.vlist_validator = dup(q.vlist_validator);
+            q.user = dup(q.user);
+            q.ap_auth_type = dup(q.ap_auth_type);
+            q.unparsed_uri = dup(q.unparsed_uri);
+            q.uri = dup(q.uri);
+            q.filename = dup(q.filename);
+            q.canonical_filename = dup(q.canonical_filename);
+            q.path_info = dup(q.path_info);
+            q.args = dup(q.args);
+            q.per_dir_config = (*q.server).lookup_defaults;
+            q.request_config = sys::ap_create_request_config(p);
+            q.log = (*c).log;
+            q.log_id = dup(q.log_id);
+            q.htaccess = std::ptr::null();
+            q.output_filters = (*c).output_filters;
+            q.proto_output_filters = (*c).output_filters;
+            q.input_filters = (*c).input_filters;
+            q.proto_input_filters = (*c).input_filters;
+            q.invoke_mtx = std::ptr::null_mut();
+            let u = &mut q.parsed_uri;
+            u.scheme = dup(u.scheme);
+            u.hostinfo = dup(u.hostinfo);
+            u.user = dup(u.user);
+            u.password = dup(u.password);
+            u.hostname = dup(u.hostname);
+            u.port_str = dup(u.port_str);
+            u.path = dup(u.path);
+            u.query = dup(u.query);
+            u.fragment = dup(u.fragment);
+            u.hostent = std::ptr::null_mut();
+            q.finfo.pool = p;
+            q.finfo.fname = dup(q.finfo.fname);
+            q.finfo.name = dup(q.finfo.name);
+            q.finfo.filehand = std::ptr::null_mut();
+            q.useragent_addr = (*c).client_addr;
+            q.useragent_ip = dup(q.useragent_ip);
+            q.useragent_host = dup(q.useragent_host);
+            ConnRequest(Request::from_raw(copy).expect("allocated"))
+        }
+    }
+
+    /// Completes a [`Request::copy_into_connection`] of `original` once the
+    /// response is sent: its status and response headers.
+    pub fn finish_copy(&self, original: Request<'_>) {
+        // SAFETY: both live, on this thread; the copy's pool is its
+        // connection's.
+        unsafe {
+            let q = &mut *self.raw.as_ptr();
+            let r = &*original.raw.as_ptr();
+            q.status = r.status;
+            q.status_line = if r.status_line.is_null() {
+                std::ptr::null()
+            } else {
+                sys::apr_pstrdup(q.pool, r.status_line)
+            };
+            q.headers_out = sys::apr_table_copy(q.pool, r.headers_out);
+        }
+    }
+
     pub fn headers_in(&self) -> Table<'r> {
         // SAFETY: live request.
         unsafe { crate::request::headers_in(self.raw.as_ptr()) }
@@ -294,6 +412,26 @@ impl<'r> Request<'r> {
     }
 }
 
+/// A request copied into its connection's memory
+/// ([`Request::copy_into_connection`]): it lives as long as the connection.
+#[derive(Clone, Copy)]
+pub struct ConnRequest<'r>(Request<'r>);
+
+impl<'r> ConnRequest<'r> {
+    pub fn request(&self) -> Request<'r> {
+        self.0
+    }
+
+    /// The copy for as long as its connection lives: for
+    /// [`crate::park::adopt`], which keeps what holds it no longer.
+    pub(crate) fn extend(self) -> ConnRequest<'static> {
+        ConnRequest(Request {
+            raw: self.0.raw,
+            _life: PhantomData,
+        })
+    }
+}
+
 /// A connection handled on this thread.
 #[derive(Clone, Copy)]
 pub struct Conn<'c> {
@@ -328,22 +466,6 @@ impl<'c> Conn<'c> {
 
     pub(crate) fn bucket_alloc(&self) -> *mut sys::apr_bucket_alloc_t {
         self.rec().bucket_alloc
-    }
-
-    /// Keeps `value` in the connection's per-module configuration slot of
-    /// module `module_index` (where later hooks on this connection find
-    /// it), or clears the slot with `None`.
-    pub fn set_module_data<T>(&self, module_index: c_int, value: Option<&'c mut T>) {
-        let ptr = value.map_or(std::ptr::null_mut(), |v| {
-            (v as *mut T).cast::<std::os::raw::c_void>()
-        });
-        let index = usize::try_from(module_index).expect("a loaded module's index");
-        // SAFETY: conn_config is the connection's configuration vector,
-        // with one slot per loaded module, as ap_set_module_config writes it.
-        unsafe {
-            let slots = self.rec().conn_config.cast::<*mut std::os::raw::c_void>();
-            *slots.add(index) = ptr;
-        }
     }
 
     /// Reads exactly `len` bytes, each read waiting up to the connection's

@@ -20,6 +20,7 @@ pub mod io;
 pub mod log;
 pub mod module;
 pub mod mpm;
+pub mod park;
 pub mod poll;
 pub mod pool;
 pub mod request;

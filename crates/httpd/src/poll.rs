@@ -25,17 +25,33 @@ struct Shared(Option<*mut sys::apr_pollset_t>);
 // pollset is destroyed.
 unsafe impl Send for Shared {}
 
-/// Wakes the thread polling a [`Pollset`] from any thread; after the
-/// pollset is gone, waking does nothing.
+/// Wakes the thread polling a [`Pollset`] from any thread (after the
+/// pollset is gone, waking does nothing), or calls a function.
 #[derive(Clone)]
-pub struct Waker(Arc<Mutex<Shared>>);
+pub struct Waker(Wake);
+
+#[derive(Clone)]
+enum Wake {
+    Pollset(Arc<Mutex<Shared>>),
+    Call(Arc<dyn Fn() + Send + Sync>),
+}
 
 impl Waker {
+    /// A waker that calls `f` (from the waking thread).
+    pub fn from_fn(f: impl Fn() + Send + Sync + 'static) -> Waker {
+        Waker(Wake::Call(Arc::new(f)))
+    }
+
     pub fn wake(&self) {
-        let shared = self.0.lock().unwrap_or_else(PoisonError::into_inner);
-        if let Some(ps) = shared.0 {
-            // SAFETY: live while registered (see Shared); wakeup is thread-safe.
-            unsafe { sys::apr_pollset_wakeup(ps) };
+        match &self.0 {
+            Wake::Pollset(shared) => {
+                let shared = shared.lock().unwrap_or_else(PoisonError::into_inner);
+                if let Some(ps) = shared.0 {
+                    // SAFETY: live while registered (see Shared); wakeup is thread-safe.
+                    unsafe { sys::apr_pollset_wakeup(ps) };
+                }
+            }
+            Wake::Call(f) => f(),
         }
     }
 }
@@ -97,7 +113,7 @@ impl<'p> Pollset<'p> {
                 read: true,
                 write: false,
             },
-            waker: Waker(Arc::new(Mutex::new(Shared(Some(raw))))),
+            waker: Waker(Wake::Pollset(Arc::new(Mutex::new(Shared(Some(raw)))))),
             _pool: pool,
         })
     }
@@ -152,7 +168,9 @@ impl<'p> Pollset<'p> {
 
 impl Drop for Pollset<'_> {
     fn drop(&mut self) {
-        self.waker.0.lock().unwrap_or_else(PoisonError::into_inner).0 = None;
+        if let Wake::Pollset(shared) = &self.waker.0 {
+            shared.lock().unwrap_or_else(PoisonError::into_inner).0 = None;
+        }
         // SAFETY: no waker can reach the pollset any more; it is ours.
         unsafe { sys::apr_pollset_destroy(self.raw) };
     }

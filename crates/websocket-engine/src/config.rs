@@ -66,6 +66,8 @@ pub struct DirConfig {
     /// The largest LZ77 window (9-15 bits) our compressor uses and that we
     /// ask clients to use: the memory knob.
     pub compression_window_bits: Option<u8>,
+    /// `WebSocketAsync`: park idle connections in the event MPM.
+    pub park_idle: Option<bool>,
 }
 
 /// `WebSocketCompressionLevel` by default: the fastest. Messaging cares about
@@ -98,6 +100,7 @@ impl DirConfig {
             compression_level: add.compression_level.or(base.compression_level),
             compression_min_size: add.compression_min_size.or(base.compression_min_size),
             compression_window_bits: add.compression_window_bits.or(base.compression_window_bits),
+            park_idle: add.park_idle.or(base.park_idle),
         }
     }
 
@@ -133,6 +136,12 @@ impl DirConfig {
 
     pub fn allow_reserved_close_codes(&self) -> bool {
         self.allow_reserved_close_codes.unwrap_or(false)
+    }
+
+    /// Whether idle connections give their worker back to the MPM (where
+    /// the MPM can take them).
+    pub fn park_idle(&self) -> bool {
+        self.park_idle.unwrap_or(false)
     }
 
     /// `None` when there is no limit.
@@ -270,6 +279,11 @@ fn set_allow_reserved(_: &Cmd<'_>, conf: &mut DirConfig, on: bool) -> Result<(),
     Ok(())
 }
 
+fn set_park_idle(_: &Cmd<'_>, conf: &mut DirConfig, on: bool) -> Result<(), String> {
+    conf.park_idle = Some(on);
+    Ok(())
+}
+
 fn set_max_connections(_: &Cmd<'_>, conf: &mut DirConfig, v: &str) -> Result<(), String> {
     let n =
         parse_count(v).ok_or_else(|| format!("invalid value '{v}' (expected a number, 0 for no limit)"))?;
@@ -380,6 +394,12 @@ pub const COMMANDS: &[Command<DirConfig>] = &[
         set_allow_reserved,
         HERE_OR_HTACCESS,
         c"On: accept close codes 1016-2999 from clients; default Off",
+    ),
+    Command::flag(
+        c"WebSocketAsync",
+        set_park_idle,
+        HERE,
+        c"On: idle connections give their worker thread back to the event MPM (httpd 2.4.63+); default Off",
     ),
     Command::take1(
         c"WebSocketMaxConnections",

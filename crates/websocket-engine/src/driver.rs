@@ -63,6 +63,17 @@ impl Drop for Registered {
 /// The `child_stopping` hook: every running session of this process learns
 /// at once that the server is stopping.
 pub fn child_stopping(_graceful: bool) {
+    signal_stop();
+    crate::parked::child_stopping();
+}
+
+/// Whether this child was told to stop.
+pub(crate) fn stop_signalled() -> bool {
+    STOP_SIGNALLED.load(Ordering::Acquire)
+}
+
+/// Tells every thread driver of this process that the child stops.
+pub(crate) fn signal_stop() {
     STOP_SIGNALLED.store(true, Ordering::Release);
     let drivers = DRIVERS.lock().unwrap_or_else(PoisonError::into_inner);
     drivers.iter().flat_map(HashMap::values).for_each(Waker::wake);

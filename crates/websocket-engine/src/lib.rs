@@ -12,6 +12,7 @@ pub mod driver;
 pub mod log;
 pub mod metrics;
 pub mod outbox;
+pub mod parked;
 pub mod publish;
 pub mod serve;
 pub mod session;

@@ -134,7 +134,11 @@ pub fn serves_metrics(source_name: &CStr) -> bool {
 /// [`serves_metrics`]).
 pub fn register_hooks(hooks: &httpd::module::Hooks<'_>, source_name: &CStr) {
     httpd::request::register_allow_get(hooks);
-    httpd::child::at_exit(hooks, crate::channels::stop);
+    httpd::child::at_exit(hooks, || {
+        crate::parked::stop();
+        crate::channels::stop();
+    });
+    httpd::park::register(hooks);
     httpd::child::on_stopping(hooks, crate::driver::child_stopping);
     if source_name == c"mod_websocket.c" {
         httpd::status::register(crate::metrics::status_page);
@@ -204,7 +208,7 @@ pub fn serve(ep: Endpoint<'_>) -> c_int {
         return sys::HTTP_FORBIDDEN as c_int;
     }
 
-    let Some(_slot) = ConnectionSlot::take(ep.conf.max_connections()) else {
+    let Some(place) = ConnectionSlot::take(ep.conf.max_connections()) else {
         counters.refused(Refusal::ConnectionLimit);
         rlog!(
             r,
@@ -224,7 +228,18 @@ pub fn serve(ep: Endpoint<'_>) -> c_int {
         out.set(ep.protocol_header, default);
     }
     let compressed = ep.compression.is_some();
-    let conn = Connection::new(Some(r), protocol_list(ep.protocols), &ep.family, ep.compression);
+    let c = r.connection();
+    // A parked connection outlives this request: its plugin sees the
+    // connection's copy of it from the start.
+    let parking = ep.conf.park_idle() && !c.is_secondary() && httpd::park::supported();
+    let copy = parking.then(|| r.copy_into_connection());
+    let shown = copy.map_or(r, |copy| copy.request());
+    let conn = Connection::new(
+        Some(shown),
+        protocol_list(ep.protocols),
+        &ep.family,
+        ep.compression,
+    );
     // Before anything the plugin sends from on_connect on.
     conn.state.outbox.push_raw(&ep.answer_body);
     let app = match PluginApp::connect(plugin.clone(), conn) {
@@ -255,6 +270,9 @@ pub fn serve(ep: Endpoint<'_>) -> c_int {
     }
 
     r.switch_protocols(ep.status_line);
+    if let Some(copy) = copy {
+        copy.request().finish_copy(r);
+    }
     let client = r.client();
     let open_as = [
         Some(Counter::Open),
@@ -273,13 +291,13 @@ pub fn serve(ep: Endpoint<'_>) -> c_int {
         r,
         mi,
         APLOG_DEBUG,
-        "{} open for {uri} over {transport} (plugin {} {})",
+        "{} open for {uri} over {transport}, {} driver (plugin {} {})",
         ep.description,
+        if parking { "parked" } else { "thread" },
         plugin.library,
         plugin.init
     );
 
-    let c = r.connection();
     let limits = Limits {
         max_message_size: ep.conf.max_message_size(),
         allow_reserved_close_codes: ep.conf.allow_reserved_close_codes(),
@@ -288,6 +306,26 @@ pub fn serve(ep: Endpoint<'_>) -> c_int {
         ..Limits::default()
     };
     let protocol = websocket_proto::connection::Connection::new(&ep.family, limits, Moment::now().time());
+    let finish = Finish {
+        counters,
+        open_as,
+        description: ep.description.clone(),
+        uri: uri.to_owned(),
+        preamble: ep.answer_body.len() as u64,
+        _slot: place,
+    };
+    if let Some(copy) = copy {
+        crate::parked::start(
+            c,
+            copy,
+            mi,
+            protocol,
+            app,
+            Reporter::new(counters, compressed),
+            finish,
+        );
+        return sys::OK as c_int;
+    }
     let transport = ApacheTransport {
         io: httpd::io::ConnIo::new(c, c.pool()),
     };
@@ -295,11 +333,9 @@ pub fn serve(ep: Endpoint<'_>) -> c_int {
         request: r,
         module_index: mi,
     };
-    // The session lives in the connection's pool, where the connection's
-    // configuration points at it for the module (a later driver may step it
-    // from another thread). It is taken out and dropped when the handler
-    // leaves, also by unwinding: `end` runs on_disconnect while the request
-    // is alive, exactly once.
+    // The session lives in the connection's pool. It is taken out and
+    // dropped when the handler leaves, also by unwinding: `end` runs
+    // on_disconnect while the request is alive, exactly once.
     let slot = c.pool().attach(None);
     let session = slot.insert(Session::new(protocol, app, transport, log));
     session.set_write_timeout(r.server_timeout());
@@ -310,12 +346,7 @@ pub fn serve(ep: Endpoint<'_>) -> c_int {
         "session starts; {}",
         session.transport().io.describe()
     );
-    let held = Held {
-        slot,
-        conn: c,
-        module_index: mi,
-    };
-    c.set_module_data(mi, Some(&mut *held.slot));
+    let held = Held { slot };
     let session = held.slot.as_mut().expect("just inserted");
     // The thread driver's pollset lives in a pool of its own, freed when it
     // stops; the session's own memory stays with the connection.
@@ -336,29 +367,50 @@ pub fn serve(ep: Endpoint<'_>) -> c_int {
     let summary = session.end();
     reporter.report(session.tally());
     drop(held);
-    open_as.iter().flatten().for_each(|&c| counters.sub(c, 1));
-    let (by, code) = match &summary.ending {
-        Ending::ClientClosed(code) => (ClosedBy::Client, *code),
-        Ending::ServerClosed { code, .. } => (ClosedBy::Server, *code),
-        Ending::Dropped(_) => (ClosedBy::Dropped, None),
-    };
-    counters.closed(by, code);
-    let preamble = ep.answer_body.len() as u64;
-    log_notes(r, &summary, by, code, preamble);
-    rlog!(
-        r,
-        mi,
-        APLOG_DEBUG,
-        "{} for {uri} closed after {}: {}; received {} messages ({} bytes), sent {} messages ({} bytes)",
-        ep.description,
-        seconds(summary.duration),
-        summary.ending,
-        summary.messages_in,
-        summary.bytes_in,
-        summary.messages_out,
-        summary.bytes_out.saturating_sub(preamble),
-    );
+    finish.done(r, mi, &summary);
     sys::OK as c_int
+}
+
+/// What is left to do when a connection ends: its counters and the line
+/// that logs it; holds its place under `WebSocketMaxConnections`.
+pub(crate) struct Finish {
+    counters: Location,
+    open_as: [Option<Counter>; 3],
+    description: String,
+    uri: String,
+    /// Bytes of the handshake answer written with the messages.
+    preamble: u64,
+    _slot: ConnectionSlot,
+}
+
+impl Finish {
+    /// Counts the end of the session and logs it for request `r` (the
+    /// handshake, or the connection's copy of it).
+    pub(crate) fn done(self, r: Request<'_>, mi: c_int, summary: &crate::session::Summary) {
+        let counters = self.counters;
+        self.open_as.iter().flatten().for_each(|&c| counters.sub(c, 1));
+        let (by, code) = match &summary.ending {
+            Ending::ClientClosed(code) => (ClosedBy::Client, *code),
+            Ending::ServerClosed { code, .. } => (ClosedBy::Server, *code),
+            Ending::Dropped(_) => (ClosedBy::Dropped, None),
+        };
+        counters.closed(by, code);
+        log_notes(r, summary, by, code, self.preamble);
+        rlog!(
+            r,
+            mi,
+            APLOG_DEBUG,
+            "{} for {} closed after {}: {}; received {} messages ({} bytes), sent {} messages ({} bytes)",
+            self.description,
+            self.uri,
+            seconds(summary.duration),
+            summary.ending,
+            summary.messages_in,
+            summary.bytes_in,
+            summary.messages_out,
+            summary.bytes_out.saturating_sub(self.preamble),
+        );
+    }
 }
 
 /// The request notes a `LogFormat` can log for a WebSocket, once it ended.
@@ -402,17 +454,13 @@ fn log_notes(
 type ApacheSession<'r> = Session<ApacheTransport<'r>, PluginApp, RequestLog<'r>>;
 
 /// A session held in the connection's pool; dropping this ends and drops
-/// it (also when the handler unwinds) and clears the connection's pointer.
+/// it (also when the handler unwinds).
 struct Held<'r> {
     slot: &'r mut Option<ApacheSession<'r>>,
-    conn: httpd::conn::Conn<'r>,
-    module_index: c_int,
 }
 
 impl Drop for Held<'_> {
     fn drop(&mut self) {
-        self.conn
-            .set_module_data::<Option<ApacheSession<'_>>>(self.module_index, None);
         // Session's drop ends it if nobody did.
         self.slot.take();
     }

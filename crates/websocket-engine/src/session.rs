@@ -295,6 +295,11 @@ impl<T: Transport, A: Application, L: Log> Session<T, A, L> {
         }
     }
 
+    /// Whether the WebSocket is open (no close frame sent or received).
+    pub fn is_open(&self) -> bool {
+        self.core.protocol.is_open()
+    }
+
     /// Closes with `code` at once for an internal reason and stops reading
     /// (the session then only writes its close frame).
     pub fn fail(&mut self, code: CloseCode, why: &str, now: Time) {

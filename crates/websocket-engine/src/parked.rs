@@ -1,0 +1,354 @@
+//! The parked driver: between bursts of traffic a WebSocket gives its
+//! worker back to the event MPM (`WebSocketAsync On`, see
+//! [`httpd::park`]), and one thread per child process, the parked
+//! service, does what must happen while no worker has it: output that
+//! plugin threads queue, pings, the idle and close timeouts, and the 1001
+//! when the child stops.
+//!
+//! A worker runs the session when the MPM sees its socket readable (or
+//! writable, when output waits for a slow client), until it would wait,
+//! and parks it again. The service steps a parked session only under the
+//! connection's lock and only while the MPM has it, so never two threads
+//! are in one connection's filters. When a parked session is over (its
+//! closing handshake done or timed out), the service shuts the socket for
+//! reading so that the MPM hands it to a worker, which lets it close.
+
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap};
+use std::os::raw::c_int;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock, PoisonError};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use httpd::clock::Moment;
+use httpd::conn::{Conn, ConnRequest, Request};
+use httpd::io::ConnIo;
+use httpd::park::{Handle, Next, Work};
+use httpd::poll::Waker;
+use websocket_proto::close::CloseCode;
+
+use crate::connection::PluginApp;
+use crate::driver::{ApacheTransport, Reporter};
+use crate::log::RequestLog;
+use crate::serve::Finish;
+use crate::session::{Session, Wait};
+
+/// How soon the service tries again to write output a client does not take.
+const WRITE_RETRY: Duration = Duration::from_millis(20);
+
+/// How often the service asks the MPM whether the child is stopping (for
+/// MPMs that do not run the child_stopping hook at once).
+const STOP_CHECK: Duration = Duration::from_secs(1);
+
+type ParkedSession = Session<ApacheTransport<'static>, PluginApp, RequestLog<'static>>;
+
+/// A session that parks between bursts.
+pub(crate) struct ParkedWork {
+    id: u64,
+    session: ParkedSession,
+    reporter: Reporter,
+    finish: Option<Finish>,
+    request: Request<'static>,
+    module_index: c_int,
+    /// What the last step waited for.
+    last: Wait,
+}
+
+static NEXT_ID: AtomicU64 = AtomicU64::new(0);
+
+/// Runs a new session on this worker and parks it when it would wait (or
+/// lets the connection close when it is already over).
+pub(crate) fn start(
+    c: Conn<'_>,
+    copy: ConnRequest<'_>,
+    module_index: c_int,
+    protocol: websocket_proto::connection::Connection,
+    app: PluginApp,
+    reporter: Reporter,
+    finish: Finish,
+) {
+    let id = NEXT_ID.fetch_add(1, Ordering::Relaxed);
+    let (_handle, next) = httpd::park::adopt(c, copy, module_index, |conn, copy| {
+        let request = copy.request();
+        let transport = ApacheTransport {
+            io: ConnIo::new(conn, conn.pool()),
+        };
+        let log = RequestLog {
+            request,
+            module_index,
+        };
+        let mut session = Session::new(protocol, app, transport, log);
+        session.set_write_timeout(request.server_timeout());
+        session.set_waker(Some(Waker::from_fn(move || service().notify(id))));
+        ParkedWork {
+            id,
+            session,
+            reporter,
+            finish: Some(finish),
+            request,
+            module_index,
+            last: Wait::Again,
+        }
+    });
+    if next != Next::Close {
+        httpd::park::park_after_handler(c, next);
+    }
+}
+
+impl ParkedWork {
+    /// Steps until the session would wait.
+    fn run(&mut self) -> Wait {
+        loop {
+            let now = Moment::now().time();
+            if crate::driver::stop_signalled() {
+                self.session.server_stopping(now);
+            }
+            let wait = self.session.step(now);
+            if wait != Wait::Again {
+                self.reporter.report(self.session.tally());
+                self.last = wait;
+                return wait;
+            }
+        }
+    }
+
+    /// The service's turn while the connection is parked.
+    fn service(&mut self) -> Serviced {
+        match self.run() {
+            Wait::Done => Serviced::Close,
+            Wait::Io {
+                write: true,
+                deadline,
+                ..
+            } => {
+                let retry = Moment::now() + WRITE_RETRY;
+                Serviced::Wait(Some(deadline.map_or(retry, |d| Moment::from_time(d).min(retry))))
+            }
+            Wait::Io { deadline, .. } => Serviced::Wait(deadline.map(Moment::from_time)),
+            Wait::Again => Serviced::Wait(None),
+        }
+    }
+
+    fn deadline(&self) -> Option<Moment> {
+        match self.last {
+            Wait::Io { write: true, .. } => Some(Moment::now() + WRITE_RETRY),
+            Wait::Io { deadline, .. } => deadline.map(Moment::from_time),
+            _ => None,
+        }
+    }
+}
+
+impl Work for ParkedWork {
+    fn resume(&mut self) -> Next {
+        self.session.readable();
+        if httpd::mpm::is_stopping() {
+            self.session.server_stopping(Moment::now().time());
+        }
+        match self.run() {
+            Wait::Done => Next::Close,
+            Wait::Io { write: true, .. } => Next::Write,
+            _ => Next::Read,
+        }
+    }
+
+    fn parked(&mut self, handle: &Handle<Self>) {
+        service().park(self.id, handle, self.deadline());
+    }
+
+    fn closing(&mut self) {
+        // The MPM closes a connection we did not end: its Timeout passed
+        // while the connection was parked, or the child is going away.
+        if self.session.is_open() {
+            let now = Moment::now().time();
+            self.session.fail(
+                CloseCode::GOING_AWAY,
+                "the connection was idle for the server's Timeout",
+                now,
+            );
+            self.session.step(now);
+        }
+    }
+}
+
+impl Drop for ParkedWork {
+    fn drop(&mut self) {
+        service().forget(self.id);
+        let summary = self.session.end();
+        self.reporter.report(self.session.tally());
+        if let Some(finish) = self.finish.take() {
+            finish.done(self.request, self.module_index, &summary);
+        }
+    }
+}
+
+/// What a service turn leaves to do.
+enum Serviced {
+    /// Nothing until this time (or a send), if any.
+    Wait(Option<Moment>),
+    /// The session is over: have the MPM close the connection.
+    Close,
+}
+
+/// The parked service of this child process.
+struct Service {
+    state: Mutex<State>,
+    wake: Condvar,
+}
+
+#[derive(Default)]
+struct State {
+    parked: HashMap<u64, Handle<ParkedWork>>,
+    /// Parked connections to look at now.
+    ready: Vec<u64>,
+    timers: BinaryHeap<Reverse<(Moment, u64)>>,
+    /// The child was told to stop: every parked session closes with 1001.
+    stop_pending: bool,
+    quit: bool,
+    thread: Option<JoinHandle<()>>,
+}
+
+static SERVICE: OnceLock<Arc<Service>> = OnceLock::new();
+
+fn service() -> &'static Arc<Service> {
+    SERVICE.get_or_init(|| {
+        Arc::new(Service {
+            state: Mutex::new(State::default()),
+            wake: Condvar::new(),
+        })
+    })
+}
+
+impl Service {
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The MPM has connection `id` now; look at it at once (sends may have
+    /// come while a worker was leaving it) and again at `deadline`.
+    fn park(self: &Arc<Self>, id: u64, handle: &Handle<ParkedWork>, deadline: Option<Moment>) {
+        let mut st = self.lock();
+        if st.quit {
+            return;
+        }
+        if st.thread.is_none() {
+            let service = self.clone();
+            st.thread = std::thread::Builder::new()
+                .name("websocket-parked".into())
+                .spawn(move || service.run())
+                .ok();
+        }
+        st.parked.entry(id).or_insert_with(|| handle.clone());
+        st.ready.push(id);
+        if let Some(at) = deadline {
+            st.timers.push(Reverse((at, id)));
+        }
+        drop(st);
+        self.wake.notify_one();
+    }
+
+    /// A send for connection `id`.
+    fn notify(&self, id: u64) {
+        let mut st = self.lock();
+        if !st.parked.contains_key(&id) {
+            // Not parked yet: the worker that has it sends it, or parks it
+            // and then asks us to look.
+            return;
+        }
+        st.ready.push(id);
+        drop(st);
+        self.wake.notify_one();
+    }
+
+    fn forget(&self, id: u64) {
+        self.lock().parked.remove(&id);
+    }
+
+    fn stopping(&self) {
+        self.lock().stop_pending = true;
+        self.wake.notify_one();
+    }
+
+    fn quit(&self) {
+        let thread = {
+            let mut st = self.lock();
+            st.quit = true;
+            st.thread.take()
+        };
+        self.wake.notify_one();
+        if let Some(t) = thread {
+            let _ = t.join();
+        }
+    }
+
+    fn run(&self) {
+        let mut stop_checked = Moment::now();
+        let mut st = self.lock();
+        loop {
+            if st.quit {
+                return;
+            }
+            let now = Moment::now();
+            if now >= stop_checked + STOP_CHECK {
+                stop_checked = now;
+                if !crate::driver::stop_signalled() && httpd::mpm::is_stopping() {
+                    crate::driver::signal_stop();
+                    st.stop_pending = true;
+                }
+            }
+            let mut todo = std::mem::take(&mut st.ready);
+            while let Some(&Reverse((at, id))) = st.timers.peek() {
+                if at > now {
+                    break;
+                }
+                st.timers.pop();
+                todo.push(id);
+            }
+            if std::mem::take(&mut st.stop_pending) {
+                todo.extend(st.parked.keys().copied());
+            }
+            if todo.is_empty() {
+                let next_timer = st.timers.peek().map(|Reverse((at, _))| *at);
+                let until =
+                    next_timer.map_or(stop_checked + STOP_CHECK, |t| t.min(stop_checked + STOP_CHECK));
+                st = self
+                    .wake
+                    .wait_timeout(st, now.until(until) + Duration::from_millis(1))
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .0;
+                continue;
+            }
+            todo.sort_unstable();
+            todo.dedup();
+            let handles: Vec<(u64, Handle<ParkedWork>)> = todo
+                .iter()
+                .filter_map(|id| st.parked.get(id).map(|h| (*id, h.clone())))
+                .collect();
+            drop(st);
+            let mut timers = Vec::new();
+            for (id, handle) in handles {
+                match handle.while_parked(ParkedWork::service) {
+                    None | Some(Serviced::Wait(None)) => {}
+                    Some(Serviced::Wait(Some(at))) => timers.push(Reverse((at, id))),
+                    Some(Serviced::Close) => handle.wake_to_close(),
+                }
+            }
+            st = self.lock();
+            st.timers.extend(timers);
+        }
+    }
+}
+
+/// The child is stopping: every parked session closes with 1001.
+pub fn child_stopping() {
+    if let Some(service) = SERVICE.get() {
+        service.stopping();
+    }
+}
+
+/// The child exits: the service thread ends (before Apache unloads us).
+pub fn stop() {
+    if let Some(service) = SERVICE.get() {
+        service.quit();
+    }
+}
