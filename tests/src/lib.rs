@@ -21,6 +21,7 @@ pub use tungstenite;
 pub mod browser;
 pub mod certs;
 pub mod rfc8441;
+pub mod wss;
 
 use tungstenite::client::IntoClientRequest;
 use tungstenite::handshake::client::{Request, Response};

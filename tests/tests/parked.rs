@@ -105,3 +105,157 @@ fn ticks_reach_parked_connections_and_a_stop_closes_them() {
     }
     stopping.join().unwrap();
 }
+
+/// Apache's `Timeout` (2 s here) closes a parked connection that stays
+/// silent, but the server's pings (at half of it, since the location sets
+/// no WebSocketPingInterval) wake it with the client's pong first.
+#[test]
+fn apache_timeout_does_not_cut_a_parked_websocket() {
+    let config = format!(
+        "Timeout 2\n{FEW_THREADS}{}",
+        echo_location("/echo", "    WebSocketAsync On")
+    );
+    let server = start_server("parked-timeout", Mpm::Event, &config);
+    let mut c = ws_connect(&server, "/echo");
+    c.get_mut()
+        .set_read_timeout(Some(Duration::from_millis(200)))
+        .unwrap();
+    let until = Instant::now() + Duration::from_secs(5);
+    let mut pings = 0;
+    while Instant::now() < until {
+        match c.read() {
+            Ok(Message::Ping(_)) => {
+                pings += 1;
+                c.flush().unwrap();
+            }
+            Err(integration_tests::tungstenite::Error::Io(e))
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) => {}
+            other => panic!("while idle: {other:?}\n{}", server.logs()),
+        }
+    }
+    assert!(pings >= 3, "{pings} pings in 5 s");
+    c.get_mut().set_read_timeout(Some(IO_TIMEOUT)).unwrap();
+    assert_echo(&mut c, Message::text("still open after 5 s"));
+    close_client(c);
+    finish(server);
+}
+
+/// A graceful restart with parked connections open: the old child closes
+/// them with 1001 at once, and the new generation parks new ones.
+#[test]
+fn graceful_restart_with_parked_connections() {
+    let mut server = parked_server("parked-restart");
+    let mut old: Vec<Client> = (0..50).map(|_| ws_connect(&server, "/echo")).collect();
+    for c in &mut old {
+        assert_echo(c, Message::text("before"));
+    }
+    server
+        .graceful()
+        .unwrap_or_else(|e| panic!("graceful restart failed: {e}"));
+    for c in &mut old {
+        match next_message(c) {
+            Message::Close(frame) => assert_eq!(frame.map(|f| f.code), Some(CloseCode::Away)),
+            other => panic!("expected 1001 after the restart, got {other:?}"),
+        }
+    }
+    drop(old);
+    let mut fresh: Vec<Client> = (0..50).map(|_| ws_connect(&server, "/echo")).collect();
+    for c in &mut fresh {
+        assert_echo(c, Message::text("after"));
+    }
+    get_index(&server);
+    for c in fresh {
+        close_client(c);
+    }
+    finish(server);
+}
+
+/// Lets this process and the Apache it starts (which inherits the limit)
+/// hold `n` descriptors.
+fn raise_fd_limit(n: u64) {
+    // SAFETY: plain getrlimit/setrlimit calls on a local struct.
+    unsafe {
+        let mut limit = libc::rlimit {
+            rlim_cur: 0,
+            rlim_max: 0,
+        };
+        assert_eq!(libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit), 0);
+        if limit.rlim_cur >= n {
+            return;
+        }
+        limit.rlim_max = limit.rlim_max.max(n);
+        limit.rlim_cur = n;
+        assert_eq!(
+            libc::setrlimit(libc::RLIMIT_NOFILE, &limit),
+            0,
+            "cannot raise the descriptor limit to {n}"
+        );
+    }
+}
+
+/// 2,000 idle WebSockets on a child with ten threads: all upgrade, all
+/// echo, plain HTTP keeps answering while they are open.
+#[test]
+fn two_thousand_idle_websockets() {
+    raise_fd_limit(8192);
+    let server = parked_server("parked-2000");
+    let mut clients: Vec<Client> = (0..2000).map(|_| ws_connect(&server, "/echo")).collect();
+    get_index(&server);
+    for (i, c) in clients.iter_mut().enumerate() {
+        assert_echo(c, Message::text(format!("{i}")));
+    }
+    get_index(&server);
+    for c in clients {
+        close_client(c);
+    }
+    finish(server);
+}
+
+/// 500 over TLS: mod_ssl's connections park too.
+#[test]
+fn five_hundred_idle_websockets_over_tls() {
+    use integration_tests::wss::{wss, wss_request};
+    raise_fd_limit(8192);
+    let certs = test_certs();
+    let root = httpd_runner::scratch_dir("it-parked-tls-event");
+    let config = format!(
+        "SSLEngine on\nSSLCertificateFile \"{}\"\nSSLCertificateKeyFile \"{}\"\n\
+         SSLSessionCache \"shmcb:{}(512000)\"\n{FEW_THREADS}{}",
+        certs.cert.display(),
+        certs.key.display(),
+        root.join("run/ssl_scache").display(),
+        echo_location("/echo", "    WebSocketAsync On"),
+    );
+    let config = with_system_modules(
+        server_config("parked-tls", Mpm::Event, &config),
+        &["ssl", "socache_shmcb"],
+    );
+    let server = start(config);
+    let mut clients: Vec<_> = (0..500)
+        .map(|_| wss(&server, wss_request(&server, "/echo")))
+        .collect();
+    for (i, c) in clients.iter_mut().enumerate() {
+        let text = format!("tls {i}");
+        c.send(Message::text(text.clone())).unwrap();
+        loop {
+            match c.read() {
+                Ok(Message::Text(t)) => {
+                    assert_eq!(t.as_str(), text);
+                    break;
+                }
+                Ok(Message::Ping(_) | Message::Pong(_)) => {}
+                other => panic!("tls echo {i}: {other:?}"),
+            }
+        }
+    }
+    let log = server.error_log();
+    assert!(log.contains("over HTTP/1.1 with TLS, parked driver"), "{log}");
+    for mut c in clients {
+        c.close(None).unwrap();
+        while c.read().is_ok() {}
+    }
+    finish(server);
+}

@@ -8,18 +8,16 @@
 //! client verifies the server against that CA with rustls.
 
 use std::collections::HashMap;
-use std::net::TcpStream;
 use std::path::PathBuf;
-use std::sync::{Arc, Barrier, OnceLock};
+use std::sync::{Arc, Barrier};
 use std::thread;
 use std::time::{Duration, Instant};
 
 use httpd_runner::Install;
-use integration_tests::tungstenite::{self, Message, WebSocket};
+use integration_tests::tungstenite::{self, Message};
+use integration_tests::wss::*;
 use integration_tests::*;
-use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
-use rustls::{ClientConfig, ClientConnection, RootCertStore, StreamOwned};
+use rustls::ClientConfig;
 
 /// How long the load runs under each MPM.
 const SOAK: Duration = Duration::from_secs(10);
@@ -32,44 +30,12 @@ const THREAD_CLIENTS: usize = 2;
 /// The largest message a client sends.
 const LARGE: usize = 1 << 20;
 
-type TlsStream = StreamOwned<ClientConnection, TcpStream>;
-type TlsClient = WebSocket<TlsStream>;
-
-fn client_config_builder() -> rustls::ConfigBuilder<ClientConfig, rustls::client::WantsClientCert> {
-    let mut roots = RootCertStore::empty();
-    let ca = CertificateDer::from_pem_file(&test_certs().ca).expect("read the test CA");
-    roots.add(ca).expect("add the test CA");
-    ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
-        .with_safe_default_protocol_versions()
-        .expect("TLS versions")
-        .with_root_certificates(roots)
-}
-
-fn client_config() -> Arc<ClientConfig> {
-    static CONFIG: OnceLock<Arc<ClientConfig>> = OnceLock::new();
-    CONFIG
-        .get_or_init(|| Arc::new(client_config_builder().with_no_client_auth()))
-        .clone()
-}
-
-/// A client that presents the test client certificate.
-fn client_config_with_cert() -> Arc<ClientConfig> {
-    static CONFIG: OnceLock<Arc<ClientConfig>> = OnceLock::new();
-    CONFIG
-        .get_or_init(|| {
-            let cert = CertificateDer::from_pem_file(&test_certs().client_cert)
-                .expect("read the client certificate");
-            let key = PrivateKeyDer::from_pem_file(&test_certs().client_key).expect("read the client key");
-            Arc::new(
-                client_config_builder()
-                    .with_client_auth_cert(vec![cert], key)
-                    .expect("a client certificate"),
-            )
-        })
-        .clone()
-}
-
 fn server(name: &str, mpm: Mpm) -> RunningServer {
+    server_with(name, mpm, "")
+}
+
+/// [`server`] with `directives` at the server level.
+fn server_with(name: &str, mpm: Mpm, directives: &str) -> RunningServer {
     let install = Install::discover().expect("find the installed httpd");
     let modules: Vec<(&str, PathBuf)> = ["ssl", "socache_shmcb", "env"]
         .iter()
@@ -103,6 +69,7 @@ fn server(name: &str, mpm: Mpm) -> RunningServer {
     );
     let locations = [
         tls,
+        directives.to_owned(),
         echo_location("/echo", ""),
         dumb_increment_location("/inc"),
         plugin_location("/c", c_plugin(), "test_plugin_init", ""),
@@ -119,46 +86,6 @@ fn server(name: &str, mpm: Mpm) -> RunningServer {
         config = config.load_module(&format!("{m}_module"), p);
     }
     start(config.startup_timeout(Duration::from_secs(20)))
-}
-
-fn wss_request(server: &RunningServer, path: &str) -> tungstenite::handshake::client::Request {
-    use tungstenite::client::IntoClientRequest;
-    format!("wss://127.0.0.1:{}{path}", server.port())
-        .into_client_request()
-        .expect("a valid URL")
-}
-
-fn tls_stream(server: &RunningServer) -> TlsStream {
-    tls_stream_with(server, client_config())
-}
-
-fn tls_stream_with(server: &RunningServer, config: Arc<ClientConfig>) -> TlsStream {
-    let tcp = connect(server);
-    let name = ServerName::IpAddress(std::net::Ipv4Addr::LOCALHOST.into());
-    let conn = ClientConnection::new(config, name).expect("a TLS client");
-    StreamOwned::new(conn, tcp)
-}
-
-/// The handshake over TLS; `Err` is "HTTP <status>" for a refusal, or the
-/// error.
-fn try_wss(
-    server: &RunningServer,
-    request: tungstenite::handshake::client::Request,
-) -> Result<TlsClient, String> {
-    match tungstenite::client(request, tls_stream(server)) {
-        Ok((ws, _)) => Ok(ws),
-        Err(tungstenite::HandshakeError::Failure(tungstenite::Error::Http(response))) => {
-            Err(format!("HTTP {}", response.status().as_u16()))
-        }
-        Err(tungstenite::HandshakeError::Failure(e)) => Err(e.to_string()),
-        Err(tungstenite::HandshakeError::Interrupted(_)) => unreachable!("blocking socket"),
-    }
-}
-
-fn wss(server: &RunningServer, request: tungstenite::handshake::client::Request) -> TlsClient {
-    let uri = request.uri().to_string();
-    try_wss(server, request)
-        .unwrap_or_else(|e| panic!("wss handshake to {uri} failed: {e}\n{}", server.logs()))
 }
 
 fn next_data(ws: &mut TlsClient, what: &str) -> Message {
@@ -308,7 +235,10 @@ fn threads_client(server: &RunningServer, mut ws: TlsClient, id: usize, until: I
 }
 
 fn soak(mpm: Mpm) {
-    let server = server("tls-soak", mpm);
+    soak_on(server("tls-soak", mpm));
+}
+
+fn soak_on(server: RunningServer) {
     let port = server.port();
     let started = Instant::now();
 
@@ -389,8 +319,9 @@ fn soak(mpm: Mpm) {
         }
     }
     eprintln!(
-        "tls soak under {mpm}: {messages} echoes ({} MiB), {numbers} counter numbers, \
+        "tls soak ({}): {messages} echoes ({} MiB), {numbers} counter numbers, \
          {rounds} thread rounds in {:?}",
+        server.root().display(),
         bytes >> 20,
         started.elapsed()
     );
@@ -408,6 +339,14 @@ fn soak(mpm: Mpm) {
 #[test]
 fn tls_soak_event() {
     soak(Mpm::Event);
+}
+
+/// The same with the parked driver: TLS connections park between
+/// messages, and plugin threads write to them through mod_ssl while they
+/// are parked.
+#[test]
+fn tls_soak_event_parked() {
+    soak_on(server_with("tls-soak-parked", Mpm::Event, "WebSocketAsync On\n"));
 }
 
 #[test]

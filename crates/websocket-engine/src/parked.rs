@@ -153,6 +153,7 @@ impl Work for ParkedWork {
     }
 
     fn parked(&mut self, handle: &Handle<Self>) {
+        self.session.release_buffers();
         service().park(self.id, handle, self.deadline());
     }
 

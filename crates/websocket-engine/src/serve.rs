@@ -302,7 +302,13 @@ pub fn serve(ep: Endpoint<'_>) -> c_int {
         max_message_size: ep.conf.max_message_size(),
         allow_reserved_close_codes: ep.conf.allow_reserved_close_codes(),
         idle_timeout: ep.conf.idle_timeout(),
-        ping_interval: ep.conf.ping_interval(),
+        // The event MPM closes a parked connection that stays silent for
+        // the server's Timeout: unless the location says otherwise, a
+        // ping at half of it has the client's pong wake it first.
+        ping_interval: ep
+            .conf
+            .ping_interval()
+            .or_else(|| parking.then(|| (r.server_timeout() / 2).max(Duration::from_secs(1)))),
         ..Limits::default()
     };
     let protocol = websocket_proto::connection::Connection::new(&ep.family, limits, Moment::now().time());

@@ -295,6 +295,18 @@ impl<T: Transport, A: Application, L: Log> Session<T, A, L> {
         }
     }
 
+    /// Gives back the read and write buffers while they are empty (a
+    /// parked connection should cost little memory); they grow again on
+    /// the next step that needs them.
+    pub fn release_buffers(&mut self) {
+        if self.core.input.is_empty() {
+            self.core.input = Vec::new();
+        }
+        if self.core.output.is_empty() {
+            self.core.output = Vec::new();
+        }
+    }
+
     /// Whether the WebSocket is open (no close frame sent or received).
     pub fn is_open(&self) -> bool {
         self.core.protocol.is_open()
