@@ -136,6 +136,7 @@ const VARS: &[&str] = &[
     "DONE",
     "SUSPENDED",
     "HTTP_[A-Z_0-9]+",
+    "ap_bucket_type_eor",
     "M_[A-Z_]+",
     "REQUEST_(NO_BODY|CHUNKED_[A-Z]+)",
     "METHODS",

@@ -6,6 +6,10 @@
 //! The first park comes from a request handler: it returns with the
 //! connection set to close after it, to be watched for input and to go to
 //! the process_connection hooks when readable ([`park_after_handler`]).
+//! The request stays alive as long as the work: a filter of ours keeps
+//! its end-of-request bucket (whose destruction logs the request and frees
+//! it), which is destroyed when the work is done, so the access log line
+//! is written when the WebSocket ends, and the work may keep the request.
 //! The event MPM then runs the `suspend_connection` hook and polls the
 //! socket; when it is readable a worker runs `resume_connection` and then
 //! the `process_connection` hooks, where ours resumes the [`Work`] and
@@ -20,13 +24,15 @@
 //!
 //! A parked connection that stays silent for the server's `Timeout` is
 //! closed by the MPM: [`Work::closing`] runs first (the
-//! `pre_close_connection` hook). The work is dropped in a cleanup of the
-//! connection's pool, before anything of the connection is freed.
+//! `pre_close_connection` hook). The work is dropped when the request's
+//! pool goes (first of the request's cleanups), which is before anything
+//! of the connection is freed.
 
 use std::os::raw::{c_int, c_void};
-use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError};
+use std::sync::atomic::{AtomicPtr, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
-use crate::conn::{Conn, ConnRequest};
+use crate::conn::{Conn, Request};
 use crate::module::Hooks;
 use crate::sys;
 
@@ -84,11 +90,15 @@ enum Owner {
 struct Inner<W> {
     owner: Owner,
     work: Option<W>,
+    /// The request's end-of-request bucket, held until the work is done.
+    eor: *mut sys::apr_bucket,
 }
 
 struct Shared<W> {
     inner: Mutex<Inner<W>>,
     socket: *mut sys::apr_socket_t,
+    /// The request's pool, for the cleanup that drops the work.
+    request_pool: *mut sys::apr_pool_t,
 }
 
 // SAFETY: the work (which may hold the connection and other values tied
@@ -134,14 +144,30 @@ impl<W> Handle<W> {
         inner.work.as_mut().map(f)
     }
 
-    /// Makes the MPM hand a parked connection to a worker soon, to close
-    /// it: shuts its socket for reading, which the MPM sees as readable.
+    /// Ends our side of a parked connection whose work is over: shuts its
+    /// socket for writing, so that the client sees the end (after the
+    /// close frame) and closes too, which the MPM sees as readable and
+    /// hands to a worker, which lets it close. A client that does not
+    /// needs [`Handle::wake_to_close`] later.
+    pub fn end_output(&self) {
+        self.shutdown(sys::APR_SHUTDOWN_WRITE);
+    }
+
+    /// Makes the MPM hand a parked connection to a worker at once, to
+    /// close it: shuts its socket for reading, which the MPM sees as
+    /// readable. Input that arrives after that is never read, and closing
+    /// with unread input resets the connection, so this is for a client
+    /// that did not answer [`Handle::end_output`] in a while.
     pub fn wake_to_close(&self) {
+        self.shutdown(sys::APR_SHUTDOWN_READ);
+    }
+
+    fn shutdown(&self, how: sys::apr_shutdown_how_e) {
         let inner = self.lock();
         if inner.owner == Owner::Mpm {
             // SAFETY: the connection's live socket (owner is not Closed);
             // shutdown does not free it.
-            unsafe { sys::apr_socket_shutdown(self.0.socket, sys::APR_SHUTDOWN_READ) };
+            unsafe { sys::apr_socket_shutdown(self.0.socket, how) };
         }
     }
 
@@ -158,6 +184,8 @@ trait Slot {
     fn process(&self) -> Option<Next>;
     fn closing(&self);
     fn cleanup(&self);
+    /// Keeps the request's EOR bucket; false if it cannot.
+    fn hold(&self, eor: *mut sys::apr_bucket, c: *mut sys::conn_rec) -> bool;
 }
 
 impl<W: Work> Slot for Handle<W> {
@@ -181,10 +209,38 @@ impl<W: Work> Slot for Handle<W> {
 
     fn process(&self) -> Option<Next> {
         let mut inner = self.lock();
-        if inner.owner != Owner::Worker {
-            return Some(Next::Close);
+        let next = if inner.owner == Owner::Worker {
+            inner.work.as_mut().map_or(Next::Close, Work::resume)
+        } else {
+            Next::Close
+        };
+        if next == Next::Close {
+            let eor = std::mem::replace(&mut inner.eor, std::ptr::null_mut());
+            drop(inner);
+            if !eor.is_null() {
+                // SAFETY: the request's EOR bucket, which our filter took
+                // out of its brigade; destroying it frees the request, whose
+                // cleanup drops the work (the lock is released for it). On
+                // the connection's worker, as the bucket allocator wants.
+                unsafe { sys::apr_bucket_destroy(eor) };
+            }
         }
-        inner.work.as_mut().map(Work::resume)
+        Some(next)
+    }
+
+    fn hold(&self, eor: *mut sys::apr_bucket, c: *mut sys::conn_rec) -> bool {
+        let mut inner = self.lock();
+        if inner.owner == Owner::Closed || !inner.eor.is_null() {
+            return false;
+        }
+        inner.eor = eor;
+        // The EOR bucket logs the request in a pre-cleanup of the request's
+        // pool that it registered when it was made; pre-cleanups run last
+        // registered first, so the work registered now ends (and leaves its
+        // notes for the log) before that.
+        // SAFETY: the live request's pool; the data is its live connection.
+        unsafe { sys::apr_pool_pre_cleanup_register(self.0.request_pool, c.cast(), Some(request_gone)) };
+        true
     }
 
     fn closing(&self) {
@@ -200,6 +256,8 @@ impl<W: Work> Slot for Handle<W> {
         let work = {
             let mut inner = self.lock();
             inner.owner = Owner::Closed;
+            // The request is going: its bucket, if held, is done with.
+            inner.eor = std::ptr::null_mut();
             inner.work.take()
         };
         // Dropped outside the lock: its drop may run plugin code.
@@ -207,8 +265,14 @@ impl<W: Work> Slot for Handle<W> {
     }
 }
 
-/// The module whose configuration slot on a connection holds our [`Slot`].
-static MODULE_INDEX: OnceLock<usize> = OnceLock::new();
+/// The module whose configuration slot on a connection holds our [`Slot`]
+/// (`usize::MAX` until a connection is adopted).
+static MODULE_INDEX: AtomicUsize = AtomicUsize::new(usize::MAX);
+
+fn module_index() -> Option<usize> {
+    let index = MODULE_INDEX.load(Ordering::Acquire);
+    (index != usize::MAX).then_some(index)
+}
 
 /// The slot's value: a thin pointer to the boxed trait object.
 type SlotBox = Box<dyn Slot>;
@@ -218,7 +282,7 @@ type SlotBox = Box<dyn Slot>;
 /// # Safety
 /// `c` is a live connection.
 unsafe fn slot<'a>(c: *mut sys::conn_rec) -> Option<&'a SlotBox> {
-    let index = *MODULE_INDEX.get()?;
+    let index = module_index()?;
     // SAFETY: conn_config has one slot per loaded module; ours holds a
     // SlotBox pointer or NULL (adopt and the cleanup write it).
     unsafe {
@@ -227,29 +291,32 @@ unsafe fn slot<'a>(c: *mut sys::conn_rec) -> Option<&'a SlotBox> {
     }
 }
 
-/// Takes over `conn` for parking: `make` builds the work, which may keep
-/// the connection for `'static`, since the work is dropped in a cleanup of
-/// the connection's pool (registered now, so it runs before the cleanups
-/// of anything the connection had when it was accepted), and is used only
-/// while whoever uses it owns the connection. The hooks must be
-/// registered ([`register`]) by the module `module_index`.
-/// `copy`, the connection's copy of the handshake request, is handed on
-/// for as long, for the same reason. Runs the work once ([`Work::resume`])
-/// and says what it waits for.
+/// Takes over the connection of request `r` for parking: `make` builds
+/// the work, which may keep the connection and the request for `'static`:
+/// the work is dropped first thing when the request's pool goes (by the
+/// work's end, [`Next::Close`], or with the connection), and is used only
+/// while whoever uses it owns the connection. The hooks must be registered
+/// ([`register`]) by the module `module_index`. Runs the work once
+/// ([`Work::resume`]) and says what it waits for.
 pub fn adopt<W: Work>(
-    conn: Conn<'_>,
-    copy: ConnRequest<'_>,
+    r: Request<'_>,
     module_index: c_int,
-    make: impl FnOnce(Conn<'static>, ConnRequest<'static>) -> W,
+    make: impl FnOnce(Conn<'static>, Request<'static>) -> W,
 ) -> (Handle<W>, Next) {
     let index = usize::try_from(module_index).expect("a loaded module's index");
-    let index = *MODULE_INDEX.get_or_init(|| index);
+    MODULE_INDEX.store(index, Ordering::Release);
+    let rec = r.as_ptr();
+    // SAFETY: see the function's docs: the work, holding the connection and
+    // the request, is dropped in the request pool's pre-cleanup, before the
+    // request's or the connection's memory is freed.
+    let (conn, request) = unsafe {
+        (
+            Conn::from_raw((*rec).connection).expect("a request has a connection"),
+            Request::from_raw(rec).expect("a live request"),
+        )
+    };
     let c = conn.as_ptr();
-    // SAFETY: see the function's docs: the work, holding the connection,
-    // is dropped in the connection pool's cleanup below, before the
-    // connection's memory is freed, and only its owner uses it.
-    let forever = unsafe { Conn::from_raw(c) }.expect("a live connection");
-    let mut work = make(forever, copy.extend());
+    let mut work = make(conn, request);
     let next = work.resume();
     // SAFETY: the live connection's socket (NULL for a secondary one).
     let socket = unsafe { sys::ap_get_conn_socket(c) };
@@ -257,13 +324,18 @@ pub fn adopt<W: Work>(
         inner: Mutex::new(Inner {
             owner: Owner::Worker,
             work: Some(work),
+            eor: std::ptr::null_mut(),
         }),
         socket,
+        // SAFETY: the live request.
+        request_pool: unsafe { (*rec).pool },
     }));
     let boxed: Box<SlotBox> = Box::new(Box::new(handle.clone()));
     let raw = Box::into_raw(boxed);
     // SAFETY: the live connection's slot vector; the pointer is freed by
-    // the cleanup, which clears the slot first.
+    // the connection pool's cleanup, which clears the slot first. The
+    // request pool's pre-cleanup runs before the connection pool's
+    // cleanups (the request pool is its child) and finds the slot set.
     unsafe {
         let slots = (*c).conn_config.cast::<*mut c_void>();
         *slots.add(index) = raw.cast();
@@ -273,13 +345,28 @@ pub fn adopt<W: Work>(
             Some(cleanup),
             Some(sys::apr_pool_cleanup_null),
         );
+        // Should the request end without our filter holding its EOR (an
+        // aborted connection, say), the work still goes before the request.
+        sys::apr_pool_pre_cleanup_register((*rec).pool, c.cast(), Some(request_gone));
+    }
+    if next == Next::Close {
+        // Over already: ended here, while the request is alive for the
+        // work's last words (its log notes), before the request is logged.
+        Slot::cleanup(&handle);
     }
     (handle, next)
 }
 
+unsafe extern "C" fn request_gone(data: *mut c_void) -> sys::apr_status_t {
+    let c = data.cast::<sys::conn_rec>();
+    // SAFETY: the connection outlives its request.
+    unsafe { with_slot(c, |s| s.cleanup()) };
+    sys::APR_SUCCESS as sys::apr_status_t
+}
+
 unsafe extern "C" fn cleanup(data: *mut c_void) -> sys::apr_status_t {
     let c = data.cast::<sys::conn_rec>();
-    let Some(&index) = MODULE_INDEX.get() else {
+    let Some(index) = module_index() else {
         return sys::APR_SUCCESS as sys::apr_status_t;
     };
     // SAFETY: the connection is live until its pool's cleanups are done;
@@ -289,7 +376,8 @@ unsafe extern "C" fn cleanup(data: *mut c_void) -> sys::apr_status_t {
         std::mem::replace(&mut *slots.add(index), std::ptr::null_mut()).cast::<SlotBox>()
     };
     if !raw.is_null() {
-        // SAFETY: made by Box::into_raw in adopt.
+        // SAFETY: made by Box::into_raw in adopt. The work went with the
+        // request (a child of this pool, destroyed before its cleanups).
         let slot = unsafe { Box::from_raw(raw) };
         // A panic must not unwind into APR.
         let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| slot.cleanup()));
@@ -303,8 +391,13 @@ unsafe extern "C" fn cleanup(data: *mut c_void) -> sys::apr_status_t {
 /// readable.
 pub fn park_after_handler(conn: Conn<'_>, next: Next) {
     let c = conn.as_ptr();
-    // SAFETY: the live connection of the running request, on its thread.
+    // SAFETY: the live connection of the running request, on its thread;
+    // the filter was registered at startup.
     unsafe {
+        let frec = HOLD_FILTER.load(Ordering::Acquire);
+        if !frec.is_null() {
+            sys::ap_add_output_filter_handle(frec, std::ptr::null_mut(), std::ptr::null_mut(), c);
+        }
         (*c).keepalive = sys::AP_CONN_CLOSE;
         (*c).set_clogging_input_filters(1);
         if let Some(cs) = (*c).cs.as_mut() {
@@ -317,12 +410,28 @@ pub fn park_after_handler(conn: Conn<'_>, next: Next) {
     }
 }
 
-/// Registers the hooks that park and resume adopted connections.
-pub fn register(_hooks: &Hooks<'_>) {
+/// The output filter that keeps a parked request's EOR bucket, as the
+/// last registration made it (Apache registers modules again, into a
+/// fresh configuration pool, at each start and restart, while our
+/// statics may live on).
+static HOLD_FILTER: AtomicPtr<sys::ap_filter_rec_t> = AtomicPtr::new(std::ptr::null_mut());
+
+/// Registers the hooks that park and resume adopted connections, and the
+/// filter `filter_name` (one per module: a filter's name is its identity
+/// in the whole server).
+pub fn register(_hooks: &Hooks<'_>, filter_name: &'static std::ffi::CStr) {
     // SAFETY: registration time (the Hooks value proves it), with functions
     // of the hooks' signatures. Ours runs before mod_http2's (LAST) and the
     // core's (REALLY_LAST), and declines connections that are not ours.
+    // The filter runs first among the connection's (before mod_ssl's).
     unsafe {
+        let frec = sys::ap_register_output_filter(
+            filter_name.as_ptr(),
+            Some(hold_eor),
+            None,
+            sys::AP_FTYPE_CONNECTION,
+        );
+        HOLD_FILTER.store(frec, Ordering::Release);
         sys::ap_hook_process_connection(
             Some(process_connection),
             std::ptr::null(),
@@ -401,4 +510,34 @@ unsafe extern "C" fn pre_close_connection(c: *mut sys::conn_rec) -> c_int {
     // SAFETY: Apache passes the live connection it is closing.
     unsafe { with_slot(c, |s| s.closing()) };
     sys::OK as c_int
+}
+
+/// Takes the request's EOR bucket out of the brigade for the adopted work
+/// to hold, then leaves the chain: nothing else passes through it.
+unsafe extern "C" fn hold_eor(
+    f: *mut sys::ap_filter_t,
+    bb: *mut sys::apr_bucket_brigade,
+) -> sys::apr_status_t {
+    // SAFETY: Apache calls the filter with itself, on a live connection's
+    // chain, and a live brigade of that connection, on its thread.
+    unsafe {
+        let c = (*f).c;
+        let sentinel = sys::APR_BRIGADE_SENTINEL(bb);
+        let mut b = sys::APR_BRIGADE_FIRST(bb);
+        while b != sentinel {
+            let next = sys::APR_BUCKET_NEXT(b);
+            if std::ptr::eq((*b).type_, &sys::ap_bucket_type_eor) {
+                sys::APR_BUCKET_REMOVE(b);
+                let held = with_slot(c, |s| s.hold(b, c)).unwrap_or(false);
+                if !held {
+                    sys::APR_BRIGADE_INSERT_TAIL(bb, b);
+                }
+                let next_filter = (*f).next;
+                sys::ap_remove_output_filter(f);
+                return sys::ap_pass_brigade(next_filter, bb);
+            }
+            b = next;
+        }
+        sys::ap_pass_brigade((*f).next, bb)
+    }
 }

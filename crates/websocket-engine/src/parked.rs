@@ -10,8 +10,11 @@
 //! and parks it again. The service steps a parked session only under the
 //! connection's lock and only while the MPM has it, so never two threads
 //! are in one connection's filters. When a parked session is over (its
-//! closing handshake done or timed out), the service shuts the socket for
-//! reading so that the MPM hands it to a worker, which lets it close.
+//! closing handshake timed out, or a write failed), the service shuts the
+//! socket for writing: the client's answer (its end of the connection)
+//! makes the MPM hand it to a worker, which lets it close; a client that
+//! has not answered within [`LINGER`] has the socket shut for reading too,
+//! which wakes the MPM at once.
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap};
@@ -22,7 +25,7 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use httpd::clock::Moment;
-use httpd::conn::{Conn, ConnRequest, Request};
+use httpd::conn::Request;
 use httpd::io::ConnIo;
 use httpd::park::{Handle, Next, Work};
 use httpd::poll::Waker;
@@ -36,6 +39,10 @@ use crate::session::{Session, Wait};
 
 /// How soon the service tries again to write output a client does not take.
 const WRITE_RETRY: Duration = Duration::from_millis(20);
+
+/// How long a finished parked session waits for the client to end the
+/// connection after we ended our side, as Apache's lingering close does.
+const LINGER: Duration = Duration::from_secs(2);
 
 /// How often the service asks the MPM whether the child is stopping (for
 /// MPMs that do not run the child_stopping hook at once).
@@ -53,6 +60,8 @@ pub(crate) struct ParkedWork {
     module_index: c_int,
     /// What the last step waited for.
     last: Wait,
+    /// When the service ended our side of the connection.
+    output_ended: Option<Moment>,
 }
 
 static NEXT_ID: AtomicU64 = AtomicU64::new(0);
@@ -60,8 +69,7 @@ static NEXT_ID: AtomicU64 = AtomicU64::new(0);
 /// Runs a new session on this worker and parks it when it would wait (or
 /// lets the connection close when it is already over).
 pub(crate) fn start(
-    c: Conn<'_>,
-    copy: ConnRequest<'_>,
+    r: Request<'_>,
     module_index: c_int,
     protocol: websocket_proto::connection::Connection,
     app: PluginApp,
@@ -69,8 +77,7 @@ pub(crate) fn start(
     finish: Finish,
 ) {
     let id = NEXT_ID.fetch_add(1, Ordering::Relaxed);
-    let (_handle, next) = httpd::park::adopt(c, copy, module_index, |conn, copy| {
-        let request = copy.request();
+    let (_handle, next) = httpd::park::adopt(r, module_index, |conn, request| {
         let transport = ApacheTransport {
             io: ConnIo::new(conn, conn.pool()),
         };
@@ -89,10 +96,11 @@ pub(crate) fn start(
             request,
             module_index,
             last: Wait::Again,
+            output_ended: None,
         }
     });
     if next != Next::Close {
-        httpd::park::park_after_handler(c, next);
+        httpd::park::park_after_handler(r.connection(), next);
     }
 }
 
@@ -116,7 +124,15 @@ impl ParkedWork {
     /// The service's turn while the connection is parked.
     fn service(&mut self) -> Serviced {
         match self.run() {
-            Wait::Done => Serviced::Close,
+            Wait::Done => match self.output_ended {
+                None => {
+                    let now = Moment::now();
+                    self.output_ended = Some(now);
+                    Serviced::EndOutput(now + LINGER)
+                }
+                Some(since) if Moment::now() >= since + LINGER => Serviced::Close,
+                Some(since) => Serviced::Wait(Some(since + LINGER)),
+            },
             Wait::Io {
                 write: true,
                 deadline,
@@ -187,7 +203,9 @@ impl Drop for ParkedWork {
 enum Serviced {
     /// Nothing until this time (or a send), if any.
     Wait(Option<Moment>),
-    /// The session is over: have the MPM close the connection.
+    /// The session is over: end our side, and look again then.
+    EndOutput(Moment),
+    /// The client did not end the connection: have the MPM close it now.
     Close,
 }
 
@@ -331,6 +349,10 @@ impl Service {
                 match handle.while_parked(ParkedWork::service) {
                     None | Some(Serviced::Wait(None)) => {}
                     Some(Serviced::Wait(Some(at))) => timers.push(Reverse((at, id))),
+                    Some(Serviced::EndOutput(at)) => {
+                        handle.end_output();
+                        timers.push(Reverse((at, id)));
+                    }
                     Some(Serviced::Close) => handle.wake_to_close(),
                 }
             }

@@ -138,7 +138,12 @@ pub fn register_hooks(hooks: &httpd::module::Hooks<'_>, source_name: &CStr) {
         crate::parked::stop();
         crate::channels::stop();
     });
-    httpd::park::register(hooks);
+    let filter = if source_name == c"mod_websocket.c" {
+        c"WEBSOCKET_PARK"
+    } else {
+        c"WEBSOCKET_DRAFT76_PARK"
+    };
+    httpd::park::register(hooks, filter);
     httpd::child::on_stopping(hooks, crate::driver::child_stopping);
     if source_name == c"mod_websocket.c" {
         httpd::status::register(crate::metrics::status_page);
@@ -229,17 +234,8 @@ pub fn serve(ep: Endpoint<'_>) -> c_int {
     }
     let compressed = ep.compression.is_some();
     let c = r.connection();
-    // A parked connection outlives this request: its plugin sees the
-    // connection's copy of it from the start.
     let parking = ep.conf.park_idle() && !c.is_secondary() && httpd::park::supported();
-    let copy = parking.then(|| r.copy_into_connection());
-    let shown = copy.map_or(r, |copy| copy.request());
-    let conn = Connection::new(
-        Some(shown),
-        protocol_list(ep.protocols),
-        &ep.family,
-        ep.compression,
-    );
+    let conn = Connection::new(Some(r), protocol_list(ep.protocols), &ep.family, ep.compression);
     // Before anything the plugin sends from on_connect on.
     conn.state.outbox.push_raw(&ep.answer_body);
     let app = match PluginApp::connect(plugin.clone(), conn) {
@@ -270,9 +266,6 @@ pub fn serve(ep: Endpoint<'_>) -> c_int {
     }
 
     r.switch_protocols(ep.status_line);
-    if let Some(copy) = copy {
-        copy.request().finish_copy(r);
-    }
     let client = r.client();
     let open_as = [
         Some(Counter::Open),
@@ -320,16 +313,8 @@ pub fn serve(ep: Endpoint<'_>) -> c_int {
         preamble: ep.answer_body.len() as u64,
         _slot: place,
     };
-    if let Some(copy) = copy {
-        crate::parked::start(
-            c,
-            copy,
-            mi,
-            protocol,
-            app,
-            Reporter::new(counters, compressed),
-            finish,
-        );
+    if parking {
+        crate::parked::start(r, mi, protocol, app, Reporter::new(counters, compressed), finish);
         return sys::OK as c_int;
     }
     let transport = ApacheTransport {
