@@ -202,12 +202,25 @@ fn raise_fd_limit(n: u64) {
 fn two_thousand_idle_websockets() {
     raise_fd_limit(8192);
     let server = parked_server("parked-2000");
-    let mut clients: Vec<Client> = (0..2000).map(|_| ws_connect(&server, "/echo")).collect();
+    let rss = || -> u64 { worker_pids(&server).into_iter().filter_map(rss_kib).sum() };
+    let mut first = vec![ws_connect(&server, "/echo")];
+    assert_echo(&mut first[0], Message::text("warm"));
+    let empty = rss();
+    let mut clients: Vec<Client> = first
+        .into_iter()
+        .chain((1..2000).map(|_| ws_connect(&server, "/echo")))
+        .collect();
     get_index(&server);
     for (i, c) in clients.iter_mut().enumerate() {
         assert_echo(c, Message::text(format!("{i}")));
     }
     get_index(&server);
+    let full = rss();
+    // A figure for the record, not a check (benchmarks measure it).
+    eprintln!(
+        "2000 parked WebSockets: children's RSS {empty} KiB -> {full} KiB, {:.1} KiB per connection",
+        full.saturating_sub(empty) as f64 / 1999.0
+    );
     for c in clients {
         close_client(c);
     }

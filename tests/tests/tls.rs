@@ -81,7 +81,7 @@ fn server_with(name: &str, mpm: Mpm, directives: &str) -> RunningServer {
         ),
     ]
     .concat();
-    let mut config = server_config(name, mpm, &locations).log_level("warn");
+    let mut config = server_config(name, mpm, &locations).log_level("warn websocket:info");
     for (m, p) in modules {
         config = config.load_module(&format!("{m}_module"), p);
     }

@@ -388,8 +388,14 @@ unsafe extern "C" fn cleanup(data: *mut c_void) -> sys::apr_status_t {
 /// Sets up the connection, from its request's handler, to be parked when
 /// the handler is done: closed after this request (no keep-alive read),
 /// watched for input, and handed to the process_connection hooks when
-/// readable.
-pub fn park_after_handler(conn: Conn<'_>, next: Next) {
+/// readable; the request's end is held for the work ([`adopt`]).
+///
+/// The MPM takes such a connection through its write completion, where
+/// only input can be waited for: with output left that the MPM's own
+/// flush there finishes, a connection that asked for writability would
+/// be closed as done. Output the work still holds is written by whoever
+/// has the connection next ([`Handle::while_parked`] or the next resume).
+pub fn park_after_handler(conn: Conn<'_>) {
     let c = conn.as_ptr();
     // SAFETY: the live connection of the running request, on its thread;
     // the filter was registered at startup.
@@ -401,11 +407,7 @@ pub fn park_after_handler(conn: Conn<'_>, next: Next) {
         (*c).keepalive = sys::AP_CONN_CLOSE;
         (*c).set_clogging_input_filters(1);
         if let Some(cs) = (*c).cs.as_mut() {
-            cs.sense = if next == Next::Write {
-                sys::CONN_SENSE_WANT_WRITE
-            } else {
-                sys::CONN_SENSE_WANT_READ
-            };
+            cs.sense = sys::CONN_SENSE_WANT_READ;
         }
     }
 }

@@ -141,7 +141,7 @@ impl DirConfig {
     /// Whether idle connections give their worker back to the MPM (where
     /// the MPM can take them).
     pub fn park_idle(&self) -> bool {
-        self.park_idle.unwrap_or(false)
+        self.park_idle.unwrap_or(true)
     }
 
     /// `None` when there is no limit.
@@ -399,7 +399,7 @@ pub const COMMANDS: &[Command<DirConfig>] = &[
         c"WebSocketAsync",
         set_park_idle,
         HERE,
-        c"On: idle connections give their worker thread back to the event MPM (httpd 2.4.63+); default Off",
+        c"On: idle connections give their worker thread back to the event MPM (httpd 2.4.63+); default On",
     ),
     Command::take1(
         c"WebSocketMaxConnections",

@@ -100,7 +100,7 @@ pub(crate) fn start(
         }
     });
     if next != Next::Close {
-        httpd::park::park_after_handler(r.connection(), next);
+        httpd::park::park_after_handler(r.connection());
     }
 }
 
@@ -126,6 +126,9 @@ impl ParkedWork {
         match self.run() {
             Wait::Done => match self.output_ended {
                 None => {
+                    // Over for the plugin and the log now; only the TCP
+                    // connection lingers.
+                    self.conclude();
                     let now = Moment::now();
                     self.output_ended = Some(now);
                     Serviced::EndOutput(now + LINGER)
@@ -178,6 +181,12 @@ impl Work for ParkedWork {
         // while the connection was parked, or the child is going away.
         if self.session.is_open() {
             let now = Moment::now().time();
+            crate::rlog!(
+                self.request,
+                self.module_index,
+                httpd::log::APLOG_INFO,
+                "closing with 1001: Apache closes the connection (no input for Timeout, or the server stops)"
+            );
             self.session.fail(
                 CloseCode::GOING_AWAY,
                 "the connection was idle for the server's Timeout",
@@ -188,14 +197,21 @@ impl Work for ParkedWork {
     }
 }
 
+impl ParkedWork {
+    /// Ends the session (`on_disconnect`), counts and logs it; once.
+    fn conclude(&mut self) {
+        if let Some(finish) = self.finish.take() {
+            let summary = self.session.end();
+            self.reporter.report(self.session.tally());
+            finish.done(self.request, self.module_index, &summary);
+        }
+    }
+}
+
 impl Drop for ParkedWork {
     fn drop(&mut self) {
         service().forget(self.id);
-        let summary = self.session.end();
-        self.reporter.report(self.session.tally());
-        if let Some(finish) = self.finish.take() {
-            finish.done(self.request, self.module_index, &summary);
-        }
+        self.conclude();
     }
 }
 
