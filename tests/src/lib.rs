@@ -834,7 +834,14 @@ fn kind(m: &Message) -> &'static str {
 
 /// Closes with 1000 and waits for the server's close and the end of the
 /// connection.
-pub fn close_client(mut client: Client) {
+pub fn close_client(client: Client) {
+    close_client_accepting(client, &[tungstenite::protocol::frame::coding::CloseCode::Normal]);
+}
+
+/// Closes with 1000 and waits for the server's close, whose code must be
+/// one of `codes` (a server that is stopping may cross our close with its
+/// own 1001), and the end of the connection.
+pub fn close_client_accepting(mut client: Client, codes: &[tungstenite::protocol::frame::coding::CloseCode]) {
     use tungstenite::protocol::frame::coding::CloseCode;
     use tungstenite::protocol::CloseFrame;
     client
@@ -846,7 +853,11 @@ pub fn close_client(mut client: Client) {
     loop {
         match client.read() {
             Ok(Message::Close(Some(f))) => {
-                assert_eq!(f.code, CloseCode::Normal, "the server's close code")
+                assert!(
+                    codes.contains(&f.code),
+                    "the server's close code: {:?}, expected one of {codes:?}",
+                    f.code
+                )
             }
             Ok(_) => {}
             Err(tungstenite::Error::ConnectionClosed) => return,

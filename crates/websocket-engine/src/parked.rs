@@ -105,14 +105,19 @@ pub(crate) fn start(
 }
 
 impl ParkedWork {
-    /// Steps until the session would wait.
-    fn run(&mut self) -> Wait {
+    /// Steps until the session would wait; reading only on a worker the
+    /// MPM gave the connection to (see [`Session::step_without_reading`]).
+    fn run(&mut self, reading: bool) -> Wait {
         loop {
             let now = Moment::now().time();
             if crate::driver::stop_signalled() {
                 self.session.server_stopping(now);
             }
-            let wait = self.session.step(now);
+            let wait = if reading {
+                self.session.step(now)
+            } else {
+                self.session.step_without_reading(now)
+            };
             if wait != Wait::Again {
                 self.reporter.report(self.session.tally());
                 self.last = wait;
@@ -123,7 +128,7 @@ impl ParkedWork {
 
     /// The service's turn while the connection is parked.
     fn service(&mut self) -> Serviced {
-        match self.run() {
+        match self.run(false) {
             Wait::Done => match self.output_ended {
                 None => {
                     // Over for the plugin and the log now; only the TCP
@@ -164,7 +169,7 @@ impl Work for ParkedWork {
         if httpd::mpm::is_stopping() {
             self.session.server_stopping(Moment::now().time());
         }
-        match self.run() {
+        match self.run(true) {
             Wait::Done => Next::Close,
             Wait::Io { write: true, .. } => Next::Write,
             _ => Next::Read,

@@ -326,7 +326,18 @@ impl<T: Transport, A: Application, L: Log> Session<T, A, L> {
             return Wait::Done;
         }
         let _token = StepToken::acquire(self.app.state());
-        self.core.step(now, &self.app)
+        self.core.step(now, &self.app, true)
+    }
+
+    /// Like [`Session::step`] but reads nothing: input stays in the
+    /// transport for whoever watches it to see (the event MPM renews its
+    /// `Timeout` for a parked connection only when it sees it readable).
+    pub fn step_without_reading(&mut self, now: Time) -> Wait {
+        if self.ended {
+            return Wait::Done;
+        }
+        let _token = StepToken::acquire(self.app.state());
+        self.core.step(now, &self.app, false)
     }
 
     /// Ends the session: senders get "closed" from now on and the plugin's
@@ -383,7 +394,7 @@ impl<T: Transport, A: Application, L: Log> Session<T, A, L> {
 }
 
 impl<T: Transport, L: Log> Core<T, L> {
-    fn step<A: Application>(&mut self, now: Time, app: &A) -> Wait {
+    fn step<A: Application>(&mut self, now: Time, app: &A, reading: bool) -> Wait {
         let mut progressed = false;
         let backlog = self.wire.backlog();
         if let Err(e) = self.wire.flush() {
@@ -395,7 +406,7 @@ impl<T: Transport, L: Log> Core<T, L> {
         // Read only when caught up on writing: a peer that does not read
         // what we send must not make us buffer without bound.
         let caught_up = !self.wire.has_unwritten();
-        if caught_up && self.input_pending && self.protocol.is_reading() {
+        if reading && caught_up && self.input_pending && self.protocol.is_reading() {
             progressed |= self.read_and_dispatch(now, app);
         }
         if app.state().outbox.is_closed() && self.dropped.is_none() {
@@ -455,7 +466,7 @@ impl<T: Transport, L: Log> Core<T, L> {
         } else {
             self.stalled_since = None;
         }
-        if progressed && self.input_pending && wants.read && !unwritten {
+        if reading && progressed && self.input_pending && wants.read && !unwritten {
             return Wait::Again;
         }
         Wait::Io {

@@ -397,3 +397,24 @@ fn a_stopping_server_does_not_wait_on_a_client_that_reads_nothing() {
     assert!(matches!(settle(&mut s, t), Wait::Io { write: true, .. }));
     assert_eq!(settle(&mut s, t + STOPPING_CLOSE_TIMEOUT), Wait::Done);
 }
+
+#[test]
+fn a_step_without_reading_writes_queued_output_and_leaves_input_alone() {
+    let (mut s, _) = session();
+    settle(&mut s, Duration::ZERO);
+    s.transport().feed(&client(Opcode::Text, b"waits for the worker"));
+    s.readable();
+    assert!(s
+        .application()
+        .conn
+        .state
+        .outbox
+        .push(false, Opcode::Text, b"tick"));
+    let wait = s.step_without_reading(Duration::ZERO);
+    assert!(matches!(wait, Wait::Io { write: false, .. }), "{wait:?}");
+    assert_eq!(s.transport().take_written(), server(Opcode::Text, b"tick"));
+    assert!(s.application().got.borrow().is_empty(), "nothing was read");
+    // The worker's step, after the MPM saw the socket readable, reads it.
+    settle(&mut s, Duration::ZERO);
+    assert_eq!(*s.application().got.borrow(), [b"waits for the worker".to_vec()]);
+}
