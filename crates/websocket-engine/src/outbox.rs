@@ -206,6 +206,11 @@ impl Outbox {
         }
     }
 
+    /// Whether frames are queued that the session has not taken.
+    pub fn has_output(&self) -> bool {
+        self.lock().out.pending() > 0
+    }
+
     pub fn set_waker(&self, waker: Option<Waker>) {
         self.lock().waker = waker;
     }

@@ -19,7 +19,7 @@
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap};
 use std::os::raw::c_int;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock, PoisonError};
 use std::thread::JoinHandle;
 use std::time::Duration;
@@ -35,7 +35,7 @@ use crate::connection::PluginApp;
 use crate::driver::{ApacheTransport, Reporter};
 use crate::log::RequestLog;
 use crate::serve::Finish;
-use crate::session::{Session, Wait};
+use crate::session::{Application, Session, Wait};
 
 /// How soon the service tries again to write output a client does not take.
 const WRITE_RETRY: Duration = Duration::from_millis(20);
@@ -62,6 +62,10 @@ pub(crate) struct ParkedWork {
     last: Wait,
     /// When the service ended our side of the connection.
     output_ended: Option<Moment>,
+    /// Whether the MPM has the connection: only then does a plugin
+    /// thread's send wake the service (a worker that has it sees the send
+    /// itself, or looks once it has parked the connection).
+    parked: Arc<AtomicBool>,
 }
 
 static NEXT_ID: AtomicU64 = AtomicU64::new(0);
@@ -87,7 +91,13 @@ pub(crate) fn start(
         };
         let mut session = Session::new(protocol, app, transport, log);
         session.set_write_timeout(request.server_timeout());
-        session.set_waker(Some(Waker::from_fn(move || service().notify(id))));
+        let parked = Arc::new(AtomicBool::new(false));
+        let waker_sees = parked.clone();
+        session.set_waker(Some(Waker::from_fn(move || {
+            if waker_sees.load(Ordering::SeqCst) {
+                service().notify(id);
+            }
+        })));
         ParkedWork {
             id,
             session,
@@ -97,6 +107,7 @@ pub(crate) fn start(
             module_index,
             last: Wait::Again,
             output_ended: None,
+            parked,
         }
     });
     if next != Next::Close {
@@ -165,10 +176,8 @@ impl ParkedWork {
 
 impl Work for ParkedWork {
     fn resume(&mut self) -> Next {
+        self.parked.store(false, Ordering::SeqCst);
         self.session.readable();
-        if httpd::mpm::is_stopping() {
-            self.session.server_stopping(Moment::now().time());
-        }
         match self.run(true) {
             Wait::Done => Next::Close,
             Wait::Io { write: true, .. } => Next::Write,
@@ -178,7 +187,13 @@ impl Work for ParkedWork {
 
     fn parked(&mut self, handle: &Handle<Self>) {
         self.session.release_buffers();
-        service().park(self.id, handle, self.deadline());
+        let outbox = &self.session.application().state().outbox;
+        service().park(self.id, handle, self.deadline(), || {
+            // Before the outbox is looked at: a send either comes before
+            // that look or sees the flag and wakes the service.
+            self.parked.store(true, Ordering::SeqCst);
+            outbox.has_output()
+        });
     }
 
     fn closing(&mut self) {
@@ -236,9 +251,17 @@ struct Service {
     wake: Condvar,
 }
 
+/// A connection the service knows.
+struct Entry {
+    handle: Handle<ParkedWork>,
+    /// The earliest time it is due in `State::timers` (entries there for
+    /// other times are stale and skipped).
+    timer: Option<Moment>,
+}
+
 #[derive(Default)]
 struct State {
-    parked: HashMap<u64, Handle<ParkedWork>>,
+    parked: HashMap<u64, Entry>,
     /// Parked connections to look at now.
     ready: Vec<u64>,
     timers: BinaryHeap<Reverse<(Moment, u64)>>,
@@ -259,14 +282,44 @@ fn service() -> &'static Arc<Service> {
     })
 }
 
+impl State {
+    /// Has the service look at `id` at `at`, unless it will already by then.
+    fn schedule(&mut self, id: u64, at: Moment) {
+        if let Some(entry) = self.parked.get_mut(&id) {
+            if entry.timer.is_none_or(|t| at < t) {
+                entry.timer = Some(at);
+                self.timers.push(Reverse((at, id)));
+            }
+        }
+    }
+
+    /// Takes `id`'s timer entry due at `at`; false if it is stale.
+    fn timer_due(&mut self, id: u64, at: Moment) -> bool {
+        match self.parked.get_mut(&id) {
+            Some(entry) if entry.timer == Some(at) => {
+                entry.timer = None;
+                true
+            }
+            _ => false,
+        }
+    }
+}
+
 impl Service {
     fn lock(&self) -> MutexGuard<'_, State> {
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// The MPM has connection `id` now; look at it at once (sends may have
-    /// come while a worker was leaving it) and again at `deadline`.
-    fn park(self: &Arc<Self>, id: u64, handle: &Handle<ParkedWork>, deadline: Option<Moment>) {
+    /// The MPM has connection `id` now; look at it at `deadline`, and at
+    /// once if `has_output` (sends that came while a worker was leaving
+    /// it; called under our lock, which a send's notify takes too).
+    fn park(
+        self: &Arc<Self>,
+        id: u64,
+        handle: &Handle<ParkedWork>,
+        deadline: Option<Moment>,
+        has_output: impl FnOnce() -> bool,
+    ) {
         let mut st = self.lock();
         if st.quit {
             return;
@@ -278,21 +331,27 @@ impl Service {
                 .spawn(move || service.run())
                 .ok();
         }
-        st.parked.entry(id).or_insert_with(|| handle.clone());
-        st.ready.push(id);
+        st.parked.entry(id).or_insert_with(|| Entry {
+            handle: handle.clone(),
+            timer: None,
+        });
         if let Some(at) = deadline {
-            st.timers.push(Reverse((at, id)));
+            st.schedule(id, at);
         }
-        drop(st);
-        self.wake.notify_one();
+        // Only a connection with output waiting needs the service now: a
+        // busy connection parks after every burst, and waking the service
+        // each time would cost a thread switch per message.
+        if has_output() {
+            st.ready.push(id);
+            drop(st);
+            self.wake.notify_one();
+        }
     }
 
-    /// A send for connection `id`.
+    /// A send for connection `id`, which was parked when it was queued.
     fn notify(&self, id: u64) {
         let mut st = self.lock();
         if !st.parked.contains_key(&id) {
-            // Not parked yet: the worker that has it sends it, or parks it
-            // and then asks us to look.
             return;
         }
         st.ready.push(id);
@@ -342,7 +401,9 @@ impl Service {
                     break;
                 }
                 st.timers.pop();
-                todo.push(id);
+                if st.timer_due(id, at) {
+                    todo.push(id);
+                }
             }
             if std::mem::take(&mut st.stop_pending) {
                 todo.extend(st.parked.keys().copied());
@@ -362,7 +423,7 @@ impl Service {
             todo.dedup();
             let handles: Vec<(u64, Handle<ParkedWork>)> = todo
                 .iter()
-                .filter_map(|id| st.parked.get(id).map(|h| (*id, h.clone())))
+                .filter_map(|id| st.parked.get(id).map(|e| (*id, e.handle.clone())))
                 .collect();
             drop(st);
             let mut timers = Vec::new();
@@ -378,7 +439,9 @@ impl Service {
                 }
             }
             st = self.lock();
-            st.timers.extend(timers);
+            for Reverse((at, id)) in timers {
+                st.schedule(id, at);
+            }
         }
     }
 }
