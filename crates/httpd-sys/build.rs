@@ -68,6 +68,7 @@ const FUNCTIONS: &[&str] = &[
     "apr_bucket_.*",
     "apr_brigade_.*",
     "apr_pollset_.*",
+    "apr_poll",
     "apr_pool_.*",
     "apr_allocator_.*",
     "apr_table_.*",

@@ -175,3 +175,40 @@ impl Drop for Pollset<'_> {
         unsafe { sys::apr_pollset_destroy(self.raw) };
     }
 }
+
+/// Waits on one connection's descriptor without a pollset of its own (one
+/// `poll(2)`, nothing allocated): for a worker that holds a connection a
+/// moment longer before it gives it back to the MPM.
+pub struct InputWait {
+    pfd: sys::apr_pollfd_t,
+}
+
+impl InputWait {
+    /// For `conn`'s descriptor; `None` if it has none.
+    pub fn for_connection(conn: Conn<'_>) -> Option<InputWait> {
+        // SAFETY: an all-zero pollfd is a valid value to be filled in.
+        let mut pfd: sys::apr_pollfd_t = unsafe { std::mem::zeroed() };
+        let mut timeout: sys::apr_interval_time_t = 0;
+        // SAFETY: live connection on this thread; the call fills the pollfd.
+        let rv = unsafe { crate::version::get_pollfd_from_conn(conn.as_ptr(), &mut pfd, &mut timeout) };
+        if rv != sys::APR_SUCCESS as sys::apr_status_t {
+            return None;
+        }
+        pfd.reqevents = READ_EVENTS;
+        pfd.p = conn.pool().as_ptr();
+        Some(InputWait { pfd })
+    }
+
+    /// Whether input (or its end, or an error) comes within `timeout`.
+    /// Only on the thread that has the connection, while it is live.
+    pub fn readable_within(&mut self, timeout: Duration) -> bool {
+        let micros =
+            sys::apr_interval_time_t::try_from(timeout.as_micros()).unwrap_or(sys::apr_interval_time_t::MAX);
+        let mut n: sys::apr_int32_t = 0;
+        self.pfd.rtnevents = 0;
+        // SAFETY: one pollfd naming the live connection's descriptor (the
+        // caller has the connection); apr_poll only fills in rtnevents.
+        let rv = unsafe { sys::apr_poll(&mut self.pfd, 1, &mut n, micros) };
+        rv == sys::APR_SUCCESS as sys::apr_status_t && n > 0 && self.pfd.rtnevents & READ_EVENTS != 0
+    }
+}

@@ -28,7 +28,7 @@ use httpd::clock::Moment;
 use httpd::conn::Request;
 use httpd::io::ConnIo;
 use httpd::park::{Handle, Next, Work};
-use httpd::poll::Waker;
+use httpd::poll::{InputWait, Waker};
 use websocket_proto::close::CloseCode;
 
 use crate::connection::PluginApp;
@@ -43,6 +43,23 @@ const WRITE_RETRY: Duration = Duration::from_millis(20);
 /// How long a finished parked session waits for the client to end the
 /// connection after we ended our side, as Apache's lingering close does.
 const LINGER: Duration = Duration::from_secs(2);
+
+/// A connection the MPM gives back within this long after it was parked is
+/// busy: its worker waits a little for more input before it parks it
+/// again, as the thread driver would, rather than pay the MPM's round trip
+/// (its poller thread and a worker handoff) for every message.
+const BUSY_GAP: Duration = Duration::from_millis(10);
+
+/// How long a worker waits for more input on a busy connection.
+const GRACE: Duration = Duration::from_millis(10);
+
+/// The wait is in slices this long, after each of which the worker writes
+/// what plugin threads sent meanwhile (their sends cannot wake it).
+const GRACE_SLICE: Duration = Duration::from_millis(5);
+
+/// The longest a worker keeps a busy connection in one go, so that a few
+/// busy WebSockets cannot hold the workers other connections need.
+const HOLD_MAX: Duration = Duration::from_millis(100);
 
 /// How often the service asks the MPM whether the child is stopping (for
 /// MPMs that do not run the child_stopping hook at once).
@@ -66,6 +83,10 @@ pub(crate) struct ParkedWork {
     /// thread's send wake the service (a worker that has it sees the send
     /// itself, or looks once it has parked the connection).
     parked: Arc<AtomicBool>,
+    /// When the connection was last parked.
+    parked_at: Option<Moment>,
+    /// The connection's descriptor, for the wait on a busy connection.
+    input: Option<InputWait>,
 }
 
 static NEXT_ID: AtomicU64 = AtomicU64::new(0);
@@ -108,6 +129,8 @@ pub(crate) fn start(
             last: Wait::Again,
             output_ended: None,
             parked,
+            parked_at: None,
+            input: InputWait::for_connection(conn),
         }
     });
     if next != Next::Close {
@@ -177,15 +200,33 @@ impl ParkedWork {
 impl Work for ParkedWork {
     fn resume(&mut self) -> Next {
         self.parked.store(false, Ordering::SeqCst);
+        let now = Moment::now();
+        let busy = self.parked_at.is_some_and(|at| now < at + BUSY_GAP);
+        let hold_until = now + HOLD_MAX;
+        let mut input_at = now;
         self.session.readable();
-        match self.run(true) {
-            Wait::Done => Next::Close,
-            Wait::Io { write: true, .. } => Next::Write,
-            _ => Next::Read,
+        loop {
+            match self.run(true) {
+                Wait::Done => return Next::Close,
+                Wait::Io { write: true, .. } => return Next::Write,
+                _ => {}
+            }
+            let Some(input) = self.input.as_mut().filter(|_| busy) else {
+                return Next::Read;
+            };
+            let now = Moment::now();
+            if now >= hold_until || now >= input_at + GRACE || crate::driver::stop_signalled() {
+                return Next::Read;
+            }
+            if input.readable_within(GRACE_SLICE) {
+                self.session.readable();
+                input_at = Moment::now();
+            }
         }
     }
 
     fn parked(&mut self, handle: &Handle<Self>) {
+        self.parked_at = Some(Moment::now());
         self.session.release_buffers();
         let outbox = &self.session.application().state().outbox;
         service().park(self.id, handle, self.deadline(), || {
