@@ -36,6 +36,7 @@ use serde_json::{json, Value};
 mod baseline;
 mod c_module;
 mod fanout;
+mod scale;
 
 use crate::stage::Stage;
 use crate::util::{cargo, check_args, flag, option, run, target_dir};
@@ -374,8 +375,44 @@ pub fn cmd_bench(args: &[String]) -> Result<(), String> {
             "--c-module",
             "--baseline",
             "--fanout",
+            "--scale",
+            "--increments",
         ],
     )?;
+    if let Some(n) = option(args, "--scale")? {
+        let n: usize = n
+            .parse()
+            .ok()
+            .filter(|n| *n > 0)
+            .ok_or_else(|| format!("--scale must be a number of connections, not '{n}'"))?;
+        let increments = match option(args, "--increments")? {
+            Some(m) => m
+                .parse()
+                .map_err(|_| format!("--increments must be a number of connections, not '{m}'"))?,
+            None => n.min(1000),
+        };
+        let seconds = match option(args, "--seconds")? {
+            Some(s) => s
+                .parse::<f64>()
+                .ok()
+                .filter(|s| *s > 0.0)
+                .ok_or_else(|| format!("--seconds must be a positive number, not '{s}'"))?,
+            None => 5.0,
+        };
+        crate::deps::ensure(&[crate::deps::BUILD, crate::deps::RUN, &["openssl"]])?;
+        let stage = crate::stage::build(true)?;
+        run(cargo()
+            .args([
+                "build",
+                "--release",
+                "-p",
+                "bench-load-client",
+                "-p",
+                "bench-echo-server",
+            ])
+            .arg("--quiet"))?;
+        return scale::run(&stage, &target_dir().join("release"), n, increments, seconds);
+    }
     if let Some(n) = option(args, "--fanout")? {
         let n: usize = n
             .parse()

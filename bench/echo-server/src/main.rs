@@ -52,15 +52,36 @@ async fn main() {
     }
 }
 
+// tungstenite's handshake callback returns its own (large) error response type.
+#[allow(clippy::result_large_err)]
 async fn serve(stream: TcpStream) {
+    use tokio_tungstenite::tungstenite::handshake::server::{Request, Response};
     let _ = stream.set_nodelay(true);
-    let ws = match tokio_tungstenite::accept_async(stream).await {
+    let mut increment = false;
+    let ws = match tokio_tungstenite::accept_hdr_async(stream, |req: &Request, mut res: Response| {
+        // The dumb-increment protocol, as the module's example plugin
+        // serves it, for `cargo xtask bench --scale`.
+        if req.uri().path() == "/dumb-increment" {
+            increment = true;
+            res.headers_mut().insert(
+                "Sec-WebSocket-Protocol",
+                http::HeaderValue::from_static("dumb-increment-protocol"),
+            );
+        }
+        Ok(res)
+    })
+    .await
+    {
         Ok(ws) => ws,
         Err(e) => {
             eprintln!("bench-echo-server: handshake: {e}");
             return;
         }
     };
+    if increment {
+        count(ws).await;
+        return;
+    }
     let (sink, stream) = ws.split();
     // `forward` feeds each message and flushes when nothing more is ready:
     // replies to one read go out in one write.
@@ -75,6 +96,30 @@ async fn serve(stream: TcpStream) {
             tokio_tungstenite::tungstenite::error::ProtocolError::ResetWithoutClosingHandshake,
         )) => {}
         Err(e) => eprintln!("bench-echo-server: {e}"),
+    }
+}
+
+/// Sends a counter, as text, every 50 ms until the client goes; reads (and
+/// drops) what it sends, so that its pings and close are answered.
+async fn count(ws: tokio_tungstenite::WebSocketStream<TcpStream>) {
+    use futures_util::SinkExt;
+    use tokio_tungstenite::tungstenite::Message;
+    let (mut sink, mut stream) = ws.split();
+    let mut ticks = tokio::time::interval(std::time::Duration::from_millis(50));
+    let mut n: u64 = 0;
+    loop {
+        tokio::select! {
+            _ = ticks.tick() => {
+                if sink.send(Message::text(n.to_string())).await.is_err() {
+                    return;
+                }
+                n += 1;
+            }
+            message = stream.next() => match message {
+                Some(Ok(_)) => {}
+                _ => return,
+            },
+        }
     }
 }
 

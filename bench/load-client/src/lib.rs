@@ -29,6 +29,7 @@ pub mod fanout;
 pub mod link;
 pub mod payload;
 pub mod procfs;
+pub mod scale;
 pub mod wire;
 pub mod words;
 

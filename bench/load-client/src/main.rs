@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use bench_load_client::fanout::FanoutOptions;
 use bench_load_client::payload::Content;
+use bench_load_client::scale::ScaleOptions;
 use bench_load_client::{run, Options};
 
 const USAGE: &str = "\
@@ -15,7 +16,61 @@ usage: bench-load-client --addr 127.0.0.1:PORT [--path /echo] [--raw | --h2]
        bench-load-client fanout --subscribers N --sub-addr 127.0.0.1:PORT
            [--pub-addr 127.0.0.1:PORT] [--path /ch] [--rate PER_SECOND] [--seconds SECONDS]
            [--window N]
+       bench-load-client scale --ws-addr 127.0.0.1:PORT --http-addr 127.0.0.1:PORT
+           --conns N [--tls CA.pem] [--increments N] [--gets N] [--tick-seconds S]
+           [--echo-path /echo] [--increment-path /dumb-increment] [--get-path /index.html]
+           [--batch N] [--server-pgid PGID]...
 ";
+
+fn parse_scale(args: &[String]) -> Result<ScaleOptions, String> {
+    let mut o = ScaleOptions {
+        ws_addr: ([127, 0, 0, 1], 80).into(),
+        tls: None,
+        http_addr: ([127, 0, 0, 1], 80).into(),
+        conns: 1000,
+        echo_path: "/echo".into(),
+        increment_path: "/dumb-increment".into(),
+        increments: 0,
+        get_path: "/index.html".into(),
+        gets: 300,
+        tick_window: Duration::from_secs(5),
+        server_pgids: Vec::new(),
+        batch: 200,
+    };
+    let mut it = args.iter();
+    while let Some(a) = it.next() {
+        let v = it.next().ok_or_else(|| format!("{a} needs a value\n{USAGE}"))?;
+        let addr = || {
+            v.parse::<std::net::SocketAddr>()
+                .map_err(|_| format!("{a}: not an address: {v}"))
+        };
+        let int = || v.parse::<usize>().map_err(|_| format!("{a}: not a count: {v}"));
+        match a.as_str() {
+            "--ws-addr" => o.ws_addr = addr()?,
+            "--http-addr" => o.http_addr = addr()?,
+            "--tls" => o.tls = Some(v.into()),
+            "--conns" => o.conns = int()?,
+            "--increments" => o.increments = int()?,
+            "--gets" => o.gets = int()?,
+            "--batch" => o.batch = int()?.max(1),
+            "--echo-path" => o.echo_path = v.clone(),
+            "--increment-path" => o.increment_path = v.clone(),
+            "--get-path" => o.get_path = v.clone(),
+            "--tick-seconds" => {
+                o.tick_window =
+                    Duration::from_secs_f64(v.parse::<f64>().map_err(|_| format!("{a}: not a number: {v}"))?)
+            }
+            "--server-pgid" => {
+                for p in v.split(',') {
+                    o.server_pgids
+                        .push(p.parse().map_err(|_| format!("--server-pgid: not a pid: {p}"))?);
+                }
+            }
+            other => return Err(format!("unexpected argument '{other}'\n{USAGE}")),
+        }
+    }
+    Ok(o)
+}
 
 fn parse_fanout(args: &[String]) -> Result<FanoutOptions, String> {
     let mut o = FanoutOptions {
@@ -117,6 +172,8 @@ fn main() {
     raise_descriptor_limit();
     let result = if args.first().map(String::as_str) == Some("fanout") {
         parse_fanout(&args[1..]).and_then(|o| bench_load_client::fanout::run(&o))
+    } else if args.first().map(String::as_str) == Some("scale") {
+        parse_scale(&args[1..]).and_then(|o| bench_load_client::scale::run(&o))
     } else {
         parse(&args).and_then(|o| run(&o))
     };

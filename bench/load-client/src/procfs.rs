@@ -85,6 +85,15 @@ pub fn rss_bytes(pgids: &[u32], page_size: u64) -> HashMap<u32, u64> {
         .collect()
 }
 
+/// Threads of every process in the groups, all told.
+pub fn threads(pgids: &[u32]) -> usize {
+    processes(pgids)
+        .keys()
+        .filter_map(|pid| fs::read_dir(format!("/proc/{pid}/task")).ok())
+        .map(|tasks| tasks.count())
+        .sum()
+}
+
 /// How much the processes present in both snapshots grew, in bytes (a
 /// process that came or went in between would only add noise).
 pub fn rss_growth(before: &HashMap<u32, u64>, after: &HashMap<u32, u64>) -> i64 {

@@ -2,7 +2,7 @@
 //! headers, and the headers of the server's (unmasked) frames.
 
 use base64::Engine as _;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 use websocket_proto::encoder::FrameHeaderBuf;
 use websocket_proto::handshake::accept_key;
@@ -67,6 +67,18 @@ pub async fn handshake(
     offer_deflate: bool,
     seed: u64,
 ) -> Result<(bool, Vec<u8>), String> {
+    handshake_on(stream, host, path, offer_deflate, None, seed).await
+}
+
+/// [`handshake`] on any stream (TLS too), offering `protocol` if given.
+pub async fn handshake_on<S: AsyncRead + AsyncWrite + Unpin>(
+    stream: &mut S,
+    host: &str,
+    path: &str,
+    offer_deflate: bool,
+    protocol: Option<&str>,
+    seed: u64,
+) -> Result<(bool, Vec<u8>), String> {
     let mut rng = crate::payload::Rng::new(seed);
     let mut raw_key = [0u8; 16];
     raw_key[..8].copy_from_slice(&rng.next_u64().to_le_bytes());
@@ -77,12 +89,17 @@ pub async fn handshake(
     } else {
         ""
     };
+    let protocol = protocol.map_or(String::new(), |p| format!("Sec-WebSocket-Protocol: {p}\r\n"));
     let request = format!(
         "GET {path} HTTP/1.1\r\nHost: {host}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
-         Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n{extensions}\r\n"
+         Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n{extensions}{protocol}\r\n"
     );
     stream
         .write_all(request.as_bytes())
+        .await
+        .map_err(|e| format!("sending the handshake: {e}"))?;
+    stream
+        .flush()
         .await
         .map_err(|e| format!("sending the handshake: {e}"))?;
     let mut buf = Vec::with_capacity(1024);

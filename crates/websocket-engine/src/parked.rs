@@ -419,6 +419,15 @@ impl Service {
         if let Some(t) = thread {
             let _ = t.join();
         }
+        // An immediate stop leaves the connections to the exit, without
+        // their cleanups: end the sessions still parked here, so that their
+        // plugins' on_disconnect runs (and stops the threads a plugin runs
+        // for a connection) before Apache unloads the plugins' code.
+        let handles: Vec<Handle<ParkedWork>> =
+            self.lock().parked.values().map(|e| e.handle.clone()).collect();
+        for handle in handles {
+            handle.while_parked(ParkedWork::conclude);
+        }
     }
 
     fn run(&self) {
