@@ -67,6 +67,7 @@ impl Setup {
 
 struct Run {
     apache: RunningServer,
+    config_error_log: PathBuf,
     backend: Option<super::Standalone>,
     tls_port: Option<u16>,
 }
@@ -141,6 +142,7 @@ fn start(
         .start()
         .map_err(|e| format!("cannot start Apache ({}): {e}", setup.label()))?;
     Ok(Run {
+        config_error_log: apache.config().error_log_path(),
         apache,
         backend,
         tls_port,
@@ -302,13 +304,11 @@ pub fn run(stage: &Stage, bin: &Path, n: usize, increments: usize, seconds: f64)
                 increments,
                 seconds,
             );
-            // Let the children finish closing what the client left: an
-            // immediate stop in the middle of thousands of closes can crash
-            // httpd's event MPM itself (its close_worker_sockets reads
-            // sockets of connections that workers are just freeing).
-            std::thread::sleep(std::time::Duration::from_secs(3));
-            let errors = run.apache.error_log();
-            let _ = run.apache.stop();
+            // Gracefully: an immediate stop in the middle of the thousands
+            // of closes the client left can crash httpd's event MPM itself
+            // (docs/security.md, "Prefer graceful-stop").
+            let _ = run.apache.graceful_stop();
+            let errors = std::fs::read_to_string(run.config_error_log).unwrap_or_default();
             drop(run.backend);
             let mut result = result?;
             // What went wrong on the server's side, in its words.
