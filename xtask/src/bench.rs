@@ -364,6 +364,21 @@ impl Case {
 
 const USAGE_CASES: &str = "16b, 4k, 1m, 1m-text, latency, deflate, deflate-l6, idle, idle-deflate";
 
+/// Builds the load client and the standalone server; their directory.
+fn build_bench_binaries() -> Result<PathBuf, String> {
+    run(cargo()
+        .args([
+            "build",
+            "--release",
+            "-p",
+            "bench-load-client",
+            "-p",
+            "bench-echo-server",
+        ])
+        .arg("--quiet"))?;
+    Ok(target_dir().join("release"))
+}
+
 pub fn cmd_bench(args: &[String]) -> Result<(), String> {
     check_args(
         args,
@@ -401,17 +416,8 @@ pub fn cmd_bench(args: &[String]) -> Result<(), String> {
         };
         crate::deps::ensure(&[crate::deps::BUILD, crate::deps::RUN, &["openssl"]])?;
         let stage = crate::stage::build(true)?;
-        run(cargo()
-            .args([
-                "build",
-                "--release",
-                "-p",
-                "bench-load-client",
-                "-p",
-                "bench-echo-server",
-            ])
-            .arg("--quiet"))?;
-        return scale::run(&stage, &target_dir().join("release"), n, increments, seconds);
+        let bin = build_bench_binaries()?;
+        return scale::run(&stage, &bin, n, increments, seconds);
     }
     if let Some(n) = option(args, "--fanout")? {
         let n: usize = n
@@ -513,17 +519,7 @@ pub fn cmd_bench(args: &[String]) -> Result<(), String> {
         }
         _ => None,
     };
-    run(cargo()
-        .args([
-            "build",
-            "--release",
-            "-p",
-            "bench-load-client",
-            "-p",
-            "bench-echo-server",
-        ])
-        .arg("--quiet"))?;
-    let bin = target_dir().join("release");
+    let bin = build_bench_binaries()?;
     let client = bin.join("bench-load-client");
 
     let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());

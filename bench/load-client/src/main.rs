@@ -37,15 +37,10 @@ fn parse_scale(args: &[String]) -> Result<ScaleOptions, String> {
         server_pgids: Vec::new(),
         batch: 200,
     };
-    let mut it = args.iter();
-    while let Some(a) = it.next() {
-        let v = it.next().ok_or_else(|| format!("{a} needs a value\n{USAGE}"))?;
-        let addr = || {
-            v.parse::<std::net::SocketAddr>()
-                .map_err(|_| format!("{a}: not an address: {v}"))
-        };
-        let int = || v.parse::<usize>().map_err(|_| format!("{a}: not a count: {v}"));
-        match a.as_str() {
+    for (a, v) in flag_values(args)? {
+        let addr = || address(a, v);
+        let int = || count(a, v).map(|n| n as usize);
+        match a {
             "--ws-addr" => o.ws_addr = addr()?,
             "--http-addr" => o.http_addr = addr()?,
             "--tls" => o.tls = Some(v.into()),
@@ -53,9 +48,9 @@ fn parse_scale(args: &[String]) -> Result<ScaleOptions, String> {
             "--increments" => o.increments = int()?,
             "--gets" => o.gets = int()?,
             "--batch" => o.batch = int()?.max(1),
-            "--echo-path" => o.echo_path = v.clone(),
-            "--increment-path" => o.increment_path = v.clone(),
-            "--get-path" => o.get_path = v.clone(),
+            "--echo-path" => o.echo_path = v.to_owned(),
+            "--increment-path" => o.increment_path = v.to_owned(),
+            "--get-path" => o.get_path = v.to_owned(),
             "--tick-seconds" => {
                 o.tick_window =
                     Duration::from_secs_f64(v.parse::<f64>().map_err(|_| format!("{a}: not a number: {v}"))?)
@@ -72,6 +67,25 @@ fn parse_scale(args: &[String]) -> Result<ScaleOptions, String> {
     Ok(o)
 }
 
+/// The `--flag value` pairs of a subcommand's arguments.
+fn flag_values(args: &[String]) -> Result<Vec<(&str, &str)>, String> {
+    args.chunks(2)
+        .map(|pair| match pair {
+            [flag, value] => Ok((flag.as_str(), value.as_str())),
+            [flag] => Err(format!("{flag} needs a value\n{USAGE}")),
+            _ => unreachable!("chunks of two"),
+        })
+        .collect()
+}
+
+fn address(flag: &str, v: &str) -> Result<std::net::SocketAddr, String> {
+    v.parse().map_err(|_| format!("{flag}: not an address: {v}"))
+}
+
+fn count(flag: &str, v: &str) -> Result<u64, String> {
+    v.parse().map_err(|_| format!("{flag}: not a count: {v}"))
+}
+
 fn parse_fanout(args: &[String]) -> Result<FanoutOptions, String> {
     let mut o = FanoutOptions {
         subscribers: 1000,
@@ -83,19 +97,14 @@ fn parse_fanout(args: &[String]) -> Result<FanoutOptions, String> {
         window: 4,
     };
     let mut pub_addr = None;
-    let mut it = args.iter();
-    while let Some(a) = it.next() {
-        let v = it.next().ok_or_else(|| format!("{a} needs a value\n{USAGE}"))?;
-        let addr = || {
-            v.parse::<std::net::SocketAddr>()
-                .map_err(|_| format!("{a}: not an address: {v}"))
-        };
-        let int = || v.parse::<u64>().map_err(|_| format!("{a}: not a count: {v}"));
-        match a.as_str() {
+    for (a, v) in flag_values(args)? {
+        let addr = || address(a, v);
+        let int = || count(a, v);
+        match a {
             "--subscribers" => o.subscribers = int()? as usize,
             "--sub-addr" => o.sub_addr = addr()?,
             "--pub-addr" => pub_addr = Some(addr()?),
-            "--path" => o.path = v.clone(),
+            "--path" => o.path = v.to_owned(),
             "--rate" => o.rate = Some(int()? as u32),
             "--seconds" => o.duration = Duration::from_secs(int()?),
             "--window" => o.window = int()?.max(1),
