@@ -368,17 +368,42 @@ fn publisher(config: &BrokerConfig, health: &Health, stop: &AtomicBool, queue: &
                 }
             }
         }
-        let Some((c, last)) = conn.as_mut() else {
+        let Some((c, _)) = conn.as_mut() else {
             continue;
         };
         let channel = format!("{}{}", config.prefix, item.channel);
-        match redis::cmd("PUBLISH")
-            .arg(&channel)
-            .arg(&item.message)
-            .query::<i64>(c)
+        let publish = |c: &mut redis::Connection| {
+            redis::cmd("PUBLISH")
+                .arg(&channel)
+                .arg(&item.message)
+                .query::<i64>(c)
+        };
+        let mut sent = publish(c);
+        if sent
+            .as_ref()
+            .is_err_and(|e| e.is_connection_dropped() || e.is_io_error())
         {
+            // Dropped by an outage that may be over already (used again
+            // sooner than STALE): once more on a new connection, and only
+            // if that fails is Redis down.
+            conn = None;
+            match connect(config) {
+                Ok(mut fresh) => {
+                    sent = publish(&mut fresh);
+                    conn = Some((fresh, Instant::now()));
+                }
+                Err(e) => {
+                    health.failed("connect", &e);
+                    retry_at = Instant::now() + backoff.next();
+                    continue;
+                }
+            }
+        }
+        match sent {
             Ok(_) => {
-                *last = Instant::now();
+                if let Some((_, last)) = conn.as_mut() {
+                    *last = Instant::now();
+                }
                 health.ok();
             }
             Err(e) => {
