@@ -37,11 +37,13 @@ pub struct FanoutOptions {
 
 const CHANNEL: &str = "fanout";
 
-/// Per publish: when it was sent, how many subscribers have it, when the last did.
+/// Per publish: when it was sent, how many subscribers have it, when the
+/// first and the last did.
 #[derive(Default)]
 struct Tally {
     sent: Vec<Option<Instant>>,
     got: Vec<usize>,
+    first: Vec<Option<Instant>>,
     last: Vec<Option<Instant>>,
     complete: u64,
 }
@@ -51,6 +53,7 @@ impl Tally {
         if self.sent.len() <= seq {
             self.sent.resize(seq + 1, None);
             self.got.resize(seq + 1, 0);
+            self.first.resize(seq + 1, None);
             self.last.resize(seq + 1, None);
         }
     }
@@ -158,6 +161,7 @@ async fn run_async(opts: FanoutOptions) -> Result<serde_json::Value, String> {
                 let mut t = tally.borrow_mut();
                 t.slot(seq);
                 t.got[seq] += 1;
+                t.first[seq].get_or_insert(now);
                 t.last[seq] = Some(now);
                 if t.got[seq] == n {
                     t.complete += 1;
@@ -227,19 +231,23 @@ async fn run_async(opts: FanoutOptions) -> Result<serde_json::Value, String> {
     while tally.borrow().complete < seq as u64 && Instant::now() < settle {
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
-    let (mut delays, incomplete) = {
+    let (mut delays, mut firsts, incomplete) = {
         let t = tally.borrow();
-        let mut d = Vec::new();
+        let (mut d, mut f) = (Vec::new(), Vec::new());
         let mut incomplete = 0;
         for s in first..seq {
-            match (t.sent[s], t.last[s], t.got[s] == opts.subscribers) {
-                (Some(sent), Some(last), true) => d.push(last.duration_since(sent).as_secs_f64() * 1000.0),
+            match (t.sent[s], t.first[s], t.last[s], t.got[s] == opts.subscribers) {
+                (Some(sent), Some(head), Some(last), true) => {
+                    d.push(last.duration_since(sent).as_secs_f64() * 1000.0);
+                    f.push(head.duration_since(sent).as_secs_f64() * 1000.0);
+                }
                 _ => incomplete += 1,
             }
         }
-        (d, incomplete)
+        (d, f, incomplete)
     };
     delays.sort_by(f64::total_cmp);
+    firsts.sort_by(f64::total_cmp);
     for r in readers {
         r.abort();
     }
@@ -252,6 +260,8 @@ async fn run_async(opts: FanoutOptions) -> Result<serde_json::Value, String> {
         "delay_p50_ms": percentile_ms(&delays, 0.50),
         "delay_p99_ms": percentile_ms(&delays, 0.99),
         "delay_max_ms": delays.last().copied().unwrap_or(0.0),
+        "first_p50_ms": percentile_ms(&firsts, 0.50),
+        "first_p99_ms": percentile_ms(&firsts, 0.99),
         "publishes_per_second": per_second,
         "deliveries_per_second": per_second * opts.subscribers as f64,
     }))

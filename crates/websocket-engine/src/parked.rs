@@ -309,6 +309,10 @@ struct State {
     /// The child was told to stop: every parked session closes with 1001.
     stop_pending: bool,
     quit: bool,
+    /// The service thread waits on `wake` and nobody has woken it yet: a
+    /// connection made ready while it runs is seen when it next takes the
+    /// lock, so only the first of a burst of sends pays for a wake.
+    sleeping: bool,
     thread: Option<JoinHandle<()>>,
 }
 
@@ -384,6 +388,14 @@ impl Service {
         // each time would cost a thread switch per message.
         if has_output() {
             st.ready.push(id);
+            self.wake_if_sleeping(st);
+        }
+    }
+
+    /// Wakes the service thread if it waits; takes our lock's guard so that
+    /// the wake follows the change it is for.
+    fn wake_if_sleeping(&self, mut st: MutexGuard<'_, State>) {
+        if std::mem::take(&mut st.sleeping) {
             drop(st);
             self.wake.notify_one();
         }
@@ -396,8 +408,7 @@ impl Service {
             return;
         }
         st.ready.push(id);
-        drop(st);
-        self.wake.notify_one();
+        self.wake_if_sleeping(st);
     }
 
     fn forget(&self, id: u64) {
@@ -462,11 +473,13 @@ impl Service {
                 let next_timer = st.timers.peek().map(|Reverse((at, _))| *at);
                 let until =
                     next_timer.map_or(stop_checked + STOP_CHECK, |t| t.min(stop_checked + STOP_CHECK));
+                st.sleeping = true;
                 st = self
                     .wake
                     .wait_timeout(st, now.until(until) + Duration::from_millis(1))
                     .unwrap_or_else(PoisonError::into_inner)
                     .0;
+                st.sleeping = false;
                 continue;
             }
             todo.sort_unstable();

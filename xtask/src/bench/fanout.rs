@@ -5,8 +5,11 @@
 //! second Apache that shares a `redis-server` with the publisher's).
 //!
 //! Subscribers and publisher are clients of the C test plugin
-//! (`tests/c-plugin/test_plugin.c`: `sub:` and `pub:` commands). Each
-//! subscriber holds a worker thread, so the event MPM is sized for N.
+//! (`tests/c-plugin/test_plugin.c`: `sub:` and `pub:` commands). Idle
+//! subscribers park (they hold no worker thread), so the servers run
+//! Debian's stock event MPM settings plus an `AsyncRequestWorkerFactor`
+//! with which the two children those settings start hold all N (one child
+//! per core: more children only add threads competing for the two cores).
 
 use std::fmt::Write as _;
 use std::net::{TcpListener, TcpStream};
@@ -19,8 +22,6 @@ use serde_json::{json, Value};
 
 use crate::stage::Stage;
 use crate::util::{root, target_dir};
-
-const THREADS_PER_CHILD: usize = 64;
 
 fn c_plugin(stage: &Stage) -> Result<PathBuf, String> {
     let out = target_dir().join("bench/fanout/test_plugin.so");
@@ -47,16 +48,13 @@ fn server(
     n: usize,
     broker: Option<u16>,
 ) -> Result<RunningServer, String> {
-    let children = n.div_ceil(THREADS_PER_CHILD) + 2;
-    let workers = children * THREADS_PER_CHILD;
     let broker = broker.map_or(String::new(), |p| {
         format!("WebSocketBroker redis://127.0.0.1:{p}\n")
     });
     let config = format!(
-        "{broker}<IfModule mpm_event_module>\n    ServerLimit {children}\n    StartServers {children}\n    \
-         ThreadsPerChild {THREADS_PER_CHILD}\n    MaxRequestWorkers {workers}\n    MinSpareThreads {THREADS_PER_CHILD}\n    \
-         MaxSpareThreads {workers}\n    ThreadLimit {THREADS_PER_CHILD}\n</IfModule>\n\
-         <Location /ch>\n    SetHandler websocket-handler\n    WebSocketHandler \"{}\" test_plugin_init\n</Location>\n",
+        "{broker}{}<Location /ch>\n    SetHandler websocket-handler\n    WebSocketHandler \"{}\" test_plugin_init\n</Location>\n",
+        // factor_for sizes six children; three times N fills two.
+        super::scale::stock_event(super::scale::factor_for(3 * n)),
         plugin.display()
     );
     let root = httpd_runner::scratch_dir(&format!("bench-fanout-{name}"));
@@ -137,6 +135,7 @@ fn measure(
 /// Runs both setups and reports.
 pub fn run(stage: &Stage, client: &Path, n: usize, seconds: u64) -> Result<(), String> {
     let plugin = c_plugin(stage)?;
+    super::scale::raise_descriptor_limit(n + 64);
     eprintln!("xtask: fanout: {n} subscribers, embedded bus");
     let embedded = {
         let s = server(stage, &plugin, "embedded", n, None)?;
@@ -165,20 +164,21 @@ pub fn run(stage: &Stage, client: &Path, n: usize, seconds: u64) -> Result<(), S
     );
     let _ = writeln!(
         table,
-        "{:<10} {:>14} {:>14} {:>8} {:>10} {:>10} {:>10}",
-        "bus", "publishes/s", "deliveries/s", "rate/s", "p50 ms", "p99 ms", "max ms"
+        "{:<10} {:>14} {:>14} {:>8} {:>10} {:>10} {:>10} {:>12}",
+        "bus", "publishes/s", "deliveries/s", "rate/s", "p50 ms", "p99 ms", "max ms", "first p50 ms"
     );
     for (name, r) in [("embedded", &embedded), ("redis", &through_redis)] {
         let f = |k: &str| r[k].as_f64().unwrap_or(f64::NAN);
         let _ = writeln!(
             table,
-            "{name:<10} {:>14.0} {:>14.0} {:>8.0} {:>10.2} {:>10.2} {:>10.2}",
+            "{name:<10} {:>14.0} {:>14.0} {:>8.0} {:>10.2} {:>10.2} {:>10.2} {:>12.2}",
             f("publishes_per_second"),
             f("deliveries_per_second"),
             f("rate"),
             f("delay_p50_ms"),
             f("delay_p99_ms"),
             f("delay_max_ms"),
+            f("first_p50_ms"),
         );
     }
     println!("\n{table}");

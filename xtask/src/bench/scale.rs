@@ -20,7 +20,7 @@ use crate::util::target_dir;
 
 /// Debian's `mods-available/mpm_event.conf` (the runner's defaults differ
 /// only in `ServerLimit`), its `Timeout`, and the one line we add.
-fn stock_event(factor: usize) -> String {
+pub(super) fn stock_event(factor: usize) -> String {
     format!(
         "Timeout 300\n<IfModule mpm_event_module>\n    StartServers 2\n    MinSpareThreads 25\n    \
          MaxSpareThreads 75\n    ThreadLimit 64\n    ThreadsPerChild 25\n    MaxRequestWorkers 150\n    \
@@ -29,10 +29,13 @@ fn stock_event(factor: usize) -> String {
 }
 
 /// The factor the README's sizing gives for `n` connections on the stock
-/// 6 × 25 threads: each child holds `25 + 25 × factor`; 5 % to spare.
-fn factor_for(n: usize) -> usize {
+/// 6 × 25 threads. A child that stopped accepting starts again only below
+/// `25 + (idle - 1 - 1) × factor` (its listener keeps one idle worker
+/// reserved, and the MPM counts the disabled listener against it), so a
+/// child holds `25 + 23 × factor` for sure; 5 % to spare.
+pub(super) fn factor_for(n: usize) -> usize {
     let per_child = (n * 105 / 100).div_ceil(6);
-    per_child.saturating_sub(25).div_ceil(25).max(2)
+    per_child.saturating_sub(25).div_ceil(23).max(2)
 }
 
 fn tls_config(port: u16, cert: &Path, key: &Path) -> String {
@@ -206,12 +209,12 @@ fn certificates(dir: &Path) -> Result<Certificates, String> {
 /// and Apache's limits are inherited from it): the soft limit up to the
 /// hard one, and the hard one too when we may (root).
 #[cfg(not(unix))]
-fn raise_descriptor_limit(_n: usize) -> u64 {
+pub(super) fn raise_descriptor_limit(_n: usize) -> u64 {
     0
 }
 
 #[cfg(unix)]
-fn raise_descriptor_limit(n: usize) -> u64 {
+pub(super) fn raise_descriptor_limit(n: usize) -> u64 {
     let want = (2 * n + 8192) as u64;
     let mut limit = libc::rlimit {
         rlim_cur: 0,
@@ -417,10 +420,10 @@ mod tests {
 
     #[test]
     fn the_readme_factor_for_ten_thousand() {
-        // The README's 70 holds 6 × (25 + 25 × 70) = 10,650.
+        // The README's 80 holds 6 × (25 + 23 × 80) = 11,190.
         let f = factor_for(10_000);
-        assert!(f <= 70 && 6 * (25 + 25 * f) >= 10_500, "{f}");
-        assert!(6 * (25 + 25 * factor_for(50_000)) >= 52_500);
+        assert!(f <= 80 && 6 * (25 + 23 * f) >= 10_500, "{f}");
+        assert!(6 * (25 + 23 * factor_for(50_000)) >= 52_500);
         assert_eq!(factor_for(10), 2);
     }
 }
