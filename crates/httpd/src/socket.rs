@@ -5,6 +5,8 @@
 //! brigade first. The bytes still count for mod_logio's `%I` and `%O`.
 //! Which connections qualify is decided in [`crate::io`]; never under TLS.
 
+use std::cell::Cell;
+
 use crate::brigade::ReadOutcome;
 use crate::conn::Conn;
 use crate::sys;
@@ -54,6 +56,14 @@ pub(crate) struct PlainSocket {
     c: *mut sys::conn_rec,
     add_bytes_in: Option<AddBytes>,
     add_bytes_out: Option<AddBytes>,
+    /// Bytes read and written that mod_logio has not been told of yet: it
+    /// is told when the socket is dropped, which is before the request is
+    /// logged (its only reader, for `%I` and `%O`). Telling it at each call
+    /// touched the connection's configuration vector and mod_logio's
+    /// record, memory no thread has used since the last message, for every
+    /// message to a parked subscriber.
+    unlogged_in: Cell<u64>,
+    unlogged_out: Cell<u64>,
 }
 
 /// # Safety
@@ -64,6 +74,13 @@ unsafe fn logio_counter(name: &std::ffi::CStr) -> Option<AddBytes> {
     unsafe {
         sys::apr_dynamic_fn_retrieve(name.as_ptr())
             .map(|f| std::mem::transmute::<unsafe extern "C" fn(), AddBytes>(f))
+    }
+}
+
+impl Drop for PlainSocket {
+    fn drop(&mut self) {
+        self.tell_logio(self.add_bytes_in, self.unlogged_in.take());
+        self.tell_logio(self.add_bytes_out, self.unlogged_out.take());
     }
 }
 
@@ -98,6 +115,8 @@ impl PlainSocket {
                 c,
                 add_bytes_in,
                 add_bytes_out,
+                unlogged_in: Cell::new(0),
+                unlogged_out: Cell::new(0),
             })
         }
         #[cfg(not(unix))]
@@ -107,8 +126,8 @@ impl PlainSocket {
         }
     }
 
-    fn count(&self, counter: Option<AddBytes>, n: usize) {
-        if let Some(add) = counter {
+    fn tell_logio(&self, counter: Option<AddBytes>, n: u64) {
+        if let (Some(add), true) = (counter, n > 0) {
             // SAFETY: mod_logio's function on our live connection, on the
             // thread that owns it.
             unsafe { add(self.c, n as sys::apr_off_t) };
@@ -130,7 +149,7 @@ impl PlainSocket {
                 let n = n as usize;
                 // SAFETY: recv initialised these n bytes.
                 unsafe { out.set_len(out.len() + n) };
-                self.count(self.add_bytes_in, n);
+                self.unlogged_in.set(self.unlogged_in.get() + n as u64);
                 return ReadOutcome::Data(n);
             }
             if n == 0 {
@@ -175,7 +194,7 @@ impl PlainSocket {
                 // peer that went away is an error here, not a SIGPIPE.
                 let n = unsafe { sys_sendmsg(self.fd, &msg, libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL) };
                 if n >= 0 {
-                    self.count(self.add_bytes_out, n as usize);
+                    self.unlogged_out.set(self.unlogged_out.get() + n as u64);
                     return Ok(n as usize);
                 }
                 let err = std::io::Error::last_os_error();
