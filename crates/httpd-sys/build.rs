@@ -167,6 +167,7 @@ const VARS: &[&str] = &[
     "apr_bucket_type_[a-z_]+",
     "ap_server_root",
     "ap_server_conf",
+    "ap_scoreboard_image",
     "AP_SQ_[A-Z_]+",
 ];
 

@@ -272,3 +272,45 @@ fn five_hundred_idle_websockets_over_tls() {
     }
     finish(server);
 }
+
+/// A child the MPM retires while its siblings serve on (here after
+/// `MaxConnectionsPerChild` connections; stock settings do it for idle
+/// threads above `MaxSpareThreads`, which parked connections leave idle)
+/// finishes its connections as Apache lets it: its WebSockets stay open
+/// and answer, and only the server's stop closes them, with 1001.
+#[test]
+fn a_child_the_mpm_retires_keeps_its_websockets() {
+    let config = format!(
+        "StartServers 2\nServerLimit 6\nThreadsPerChild 10\nMaxRequestWorkers 60\nThreadLimit 10\n\
+         MinSpareThreads 1\nMaxSpareThreads 60\nAsyncRequestWorkerFactor 100\nMaxConnectionsPerChild 5\n{}",
+        echo_location("/echo", "    WebSocketAsync On")
+    );
+    let server = start_server("parked-retired", Mpm::Event, &config);
+    let mut clients: Vec<Client> = (0..12).map(|_| ws_connect(&server, "/echo")).collect();
+    for (i, c) in clients.iter_mut().enumerate() {
+        assert_echo(c, Message::text(format!("first {i}")));
+    }
+    let noticed = Instant::now() + Duration::from_secs(10);
+    while !server.error_log().contains("is retired by the MPM") {
+        assert!(
+            Instant::now() < noticed,
+            "no child was retired:\n{}",
+            server.logs()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    // Past the wait for a replacement child and a few stop checks.
+    std::thread::sleep(Duration::from_secs(4));
+    for (i, c) in clients.iter_mut().enumerate() {
+        assert_echo(c, Message::text(format!("after the retirement {i}")));
+    }
+    get_index(&server);
+    let stopping = std::thread::spawn(move || finish(server));
+    for c in &mut clients {
+        match next_message(c) {
+            Message::Close(frame) => assert_eq!(frame.map(|f| f.code), Some(CloseCode::Away)),
+            other => panic!("expected the 1001 of the stop, got {other:?}"),
+        }
+    }
+    stopping.join().unwrap();
+}

@@ -19,7 +19,9 @@ usage: bench-load-client --addr 127.0.0.1:PORT [--path /echo] [--raw | --h2]
        bench-load-client scale --ws-addr 127.0.0.1:PORT --http-addr 127.0.0.1:PORT
            --conns N [--tls CA.pem] [--increments N] [--gets N] [--tick-seconds S]
            [--echo-path /echo] [--increment-path /dumb-increment] [--get-path /index.html]
-           [--batch N] [--server-pgid PGID]...
+           [--batch N] [--server-pgid PGID]... [--keepalive-path /index.html]
+           (--keepalive-path: the idle connections are HTTP keep-alive ones that
+           each GET this path once; no echoes, no dumb-increment)
 ";
 
 fn parse_scale(args: &[String]) -> Result<ScaleOptions, String> {
@@ -36,6 +38,7 @@ fn parse_scale(args: &[String]) -> Result<ScaleOptions, String> {
         tick_window: Duration::from_secs(5),
         server_pgids: Vec::new(),
         batch: 200,
+        keepalive_path: None,
     };
     for (a, v) in flag_values(args)? {
         let addr = || address(a, v);
@@ -51,6 +54,7 @@ fn parse_scale(args: &[String]) -> Result<ScaleOptions, String> {
             "--echo-path" => o.echo_path = v.to_owned(),
             "--increment-path" => o.increment_path = v.to_owned(),
             "--get-path" => o.get_path = v.to_owned(),
+            "--keepalive-path" => o.keepalive_path = Some(v.to_owned()),
             "--tick-seconds" => {
                 o.tick_window =
                     Duration::from_secs_f64(v.parse::<f64>().map_err(|_| format!("{a}: not a number: {v}"))?)

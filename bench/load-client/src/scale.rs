@@ -43,6 +43,9 @@ pub struct ScaleOptions {
     pub server_pgids: Vec<u32>,
     /// Handshakes in flight at once.
     pub batch: usize,
+    /// Instead of WebSockets, idle HTTP keep-alive connections that each
+    /// GET this path once: what Apache itself keeps for an idle connection.
+    pub keepalive_path: Option<String>,
 }
 
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -116,8 +119,46 @@ async fn open(
         }
     };
     let host = opts.ws_addr.to_string();
+    if let Some(page) = &opts.keepalive_path {
+        keepalive_get(&mut io, &host, page).await?;
+        return Ok(Ws { io, buf: Vec::new() });
+    }
     let (_, buf) = handshake_on(&mut io, &host, path, false, protocol, seed).await?;
     Ok(Ws { io, buf })
+}
+
+/// One GET of `path` on a connection that stays open after it: the whole
+/// response (its `Content-Length`) is read, so the server holds nothing
+/// more to send.
+async fn keepalive_get(io: &mut Box<dyn Io>, host: &str, path: &str) -> Result<(), String> {
+    let request = format!("GET {path} HTTP/1.1\r\nHost: {host}\r\n\r\n");
+    io.write_all(request.as_bytes())
+        .await
+        .map_err(|e| e.to_string())?;
+    io.flush().await.map_err(|e| e.to_string())?;
+    let mut answer = Vec::new();
+    let mut chunk = [0u8; 4096];
+    loop {
+        if let Some(end) = answer.windows(4).position(|w| w == b"\r\n\r\n") {
+            let head = String::from_utf8_lossy(&answer[..end]).to_ascii_lowercase();
+            if !head.starts_with("http/1.1 200") {
+                return Err(format!("GET {path}: {:?}", head.lines().next().unwrap_or("")));
+            }
+            let length: usize = head
+                .lines()
+                .find_map(|l| l.strip_prefix("content-length:"))
+                .and_then(|v| v.trim().parse().ok())
+                .ok_or_else(|| format!("GET {path}: no Content-Length"))?;
+            if answer.len() >= end + 4 + length {
+                return Ok(());
+            }
+        }
+        let n = io.read(&mut chunk).await.map_err(|e| e.to_string())?;
+        if n == 0 {
+            return Err(format!("GET {path}: the server closed the connection"));
+        }
+        answer.extend_from_slice(&chunk[..n]);
+    }
 }
 
 /// Opens `n` connections to `path`, `batch` handshakes at a time; the
@@ -329,20 +370,32 @@ async fn measure(opts: &ScaleOptions) -> Result<serde_json::Value, String> {
         }
     }
     gets.sort_unstable();
+    let keepalive = opts.keepalive_path.is_some();
 
-    // One echo on every open connection, a batch at a time.
+    // One echo on every open WebSocket, a batch at a time.
     let started = Instant::now();
     let mut echoed = 0;
     let mut echo_error = None;
     let mut k = 0;
+    // (A keep-alive connection answers a second GET instead: it proves the
+    // server kept it, since the event MPM closes idle keep-alive
+    // connections early when its workers get busy.)
     for chunk in idle.chunks_mut(opts.batch) {
         let results = futures_util::future::join_all(chunk.iter_mut().map(|ws| {
             k += 1;
             let i = k;
+            let host = opts.ws_addr.to_string();
+            let page = opts.keepalive_path.as_deref();
             async move {
-                tokio::time::timeout(ECHO_TIMEOUT, ws.echo(i))
+                let answer = async {
+                    match page {
+                        Some(page) => keepalive_get(&mut ws.io, &host, page).await,
+                        None => ws.echo(i).await,
+                    }
+                };
+                tokio::time::timeout(ECHO_TIMEOUT, answer)
                     .await
-                    .unwrap_or_else(|_| Err("no echo in time".into()))
+                    .unwrap_or_else(|_| Err("no answer in time".into()))
             }
         }))
         .await;
@@ -358,7 +411,7 @@ async fn measure(opts: &ScaleOptions) -> Result<serde_json::Value, String> {
     let echo_seconds = started.elapsed().as_secs_f64();
 
     // Dumb-increment connections on top, their ticks timed.
-    let (ticking, increment_failed, increment_error) = if opts.increments > 0 {
+    let (ticking, increment_failed, increment_error) = if opts.increments > 0 && !keepalive {
         open_many(
             opts,
             tls.as_ref(),
@@ -420,7 +473,9 @@ async fn measure(opts: &ScaleOptions) -> Result<serde_json::Value, String> {
 
     let open = opts.conns - failed;
     let growth_kib = loaded.rss_kib as f64 - empty.rss_kib as f64;
+    let increments = if keepalive { 0 } else { opts.increments };
     Ok(json!({
+        "idle": if keepalive { "http-keepalive" } else { "websocket" },
         "tls": opts.tls.is_some(),
         "requested": opts.conns,
         "opened": open,
@@ -440,8 +495,8 @@ async fn measure(opts: &ScaleOptions) -> Result<serde_json::Value, String> {
         },
         "echo": { "answered": echoed, "of": open, "seconds": echo_seconds, "first_failure": echo_error },
         "increment": {
-            "requested": opts.increments,
-            "opened": opts.increments - increment_failed,
+            "requested": increments,
+            "opened": increments - increment_failed,
             "first_failure": increment_error.or(tick_error),
             "ticking": ticking_conns,
             "gaps": gaps.len(),

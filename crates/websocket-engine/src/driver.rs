@@ -60,12 +60,71 @@ impl Drop for Registered {
     }
 }
 
-/// The `child_stopping` hook: every running session of this process learns
-/// at once that the server is stopping.
-pub fn child_stopping(_graceful: bool) {
-    signal_stop();
-    crate::parked::child_stopping();
+/// How long a stopping child that sees no other child of its generation
+/// serving waits for one before it takes the stop for the server's: when
+/// every child retires at once, the MPM starts replacements within its
+/// one-second maintenance.
+const NO_SIBLING_GRACE: Duration = Duration::from_secs(2);
+
+/// When this child first saw itself stopping with no sibling serving.
+static NO_SIBLING_SINCE: Mutex<Option<Moment>> = Mutex::new(None);
+
+/// The `child_stopping` hook: when the server stops or restarts (not when
+/// the MPM only retires this child), every running session of this process
+/// learns it at once.
+pub fn child_stopping(graceful: bool) {
+    if !graceful {
+        signal_stop();
+        crate::parked::child_stopping();
+    } else if server_stop_check() {
+        crate::parked::child_stopping();
+    }
 }
+
+/// Whether this child's sessions should close because the server stops or
+/// restarts; says so to every thread driver the first time. A child the
+/// MPM retires alone (`MaxSpareThreads`, `MaxConnectionsPerChild`) keeps
+/// its WebSockets until they end, as Apache lets it finish any connection:
+/// closing them would only have their clients reconnect elsewhere.
+pub(crate) fn server_stop_check() -> bool {
+    if stop_signalled() {
+        return true;
+    }
+    let stops = match httpd::mpm::stopping() {
+        httpd::mpm::Stopping::No => false,
+        httpd::mpm::Stopping::Server => true,
+        httpd::mpm::Stopping::ThisChild => {
+            let mut since = NO_SIBLING_SINCE.lock().unwrap_or_else(PoisonError::into_inner);
+            *since = None;
+            RETIRED_NOTED.call_once(|| {
+                // For no module in particular (the parked service knows no
+                // module index), hence the name in the text.
+                httpd::log::startup(
+                    -1,
+                    httpd::log::APLOG_NOTICE,
+                    httpd::here!(),
+                    &format!(
+                        "mod_websocket: child {} is retired by the MPM while other children serve: its WebSockets \
+                         stay open until they end (a restart or stop still closes them with 1001)",
+                        std::process::id()
+                    ),
+                );
+            });
+            false
+        }
+        httpd::mpm::Stopping::NoSibling => {
+            let now = Moment::now();
+            let mut since = NO_SIBLING_SINCE.lock().unwrap_or_else(PoisonError::into_inner);
+            now >= *since.get_or_insert(now) + NO_SIBLING_GRACE
+        }
+    };
+    if stops {
+        signal_stop();
+    }
+    stops
+}
+
+static RETIRED_NOTED: std::sync::Once = std::sync::Once::new();
 
 /// Whether this child was told to stop.
 pub(crate) fn stop_signalled() -> bool {
@@ -181,7 +240,7 @@ pub fn run_on_thread<T, A, L>(
             session.server_stopping(now.time());
         } else if now >= stop_checked + STOP_CHECK {
             stop_checked = now;
-            if httpd::mpm::is_stopping() {
+            if server_stop_check() {
                 session.server_stopping(now.time());
             }
         }

@@ -308,6 +308,8 @@ struct State {
     timers: BinaryHeap<Reverse<(Moment, u64)>>,
     /// The child was told to stop: every parked session closes with 1001.
     stop_pending: bool,
+    /// `stop_pending` was set once: the stop is being handled.
+    stop_seen: bool,
     quit: bool,
     /// The service thread waits on `wake` and nobody has woken it yet: a
     /// connection made ready while it runs is seen when it next takes the
@@ -451,8 +453,8 @@ impl Service {
             let now = Moment::now();
             if now >= stop_checked + STOP_CHECK {
                 stop_checked = now;
-                if !crate::driver::stop_signalled() && httpd::mpm::is_stopping() {
-                    crate::driver::signal_stop();
+                // A stop the thread drivers' checks found first counts too.
+                if !st.stop_seen && crate::driver::server_stop_check() {
                     st.stop_pending = true;
                 }
             }
@@ -467,6 +469,7 @@ impl Service {
                 }
             }
             if std::mem::take(&mut st.stop_pending) {
+                st.stop_seen = true;
                 todo.extend(st.parked.keys().copied());
             }
             if todo.is_empty() {
