@@ -6,6 +6,7 @@
 //! the handshake's refusals, limits, the closing handshake, and streams
 //! that end without one (reset, or the whole TCP connection dropped).
 
+use std::io::Write;
 use std::time::{Duration, Instant};
 
 use integration_tests::rfc8441::{h2_websocket, H2Client, H2Connection};
@@ -422,6 +423,46 @@ fn timers_limits_and_restarts(mpm: Mpm, wire: Wire) {
     stopping.join().unwrap();
 }
 
+/// A child the MPM retires alone (here after `MaxConnectionsPerChild`)
+/// keeps its HTTP/1.1 WebSockets, but mod_http2 winds its client
+/// connections down: the h2 stream is closed with 1001 rather than dropped.
+fn a_retired_child_closes_its_streams(mpm: Mpm, wire: Wire) {
+    // Slack for the connections that saw the server up.
+    let locations = format!("MaxConnectionsPerChild 8\n{}", echo_location("/echo", ""));
+    let server = h2_server(&format!("h2-retired-{wire:?}-{mpm}"), mpm, wire, &locations);
+    let mut conn = open(&server);
+    let mut stream = h2_websocket(&mut conn, "/echo", &[]);
+    assert_eq!(ask(&mut stream, "before"), "before");
+    // More connections retire it: the worker MPM counts a connection
+    // when it is done and looks at the count when it accepts the next.
+    stream.get_mut().timeout = Duration::from_millis(100);
+    let started = Instant::now();
+    let mut connections = 0;
+    let code = loop {
+        match stream.read() {
+            Ok(Message::Close(frame)) => break frame.map(|f| f.code),
+            Ok(other) => panic!("expected a close frame, got {other:?}"),
+            Err(integration_tests::tungstenite::Error::Io(e))
+                if e.kind() == std::io::ErrorKind::WouldBlock => {}
+            Err(e) => panic!("the stream ended without a close frame: {e}"),
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "no close after {connections} more connections"
+        );
+        if connections < 20 {
+            let mut other = connect(&server.server);
+            other
+                .write_all(b"GET /index.html HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
+                .unwrap();
+            let _ = read_response(&mut other);
+            connections += 1;
+        }
+    };
+    assert_eq!(code, Some(CloseCode::Away));
+    server.finish();
+}
+
 /// mod_websocket_draft76 beside mod_websocket: an RFC 6455 stream still
 /// goes to mod_websocket, and a draft-76 handshake (its two keys in the
 /// CONNECT's headers) is refused with 400, since the drafts cannot work
@@ -543,4 +584,14 @@ fn timers_limits_and_restarts_h2c_worker() {
 #[test]
 fn timers_limits_and_restarts_h2_worker() {
     timers_limits_and_restarts(Mpm::Worker, Wire::H2);
+}
+
+#[test]
+fn a_retired_child_closes_its_streams_h2c_event() {
+    a_retired_child_closes_its_streams(Mpm::Event, Wire::H2c);
+}
+
+#[test]
+fn a_retired_child_closes_its_streams_h2_worker() {
+    a_retired_child_closes_its_streams(Mpm::Worker, Wire::H2);
 }

@@ -35,6 +35,9 @@ const DEADLINE_SLACK: Duration = Duration::from_millis(1);
 /// Set once this child has been told to stop.
 static STOP_SIGNALLED: AtomicBool = AtomicBool::new(false);
 
+/// Set once the MPM stops this child, whether or not the server stops too.
+static CHILD_STOPPING: AtomicBool = AtomicBool::new(false);
+
 /// The pollsets of this process's running thread drivers.
 static DRIVERS: Mutex<Option<HashMap<u64, Waker>>> = Mutex::new(None);
 static NEXT_DRIVER: AtomicU64 = AtomicU64::new(0);
@@ -73,11 +76,15 @@ static NO_SIBLING_SINCE: Mutex<Option<Moment>> = Mutex::new(None);
 /// the MPM only retires this child), every running session of this process
 /// learns it at once.
 pub fn child_stopping(graceful: bool) {
+    CHILD_STOPPING.store(true, Ordering::Release);
     if !graceful {
         signal_stop();
         crate::parked::child_stopping();
     } else if server_stop_check() {
         crate::parked::child_stopping();
+    } else {
+        // HTTP/2 streams close even so (see `run_on_thread`).
+        wake_drivers();
     }
 }
 
@@ -134,6 +141,10 @@ pub(crate) fn stop_signalled() -> bool {
 /// Tells every thread driver of this process that the child stops.
 pub(crate) fn signal_stop() {
     STOP_SIGNALLED.store(true, Ordering::Release);
+    wake_drivers();
+}
+
+fn wake_drivers() {
     let drivers = DRIVERS.lock().unwrap_or_else(PoisonError::into_inner);
     drivers.iter().flat_map(HashMap::values).for_each(Waker::wake);
 }
@@ -222,11 +233,15 @@ impl Reporter {
 }
 
 /// Steps `session` on this thread until it is done, sleeping in `pollset`
-/// between steps; reports its counts as it goes.
+/// between steps; reports its counts as it goes. With `with_the_child`
+/// (HTTP/2 streams), any stop of this child closes the session, even one
+/// that retires the child alone: mod_http2 winds the client's connection
+/// down then, and would drop the stream without our 1001.
 pub fn run_on_thread<T, A, L>(
     session: &mut Session<T, A, L>,
     pollset: &mut Pollset<'_>,
     reporter: &mut Reporter,
+    with_the_child: bool,
 ) where
     T: Transport,
     A: Application,
@@ -236,11 +251,13 @@ pub fn run_on_thread<T, A, L>(
     let mut stop_checked = Moment::now();
     loop {
         let now = Moment::now();
-        if STOP_SIGNALLED.load(Ordering::Acquire) {
+        if STOP_SIGNALLED.load(Ordering::Acquire)
+            || (with_the_child && CHILD_STOPPING.load(Ordering::Acquire))
+        {
             session.server_stopping(now.time());
         } else if now >= stop_checked + STOP_CHECK {
             stop_checked = now;
-            if server_stop_check() {
+            if server_stop_check() || (with_the_child && httpd::mpm::is_stopping()) {
                 session.server_stopping(now.time());
             }
         }

@@ -346,7 +346,7 @@ pub fn serve(ep: Endpoint<'_>) -> c_int {
     match Pollset::for_connection(c, driver_pool.get()) {
         Ok(mut pollset) => {
             session.set_waker(Some(pollset.waker()));
-            run_on_thread(session, &mut pollset, &mut reporter);
+            run_on_thread(session, &mut pollset, &mut reporter, c.is_secondary());
         }
         Err(_) => {
             rlog!(r, mi, APLOG_ERR, "cannot poll this connection; closing it");
