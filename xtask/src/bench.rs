@@ -417,7 +417,9 @@ pub fn cmd_bench(args: &[String]) -> Result<(), String> {
         crate::deps::ensure(&[crate::deps::BUILD, crate::deps::RUN, &["openssl"]])?;
         let stage = crate::stage::build(true)?;
         let bin = build_bench_binaries()?;
-        return scale::run(&stage, &bin, n, increments, seconds);
+        let servers = option(args, "--servers")?;
+        let setups = scale::setups(servers)?;
+        return scale::run(&stage, &bin, n, increments, seconds, &setups);
     }
     if let Some(n) = option(args, "--fanout")? {
         let n: usize = n

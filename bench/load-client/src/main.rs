@@ -21,12 +21,22 @@ usage: bench-load-client --addr 127.0.0.1:PORT [--path /echo] [--raw | --h2]
            [--echo-path /echo] [--increment-path /dumb-increment] [--get-path /index.html]
            [--batch N] [--server-pgid PGID]... [--keepalive-path /index.html]
            (--keepalive-path: the idle connections are HTTP keep-alive ones that
-           each GET this path once; no echoes, no dumb-increment)
+           each GET this path once; no echoes, no dumb-increment;
+           --ws-addr A,B,...: further ports of the same server, towards which
+           helper processes hold the connections one process cannot)
+       bench-load-client scale-hold --ws-addr 127.0.0.1:PORT --conns N [--seed N]
+           [--tls CA.pem] [--echo-path /echo] [--batch N] [--keepalive-path P]
+           (a helper of scale: reports, echoes at each 'echo' line on stdin,
+           ends with stdin)
 ";
 
-fn parse_scale(args: &[String]) -> Result<ScaleOptions, String> {
+/// The scale options, and the seed (`--seed`, numbering a helper's
+/// connections after those of the others).
+fn parse_scale(args: &[String]) -> Result<(ScaleOptions, u64), String> {
+    let mut seed = 1;
     let mut o = ScaleOptions {
         ws_addr: ([127, 0, 0, 1], 80).into(),
+        more_ws_addrs: Vec::new(),
         tls: None,
         http_addr: ([127, 0, 0, 1], 80).into(),
         conns: 1000,
@@ -44,7 +54,12 @@ fn parse_scale(args: &[String]) -> Result<ScaleOptions, String> {
         let addr = || address(a, v);
         let int = || count(a, v).map(|n| n as usize);
         match a {
-            "--ws-addr" => o.ws_addr = addr()?,
+            "--ws-addr" => {
+                let mut all = v.split(',').map(|one| address(a, one));
+                o.ws_addr = all.next().expect("split yields one")?;
+                o.more_ws_addrs = all.collect::<Result<_, _>>()?;
+            }
+            "--seed" => seed = count(a, v)?,
             "--http-addr" => o.http_addr = addr()?,
             "--tls" => o.tls = Some(v.into()),
             "--conns" => o.conns = int()?,
@@ -68,7 +83,7 @@ fn parse_scale(args: &[String]) -> Result<ScaleOptions, String> {
             other => return Err(format!("unexpected argument '{other}'\n{USAGE}")),
         }
     }
-    Ok(o)
+    Ok((o, seed))
 }
 
 /// The `--flag value` pairs of a subcommand's arguments.
@@ -186,7 +201,15 @@ fn main() {
     let result = if args.first().map(String::as_str) == Some("fanout") {
         parse_fanout(&args[1..]).and_then(|o| bench_load_client::fanout::run(&o))
     } else if args.first().map(String::as_str) == Some("scale") {
-        parse_scale(&args[1..]).and_then(|o| bench_load_client::scale::run(&o))
+        parse_scale(&args[1..]).and_then(|(o, _)| bench_load_client::scale::run(&o))
+    } else if args.first().map(String::as_str) == Some("scale-hold") {
+        // It reports as it goes, on standard output.
+        if let Err(e) = parse_scale(&args[1..]).and_then(|(o, seed)| bench_load_client::scale::hold(&o, seed))
+        {
+            eprintln!("bench-load-client scale-hold: {e}");
+            std::process::exit(1);
+        }
+        return;
     } else {
         parse(&args).and_then(|o| run(&o))
     };

@@ -10,9 +10,17 @@
 //! Connections that the server does not upgrade within the handshake
 //! timeout count as failed; after a batch in which all failed, the rest
 //! are not tried (a server whose workers are all held answers none).
+//!
+//! More idle connections than one process may hold (its descriptor limit,
+//! and the ephemeral ports towards one server port) are held by helper
+//! processes of this binary (`scale-hold`), each towards its own port of
+//! the server (`--ws-addr` lists them), which open their share, report,
+//! echo on each when told, and close them when their standard input ends.
 
+use std::io::{BufRead, BufReader, Write};
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -28,6 +36,8 @@ use crate::wire::{client_header, handshake_on, parse_server_header, OP_CLOSE, OP
 pub struct ScaleOptions {
     /// Where the WebSockets connect (the TLS port with `tls`).
     pub ws_addr: SocketAddr,
+    /// Further ports of the same server, for the helper processes.
+    pub more_ws_addrs: Vec<SocketAddr>,
     /// TLS with this CA certificate (PEM) to check the server's against.
     pub tls: Option<PathBuf>,
     /// Where the plain GETs go.
@@ -304,6 +314,178 @@ fn quantile_ms(sorted: &[Duration], q: f64) -> Option<f64> {
     Some(sorted[rank].as_secs_f64() * 1000.0)
 }
 
+/// One echo on each of `conns` (numbered from `first`), a batch at a time;
+/// how many answered, and the first failure. A keep-alive connection
+/// answers a second GET instead: it proves the server kept it, since the
+/// event MPM closes idle keep-alive connections early when its workers get
+/// busy.
+async fn answer_all(opts: &ScaleOptions, conns: &mut [Ws], first: usize) -> (usize, Option<String>) {
+    let mut answered = 0;
+    let mut first_failure = None;
+    let mut k = first;
+    for chunk in conns.chunks_mut(opts.batch) {
+        let results = futures_util::future::join_all(chunk.iter_mut().map(|ws| {
+            k += 1;
+            let i = k;
+            let host = opts.ws_addr.to_string();
+            let page = opts.keepalive_path.as_deref();
+            async move {
+                let answer = async {
+                    match page {
+                        Some(page) => keepalive_get(&mut ws.io, &host, page).await,
+                        None => ws.echo(i).await,
+                    }
+                };
+                tokio::time::timeout(ECHO_TIMEOUT, answer)
+                    .await
+                    .unwrap_or_else(|_| Err("no answer in time".into()))
+            }
+        }))
+        .await;
+        for r in results {
+            match r {
+                Ok(()) => answered += 1,
+                Err(e) => {
+                    first_failure.get_or_insert(e);
+                }
+            }
+        }
+    }
+    (answered, first_failure)
+}
+
+/// Descriptors a process keeps for everything but idle connections.
+const RESERVED_DESCRIPTORS: usize = 1024;
+/// Connections one process opens towards one server port: Linux's default
+/// ephemeral range (32768-60999) has 28,232 ports per destination.
+const PER_DESTINATION: usize = 25_000;
+
+/// How many idle connections one process can hold.
+fn holder_capacity() -> usize {
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit writes the local struct only.
+    let soft = if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) } == 0 {
+        limit.rlim_cur as usize
+    } else {
+        RESERVED_DESCRIPTORS * 2
+    };
+    soft.saturating_sub(RESERVED_DESCRIPTORS)
+        .clamp(1, PER_DESTINATION)
+}
+
+/// The idle connections' shares among helper processes (destination,
+/// count), or none when this process holds them all with the rest.
+fn shares(opts: &ScaleOptions) -> Vec<(SocketAddr, usize)> {
+    let capacity = holder_capacity();
+    if opts.conns + opts.increments <= capacity {
+        return Vec::new();
+    }
+    let holders = opts.conns.div_ceil(capacity);
+    let destinations: Vec<SocketAddr> = std::iter::once(opts.ws_addr)
+        .chain(opts.more_ws_addrs.iter().copied())
+        .collect();
+    (0..holders)
+        .map(|i| {
+            let count = opts.conns / holders + usize::from(i < opts.conns % holders);
+            (destinations[i % destinations.len()], count)
+        })
+        .collect()
+}
+
+/// A helper process holding a share of the idle connections.
+struct Holder {
+    child: Child,
+    stdin: Option<ChildStdin>,
+    stdout: BufReader<ChildStdout>,
+}
+
+impl Holder {
+    fn spawn(opts: &ScaleOptions, addr: SocketAddr, count: usize, seed: u64) -> Result<Holder, String> {
+        let exe = std::env::current_exe().map_err(|e| e.to_string())?;
+        let mut cmd = Command::new(exe);
+        cmd.arg("scale-hold")
+            .args(["--ws-addr", &addr.to_string(), "--conns", &count.to_string()])
+            .args(["--batch", &opts.batch.to_string(), "--seed", &seed.to_string()])
+            .args(["--echo-path", &opts.echo_path]);
+        if let Some(ca) = &opts.tls {
+            cmd.arg("--tls").arg(ca);
+        }
+        if let Some(page) = &opts.keepalive_path {
+            cmd.args(["--keepalive-path", page]);
+        }
+        let mut child = cmd
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .map_err(|e| format!("cannot start a holder: {e}"))?;
+        let stdin = child.stdin.take();
+        let stdout = BufReader::new(child.stdout.take().expect("piped"));
+        Ok(Holder { child, stdin, stdout })
+    }
+
+    fn tell(&mut self, what: &str) -> Result<(), String> {
+        let stdin = self.stdin.as_mut().expect("open until dropped");
+        writeln!(stdin, "{what}")
+            .and_then(|()| stdin.flush())
+            .map_err(|e| format!("a holder is gone: {e}"))
+    }
+
+    /// Its next report, one JSON line.
+    fn report(&mut self) -> Result<serde_json::Value, String> {
+        let mut line = String::new();
+        match self.stdout.read_line(&mut line) {
+            Ok(0) | Err(_) => Err("a holder ended without its report; see its message above".into()),
+            Ok(_) => serde_json::from_str(&line).map_err(|e| format!("a holder's report: {e}")),
+        }
+    }
+}
+
+impl Drop for Holder {
+    fn drop(&mut self) {
+        // Its standard input ends: it closes its connections and exits.
+        self.stdin.take();
+        let _ = self.child.wait();
+    }
+}
+
+/// `scale-hold`: opens `opts.conns` idle connections, reports them on
+/// standard output, and at each `echo` line on standard input echoes on
+/// each and reports; closes them when standard input ends.
+pub fn hold(opts: &ScaleOptions, seed: u64) -> Result<(), String> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| format!("cannot start the runtime: {e}"))?;
+    let local = tokio::task::LocalSet::new();
+    local.block_on(&rt, async {
+        let tls = opts.tls.as_ref().map(tls_connector).transpose()?;
+        let (mut conns, failed, first_error) =
+            open_many(opts, tls.as_ref(), opts.conns, &opts.echo_path, None, seed).await;
+        let say = |report: serde_json::Value| {
+            let mut out = std::io::stdout().lock();
+            writeln!(out, "{report}")
+                .and_then(|()| out.flush())
+                .map_err(|e| e.to_string())
+        };
+        say(json!({ "opened": conns.len(), "failed": failed, "first_failure": first_error }))?;
+        // Blocking reads: this process has nothing else to do meanwhile.
+        for line in std::io::stdin().lock().lines() {
+            match line.map_err(|e| e.to_string())?.trim() {
+                "echo" => {
+                    let (answered, first_failure) = answer_all(opts, &mut conns, seed as usize).await;
+                    say(json!({ "answered": answered, "first_failure": first_failure }))?;
+                }
+                other => return Err(format!("scale-hold: unexpected command {other:?}")),
+            }
+        }
+        Ok(())
+    })
+}
+
 /// Runs the scale measurement; the result is one JSON object.
 pub fn run(opts: &ScaleOptions) -> Result<serde_json::Value, String> {
     if !opts.ws_addr.ip().is_loopback() || !opts.http_addr.ip().is_loopback() {
@@ -328,13 +510,39 @@ async fn measure(opts: &ScaleOptions) -> Result<serde_json::Value, String> {
     let empty = footprint(&opts.server_pgids, page);
 
     let started = Instant::now();
-    let (mut idle, failed, first_error) =
-        open_many(opts, tls.as_ref(), opts.conns, &opts.echo_path, None, 1).await;
+    let shares = shares(opts);
+    let mut holders = Vec::with_capacity(shares.len());
+    let mut seed = 1;
+    for &(addr, count) in &shares {
+        holders.push(Holder::spawn(opts, addr, count, seed)?);
+        seed += count as u64;
+    }
+    let own = if holders.is_empty() { opts.conns } else { 0 };
+    let (mut idle, mut failed, mut first_error) =
+        open_many(opts, tls.as_ref(), own, &opts.echo_path, None, 1).await;
+    let mut opened = idle.len();
+    for h in &mut holders {
+        let report = h.report()?;
+        opened += report["opened"].as_u64().unwrap_or(0) as usize;
+        failed += report["failed"].as_u64().unwrap_or(0) as usize;
+        if let Some(e) = report["first_failure"].as_str() {
+            first_error.get_or_insert_with(|| e.to_owned());
+        }
+    }
     let open_seconds = started.elapsed().as_secs_f64();
     eprintln!(
-        "scale: {} of {} WebSockets open in {open_seconds:.1} s{}",
-        idle.len(),
+        "scale: {opened} of {} {} open in {open_seconds:.1} s{}{}",
         opts.conns,
+        if opts.keepalive_path.is_some() {
+            "keep-alive connections"
+        } else {
+            "WebSockets"
+        },
+        if holders.is_empty() {
+            String::new()
+        } else {
+            format!(" by {} processes", holders.len())
+        },
         first_error
             .as_ref()
             .map_or(String::new(), |e| format!(" (first failure: {e})"))
@@ -372,40 +580,18 @@ async fn measure(opts: &ScaleOptions) -> Result<serde_json::Value, String> {
     gets.sort_unstable();
     let keepalive = opts.keepalive_path.is_some();
 
-    // One echo on every open WebSocket, a batch at a time.
+    // One echo on every open WebSocket (or a second GET on every
+    // keep-alive connection), here and in the holders at once.
     let started = Instant::now();
-    let mut echoed = 0;
-    let mut echo_error = None;
-    let mut k = 0;
-    // (A keep-alive connection answers a second GET instead: it proves the
-    // server kept it, since the event MPM closes idle keep-alive
-    // connections early when its workers get busy.)
-    for chunk in idle.chunks_mut(opts.batch) {
-        let results = futures_util::future::join_all(chunk.iter_mut().map(|ws| {
-            k += 1;
-            let i = k;
-            let host = opts.ws_addr.to_string();
-            let page = opts.keepalive_path.as_deref();
-            async move {
-                let answer = async {
-                    match page {
-                        Some(page) => keepalive_get(&mut ws.io, &host, page).await,
-                        None => ws.echo(i).await,
-                    }
-                };
-                tokio::time::timeout(ECHO_TIMEOUT, answer)
-                    .await
-                    .unwrap_or_else(|_| Err("no answer in time".into()))
-            }
-        }))
-        .await;
-        for r in results {
-            match r {
-                Ok(()) => echoed += 1,
-                Err(e) => {
-                    echo_error.get_or_insert(e);
-                }
-            }
+    for h in &mut holders {
+        h.tell("echo")?;
+    }
+    let (mut echoed, mut echo_error) = answer_all(opts, &mut idle, 0).await;
+    for h in &mut holders {
+        let report = h.report()?;
+        echoed += report["answered"].as_u64().unwrap_or(0) as usize;
+        if let Some(e) = report["first_failure"].as_str() {
+            echo_error.get_or_insert_with(|| e.to_owned());
         }
     }
     let echo_seconds = started.elapsed().as_secs_f64();
@@ -470,6 +656,7 @@ async fn measure(opts: &ScaleOptions) -> Result<serde_json::Value, String> {
     let all_open = footprint(&opts.server_pgids, page);
     drop(increment_conns);
     drop(idle);
+    drop(holders);
 
     let open = opts.conns - failed;
     let growth_kib = loaded.rss_kib as f64 - empty.rss_kib as f64;
@@ -479,6 +666,7 @@ async fn measure(opts: &ScaleOptions) -> Result<serde_json::Value, String> {
         "tls": opts.tls.is_some(),
         "requested": opts.conns,
         "opened": open,
+        "holder_processes": shares.len(),
         "failed": failed,
         "first_failure": first_error,
         "open_seconds": open_seconds,

@@ -38,17 +38,31 @@ pub(super) fn factor_for(n: usize) -> usize {
     per_child.saturating_sub(25).div_ceil(23).max(2)
 }
 
-fn tls_config(port: u16, cert: &Path, key: &Path) -> String {
+/// How many ports the server listens on for `n` connections: the load
+/// client opens at most so many towards one (Linux's ephemeral ports
+/// towards one destination are about 28,000).
+fn ports_for(n: usize) -> usize {
+    n.div_ceil(15_000).max(1)
+}
+
+fn listen_lines(ports: &[u16]) -> String {
+    ports.iter().map(|p| format!("Listen 127.0.0.1:{p}\n")).collect()
+}
+
+fn tls_config(ports: &[u16], cert: &Path, key: &Path) -> String {
+    let addrs: Vec<String> = ports.iter().map(|p| format!("127.0.0.1:{p}")).collect();
     format!(
-        "Listen 127.0.0.1:{port}\n<VirtualHost 127.0.0.1:{port}>\n    SSLEngine on\n    \
+        "{}<VirtualHost {}>\n    SSLEngine on\n    \
          SSLCertificateFile \"{}\"\n    SSLCertificateKeyFile \"{}\"\n</VirtualHost>\n",
+        listen_lines(ports),
+        addrs.join(" "),
         cert.display(),
         key.display()
     )
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
-enum Setup {
+pub enum Setup {
     Ours,
     /// The same server holding idle HTTP keep-alive connections instead:
     /// Apache's own cost of an idle connection, the floor for ours.
@@ -57,6 +71,8 @@ enum Setup {
 }
 
 impl Setup {
+    const ALL: [Setup; 3] = [Setup::Ours, Setup::Keepalive, Setup::Proxy];
+
     fn label(self) -> &'static str {
         match self {
             Setup::Ours => "mod_websocket",
@@ -77,14 +93,21 @@ struct Run {
     apache: RunningServer,
     config_error_log: PathBuf,
     backend: Option<super::Standalone>,
-    tls_port: Option<u16>,
+    /// Where the WebSockets go: the TLS ports, or the plain ones after
+    /// Apache's own.
+    tls_ports: Vec<u16>,
+    more_plain_ports: Vec<u16>,
 }
 
-fn free_port() -> Result<u16, String> {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .map_err(|e| e.to_string())
+/// `k` distinct free ports (all bound at once while they are picked).
+fn free_ports(k: usize) -> Result<Vec<u16>, String> {
+    let held = (0..k)
+        .map(|_| std::net::TcpListener::bind("127.0.0.1:0"))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| e.to_string())?;
+    held.iter()
+        .map(|l| l.local_addr().map(|a| a.port()).map_err(|e| e.to_string()))
+        .collect()
 }
 
 fn start(
@@ -110,14 +133,19 @@ fn start(
     )
     .map_err(|e| e.to_string())?;
     let mut extra = stock_event(factor_for(n + increments));
-    let tls_port = match tls {
+    let ports = ports_for(n + increments);
+    let (tls_ports, more_plain_ports) = match tls {
         Some(t) => {
-            let port = free_port()?;
+            let ports = free_ports(ports)?;
             config = config.load_module("ssl_module", install.module_path("ssl"));
-            extra.push_str(&tls_config(port, &t.cert, &t.key));
-            Some(port)
+            extra.push_str(&tls_config(&ports, &t.cert, &t.key));
+            (ports, Vec::new())
         }
-        None => None,
+        None => {
+            let more = free_ports(ports - 1)?;
+            extra.push_str(&listen_lines(&more));
+            (Vec::new(), more)
+        }
     };
     let mut backend = None;
     match setup {
@@ -157,7 +185,8 @@ fn start(
         config_error_log: apache.config().error_log_path(),
         apache,
         backend,
-        tls_port,
+        tls_ports,
+        more_plain_ports,
     })
 }
 
@@ -259,15 +288,20 @@ fn measure(
     keepalive: bool,
 ) -> Result<Value, String> {
     let http = run.apache.addr();
-    let ws = run
-        .tls_port
-        .map_or(http, |p| std::net::SocketAddr::from(([127, 0, 0, 1], p)));
+    let ws: Vec<String> = if run.tls_ports.is_empty() {
+        std::iter::once(http.port())
+            .chain(run.more_plain_ports.iter().copied())
+            .map(|p| format!("127.0.0.1:{p}"))
+            .collect()
+    } else {
+        run.tls_ports.iter().map(|p| format!("127.0.0.1:{p}")).collect()
+    };
     let mut pgids = vec![run.apache.pid()];
     pgids.extend(run.backend.as_ref().map(|b| b.child.id()));
     let pgids: Vec<String> = pgids.iter().map(u32::to_string).collect();
     let mut cmd = Command::new(client);
     cmd.arg("scale")
-        .args(["--ws-addr", &ws.to_string(), "--http-addr", &http.to_string()])
+        .args(["--ws-addr", &ws.join(","), "--http-addr", &http.to_string()])
         .args(["--conns", &n.to_string(), "--increments", &increments.to_string()])
         .args(["--tick-seconds", &seconds.to_string()])
         .args(["--server-pgid", &pgids.join(",")]);
@@ -287,8 +321,33 @@ fn measure(
     serde_json::from_slice(&out.stdout).map_err(|e| format!("the scale client's report: {e}"))
 }
 
-/// Runs every setup and reports.
-pub fn run(stage: &Stage, bin: &Path, n: usize, increments: usize, seconds: f64) -> Result<(), String> {
+/// The setups `--servers` names (all without it).
+pub fn setups(list: Option<&str>) -> Result<Vec<Setup>, String> {
+    let Some(list) = list else {
+        return Ok(Setup::ALL.to_vec());
+    };
+    list.split(',')
+        .map(|id| {
+            Setup::ALL.into_iter().find(|s| s.id() == id).ok_or_else(|| {
+                let ids: Vec<&str> = Setup::ALL.iter().map(|s| s.id()).collect();
+                format!(
+                    "--servers with --scale: unknown '{id}' (one of {})",
+                    ids.join(", ")
+                )
+            })
+        })
+        .collect()
+}
+
+/// Runs the setups, each over plain TCP and TLS, and reports.
+pub fn run(
+    stage: &Stage,
+    bin: &Path,
+    n: usize,
+    increments: usize,
+    seconds: f64,
+    setups: &[Setup],
+) -> Result<(), String> {
     let limit = raise_descriptor_limit(n + increments);
     eprintln!("xtask: scale: descriptor limit {limit}");
     let install = Install::discover().map_err(|e| e.to_string())?;
@@ -296,7 +355,7 @@ pub fn run(stage: &Stage, bin: &Path, n: usize, increments: usize, seconds: f64)
     let tls_dir = target_dir().join("bench/scale");
     let tls = certificates(&tls_dir)?;
     let mut rows = Vec::new();
-    for setup in [Setup::Ours, Setup::Keepalive, Setup::Proxy] {
+    for &setup in setups {
         for over_tls in [false, true] {
             let transport = if over_tls { "TLS" } else { "plain" };
             eprintln!(
