@@ -169,6 +169,7 @@ const VARS: &[&str] = &[
     "ap_server_conf",
     "ap_scoreboard_image",
     "AP_SQ_[A-Z_]+",
+    "ap_max_mem_free",
 ];
 
 /// Gives each macro constant the C type of the parameter or field it is used

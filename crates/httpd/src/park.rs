@@ -177,6 +177,63 @@ impl<W> Handle<W> {
     }
 }
 
+/// The free memory of a parked connection's allocator. The event MPM gives
+/// each connection an allocator of its own, which keeps what the
+/// connection's pools freed (up to `MaxMemFree`, 2 MiB by default) for the
+/// connection to reuse; thousands of idle WebSockets would each sit on
+/// theirs. A park hands it back to malloc, where other connections reuse
+/// it, and keeps nothing while parked; a resume restores the MPM's limit,
+/// so a busy connection's large writes come from its own free lists again.
+mod free_memory {
+    use crate::sys;
+
+    /// How many free nodes a park takes back at most. APR has no call that
+    /// empties an allocator's free lists: taking a node gives the smallest
+    /// free one, or a new one once none is left, and giving it back to an
+    /// allocator that may keep nothing frees it.
+    const NODES: usize = 16;
+
+    /// # Safety
+    /// `pool` is a live pool of the connection, on the thread that owns it.
+    pub(super) unsafe fn give_back(pool: *mut sys::apr_pool_t) {
+        // SAFETY: per the contract; the connection's allocator has no mutex
+        // and only its owner uses it. The nodes are taken and given back
+        // whole, untouched.
+        unsafe {
+            let allocator = sys::apr_pool_allocator_get(pool);
+            if allocator.is_null() {
+                return;
+            }
+            sys::apr_allocator_max_free_set(allocator, 1);
+            let mut taken: *mut sys::apr_memnode_t = std::ptr::null_mut();
+            for _ in 0..NODES {
+                let node = sys::apr_allocator_alloc(allocator, 1);
+                if node.is_null() {
+                    break;
+                }
+                (*node).next = taken;
+                taken = node;
+            }
+            if !taken.is_null() {
+                sys::apr_allocator_free(allocator, taken);
+            }
+        }
+    }
+
+    /// # Safety
+    /// As for [`give_back`].
+    pub(super) unsafe fn keep(pool: *mut sys::apr_pool_t) {
+        // SAFETY: per the contract; the MPM set the same limit when it made
+        // the allocator.
+        unsafe {
+            let allocator = sys::apr_pool_allocator_get(pool);
+            if !allocator.is_null() {
+                sys::apr_allocator_max_free_set(allocator, sys::ap_max_mem_free as sys::apr_size_t);
+            }
+        }
+    }
+}
+
 /// What the hooks find in the connection's configuration slot.
 trait Slot {
     fn suspend(&self);
@@ -192,6 +249,8 @@ impl<W: Work> Slot for Handle<W> {
     fn suspend(&self) {
         let mut inner = self.lock();
         if inner.owner == Owner::Worker {
+            // SAFETY: the live request's pool, on the connection's worker.
+            unsafe { free_memory::give_back(self.0.request_pool) };
             inner.owner = Owner::Mpm;
             let handle = self.clone();
             if let Some(work) = inner.work.as_mut() {
@@ -204,6 +263,8 @@ impl<W: Work> Slot for Handle<W> {
         let mut inner = self.lock();
         if inner.owner == Owner::Mpm {
             inner.owner = Owner::Worker;
+            // SAFETY: the live request's pool, on the connection's worker.
+            unsafe { free_memory::keep(self.0.request_pool) };
         }
     }
 
